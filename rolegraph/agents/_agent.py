@@ -1,0 +1,154 @@
+"""Agent: one role. A prompt template, a model role name, a typed output and a retry policy.
+
+An agent is data (a frozen dataclass); `run(runtime, ...)` executes it. Output that fails to
+parse or validate goes back to the model with the error, up to `max_attempts` in all; then
+AgentOutputError carries every attempt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from pydantic import BaseModel, ValidationError
+
+from rolegraph.errors import AgentOutputError
+from rolegraph.models import ChatRequest, ChatResponse, Message, ToolSpec, Usage, decode_json
+
+if TYPE_CHECKING:
+    from rolegraph.runtime import Runtime
+
+T = TypeVar("T")
+
+RETRY_PROMPT = "agents/retry"
+
+
+class OutputInvalid(ValueError):
+    """Raised by an output parser: the message goes back to the model as feedback."""
+
+
+@dataclass(frozen=True)
+class AgentAttempt:
+    """One try: what the model said and why it was rejected (None if accepted)."""
+
+    index: int
+    text: str
+    error: str | None
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True)
+class AgentResult(Generic[T]):
+    """The typed output plus the conversation that produced it."""
+
+    output: T
+    messages: tuple[Message, ...]
+    """The prompt, the accepted answer, and any rejected answers with their feedback between."""
+    response: ChatResponse
+    attempts: tuple[AgentAttempt, ...]
+    prompt_name: str
+    prompt_sha256: str
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for a in self.attempts:
+            total = total + a.usage
+        return total
+
+
+@dataclass(frozen=True, kw_only=True)
+class Agent(Generic[T]):
+    """One role.
+
+    `output` is a pydantic model (the model is asked for JSON matching its schema), `str` (the
+    text as is), or a function `text -> value` that raises OutputInvalid to ask again.
+    """
+
+    name: str
+    prompt: str
+    output: type[T] | Callable[[str], T]
+    role: str | None = None
+    """The runtime role whose model answers; default: `name`."""
+    max_attempts: int = 3
+    max_tokens: int | None = None
+    temperature: float | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str | None = None
+
+    @property
+    def model_role(self) -> str:
+        return self.role or self.name
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        out = self.output
+        if isinstance(out, type) and issubclass(out, BaseModel):
+            return out.model_json_schema()
+        return None
+
+    async def run(self, runtime: Runtime, *, history: Sequence[Message] = (), seed: int | None = None,
+                  **inputs: Any) -> T:
+        """Render the prompt with `inputs`, ask the role's model, return the validated output."""
+        return (await self.invoke(runtime, history=history, seed=seed, **inputs)).output
+
+    async def invoke(self, runtime: Runtime, *, history: Sequence[Message] = (),
+                     seed: int | None = None, **inputs: Any) -> AgentResult[T]:
+        """Like `run`, but returns the whole conversation and every attempt as well."""
+        rendered = runtime.prompts.render(self.prompt, **inputs)
+        model = runtime.model(self.model_role)
+        messages: list[Message] = [*history, *rendered.messages]
+        attempts: list[AgentAttempt] = []
+        schema = self.schema
+        for index in range(self.max_attempts):
+            request = ChatRequest(
+                messages=tuple(messages),
+                response_schema=schema,
+                schema_name=_schema_name(self.output),
+                tools=self.tools,
+                tool_choice=self.tool_choice,
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+                seed=seed,
+            )
+            response = await model.chat(request)
+            try:
+                value = self._parse(response)
+            except (OutputInvalid, ValidationError, json.JSONDecodeError) as exc:
+                error = _describe(exc)
+                attempts.append(AgentAttempt(index, response.text, error, response.usage))
+                feedback = runtime.prompts.render(RETRY_PROMPT, error=error, schema=schema,
+                                                  attempt=index + 1, max_attempts=self.max_attempts)
+                messages += [response.as_message(), *feedback.messages]
+                continue
+            attempts.append(AgentAttempt(index, response.text, None, response.usage))
+            messages.append(response.as_message())
+            return AgentResult(value, tuple(messages), response, tuple(attempts),
+                               rendered.name, rendered.sha256)
+        raise AgentOutputError(self.name, attempts)
+
+    def _parse(self, response: ChatResponse) -> T:
+        out = self.output
+        if out is str:
+            return cast(T, response.text)
+        if isinstance(out, type) and issubclass(out, BaseModel):
+            if response.tool_calls and not response.text:
+                return cast(T, out.model_validate_json(response.tool_calls[0].arguments))
+            return cast(T, out.model_validate(decode_json(response.text)))
+        return cast(Callable[[str], T], out)(response.text)
+
+
+def _schema_name(output: Any) -> str:
+    return output.__name__ if isinstance(output, type) else "output"
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg} at position {exc.pos})"
+    return str(exc)

@@ -1,0 +1,140 @@
+"""The `rolegraph` command line. Errors print as one line; `--debug` shows the traceback."""
+
+from __future__ import annotations
+
+import collections
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rolegraph import __version__
+from rolegraph.errors import RolegraphError, one_line
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Run, trace and evaluate multi-agent LLM graphs.")
+run_app = typer.Typer(no_args_is_help=True, help="Run a graph over a file of inputs.")
+serve_app = typer.Typer(no_args_is_help=True, help="Start a model server in the foreground.")
+app.add_typer(run_app, name="run")
+app.add_typer(serve_app, name="serve")
+
+console = Console(stderr=True)
+out = Console()
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"rolegraph {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"seeds must be integers separated by commas, not {text!r}") from None
+
+
+@run_app.command("refinebot")
+def run_refinebot(
+    input: Annotated[Path, typer.Option("--input", "-i", help="MCQs: .jsonl, or MicroVQA's .csv")],
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each is an independent run.")] = "0,1",
+    max_iters: Annotated[int, typer.Option("--max-iters", min=1)] = 2,
+    multi_eval: Annotated[int, typer.Option("--multi-eval", min=1)] = 1,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N questions.", min=1)] = None,
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the results (JSONL).")] = Path(
+        "refinebot-results.jsonl"),
+    concurrency: Annotated[int, typer.Option(min=1)] = 4,
+    config: Annotated[Optional[Path], typer.Option(help="rolegraph.toml to use.")] = None,
+) -> None:
+    """Refine MCQs until a model cannot answer them without the image (MicroVQA's RefineBot)."""
+    import itertools
+
+    from rolegraph.evals.mcq import load_mcqs
+    from rolegraph.graphs import refinebot
+    from rolegraph.runtime import Runtime
+
+    seed_list = _parse_seeds(seeds)
+    mcqs = list(itertools.islice(load_mcqs(input), limit))  # validates the whole file up front
+    options = refinebot.RefineBotOptions(max_iters=max_iters, multi_eval=multi_eval)
+    runtime = Runtime.load(config)
+    total = len(mcqs) * len(seed_list)
+    counts: collections.Counter[str] = collections.Counter()
+
+    async def go() -> None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        with out_file.open("w") as fh, _progress() as progress:
+            task = progress.add_task("refinebot", total=total)
+            async for result in refinebot.arun_many(mcqs, runtime=runtime, seeds=seed_list,
+                                                    options=options, concurrency=concurrency):
+                counts[result.exit_code.value] += 1
+                fh.write(result.model_dump_json(exclude={"state"}) + "\n")
+                fh.flush()
+                progress.update(task, advance=1, description=f"refinebot {result.key}/seed {result.seed}")
+
+    with runtime:
+        runtime.run_sync(go())
+    table = Table(title=f"RefineBot: {len(mcqs)} questions x {len(seed_list)} seeds")
+    table.add_column("exit code")
+    table.add_column("runs", justify="right")
+    table.add_column("share", justify="right")
+    for code in refinebot.ExitCode:
+        n = counts.get(code.value, 0)
+        if n or code is not refinebot.ExitCode.ERROR:
+            table.add_row(code.value, str(n), f"{n / total:.0%}" if total else "-")
+    out.print(table)
+    out.print(f"results: {out_file}")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+@serve_app.command("embedded")
+def serve_embedded(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8077,
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 unless you mean it.")] = "127.0.0.1",
+) -> None:
+    """Serve the embedded CPU model (SmolLM2-135M-Instruct) over the OpenAI API."""
+    from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
+
+    server = EmbeddedServer(EmbeddedConfig(port=port, host=host))
+    url = server.ensure_started()
+    console.print(f"embedded model '{server.config.alias}' serving at {url} (Ctrl-C stops it)")
+    signal.signal(signal.SIGTERM, lambda *_: (server.stop(), sys.exit(0)))
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+def main() -> None:
+    try:
+        app()
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        kind = "error" if isinstance(exc, RolegraphError) else f"error ({type(exc).__name__})"
+        console.print(f"[red]{kind}:[/red] {one_line(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
+

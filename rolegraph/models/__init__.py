@@ -1,0 +1,34 @@
+"""Model clients: the ChatModel protocol, the OpenAI-compatible HTTP client, test doubles."""
+
+from rolegraph.models._dialects import Dialect, constrain_schema
+from rolegraph.models._openai import Endpoint, OpenAICompatModel, RetryPolicy, decode_json
+from rolegraph.models._testing import FunctionModel, ScriptedModel
+from rolegraph.models._types import (
+    ChatModel,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    TokenLogprob,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+
+__all__ = [
+    "ChatModel",
+    "ChatRequest",
+    "ChatResponse",
+    "Dialect",
+    "Endpoint",
+    "FunctionModel",
+    "Message",
+    "OpenAICompatModel",
+    "RetryPolicy",
+    "ScriptedModel",
+    "TokenLogprob",
+    "ToolCall",
+    "ToolSpec",
+    "Usage",
+    "constrain_schema",
+    "decode_json",
+]

@@ -1,0 +1,123 @@
+"""The data that crosses the model boundary: requests, responses, and the ChatModel protocol.
+
+Everything here is a plain pydantic model so it can be recorded in a trace and compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ToolCall(BaseModel):
+    """A function call the model asked for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments: str
+    """The raw JSON text of the arguments, as the model wrote it."""
+
+    def parsed_arguments(self) -> Any:
+        return json.loads(self.arguments)
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ToolSpec(BaseModel):
+    """A function the model may call; `parameters` is a JSON schema."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class ChatRequest(BaseModel):
+    """What an agent asks a model. Unset sampling fields take the role's configured defaults."""
+
+    model_config = ConfigDict(frozen=True)
+
+    messages: tuple[Message, ...]
+    model: str | None = None
+    """Overrides the role's model name (for example a LoRA adapter on the same server)."""
+    response_schema: dict[str, Any] | None = None
+    """Constrain the output to JSON matching this schema."""
+    schema_name: str = "output"
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str | None = None
+    """'auto', 'none', 'required', or the name of one tool to force."""
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    top_logprobs: int | None = None
+    """Ask for log-probabilities with this many alternatives per token."""
+
+    def fingerprint(self) -> str:
+        """A stable hash of the request's content, used to match recorded calls."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+                     completion_tokens=self.completion_tokens + other.completion_tokens)
+
+
+class TokenLogprob(BaseModel):
+    token: str
+    logprob: float
+    top: list[tuple[str, float]] = Field(default_factory=list)
+
+
+class ChatResponse(BaseModel):
+    """What came back: text or tool calls, with usage and latency always filled."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    finish_reason: str | None = None
+    model: str = ""
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float = 0.0
+    logprobs: list[TokenLogprob] | None = None
+
+    def json_value(self) -> Any:
+        """The text decoded as JSON (raises json.JSONDecodeError)."""
+        return json.loads(self.text)
+
+    def as_message(self) -> Message:
+        return Message(role="assistant", content=self.text, tool_calls=tuple(self.tool_calls))
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """Anything that answers chat requests: an HTTP client, a test double, a replayer."""
+
+    async def chat(self, request: ChatRequest) -> ChatResponse: ...
+
+    async def aclose(self) -> None: ...

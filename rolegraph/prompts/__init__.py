@@ -1,0 +1,90 @@
+"""Prompt templates: files under `rolegraph/prompts/<graph>/<role>.j2`, rendered with Jinja2
+StrictUndefined. A template holds `{% block system %}` and/or `{% block user %}`; each becomes one
+message. Every render carries the template's name and content hash for the trace."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from rolegraph.errors import UserError
+from rolegraph.models import Message
+
+PACKAGE_DIR = Path(__file__).parent
+BLOCKS = ("system", "user")
+
+
+class PromptError(UserError):
+    """A template is missing, or a variable it uses was not given."""
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    name: str
+    sha256: str
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    source: str
+    sha256: str
+    _template: jinja2.Template
+
+    def render(self, **variables: Any) -> RenderedPrompt:
+        ctx = self._template.new_context(variables)
+        messages: list[Message] = []
+        try:
+            for block in BLOCKS:
+                render = self._template.blocks.get(block)
+                if render is not None:
+                    text = "".join(render(ctx)).strip()
+                    if text:
+                        messages.append(Message(role=block, content=text))  # type: ignore[arg-type]
+            if not self._template.blocks:
+                messages.append(Message(role="user", content=self._template.render(variables).strip()))
+        except jinja2.UndefinedError as exc:
+            raise PromptError(f"prompt '{self.name}': {exc}; pass it to the agent's run()") from exc
+        return RenderedPrompt(self.name, self.sha256, tuple(messages))
+
+
+class PromptLibrary:
+    """Loads templates by name ("refinebot/evaluate") from one or more directories; the first
+    directory that has the file wins, so a user's directory can override ours."""
+
+    def __init__(self, *dirs: str | Path) -> None:
+        self.dirs = [Path(d) for d in dirs] + [PACKAGE_DIR]
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=False,
+            autoescape=False,
+        )
+        self._cache: dict[str, PromptTemplate] = {}
+
+    def get(self, name: str) -> PromptTemplate:
+        if name not in self._cache:
+            filename = name if name.endswith(".j2") else f"{name}.j2"
+            try:
+                source, path, _ = self._env.loader.get_source(self._env, filename)  # type: ignore[union-attr]
+                template = self._env.get_template(filename)
+            except jinja2.TemplateNotFound:
+                raise PromptError(
+                    f"no prompt template '{filename}' in {', '.join(str(d) for d in self.dirs)}"
+                ) from None
+            except jinja2.TemplateSyntaxError as exc:
+                raise PromptError(f"prompt '{name}' line {exc.lineno}: {exc.message}") from exc
+            sha = hashlib.sha256(source.encode()).hexdigest()
+            self._cache[name] = PromptTemplate(name, source, sha, template)
+        return self._cache[name]
+
+    def render(self, name: str, **variables: Any) -> RenderedPrompt:
+        return self.get(name).render(**variables)
+
+
+__all__ = ["PromptError", "PromptLibrary", "PromptTemplate", "RenderedPrompt"]

@@ -1,0 +1,158 @@
+"""Runtime: the explicit bundle a graph runs with — a model per role, the prompt library and
+the servers it started. It is passed to graphs; nothing in rolegraph reads a global."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rolegraph.config import EMBEDDED, EndpointConfig, RoleConfig, RuntimeConfig, load_config
+from rolegraph.errors import ConfigError, UnknownRoleError
+from rolegraph.models import ChatModel, Endpoint, OpenAICompatModel, RetryPolicy
+from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
+from rolegraph.prompts import PromptLibrary
+
+T = TypeVar("T")
+
+
+class Runtime:
+    """Models by role, prompts, and the servers behind them.
+
+    `Runtime.load()` reads rolegraph.toml (or runs every role on the embedded CPU model, started
+    on first use); `Runtime.from_models({...})` wires chat models directly, as tests do.
+    """
+
+    def __init__(
+        self,
+        config: RuntimeConfig | None = None,
+        *,
+        models: Mapping[str, ChatModel] | None = None,
+        prompts: PromptLibrary | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config or RuntimeConfig()
+        self.prompts = prompts or PromptLibrary()
+        self._env = os.environ if env is None else env
+        self._given: dict[str, ChatModel] = dict(models or {})
+        self._models: dict[str, ChatModel] = {}
+        self._endpoints: dict[str, Endpoint] = {}
+        self._embedded: EmbeddedServer | None = None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, prompts_dir: str | Path | None = None,
+             env: Mapping[str, str] | None = None) -> Runtime:
+        """From `path`, $ROLEGRAPH_CONFIG or ./rolegraph.toml; else the embedded default model."""
+        prompts = PromptLibrary(prompts_dir) if prompts_dir else PromptLibrary()
+        return cls(load_config(path, env=env), prompts=prompts, env=env)
+
+    @classmethod
+    def from_models(cls, models: Mapping[str, ChatModel], *, prompts: PromptLibrary | None = None) -> Runtime:
+        """A runtime whose roles are exactly `models` ("default" answers unlisted roles)."""
+        return cls(RuntimeConfig(roles={}), models=models, prompts=prompts)
+
+    # -- roles ---------------------------------------------------------------------------
+
+    @property
+    def roles(self) -> list[str]:
+        return sorted(set(self._given) | set(self.config.roles))
+
+    def model(self, role: str) -> ChatModel:
+        """The model that plays `role`, falling back to the "default" role."""
+        if role in self._models:
+            return self._models[role]
+        for name in (role, "default"):
+            if name in self._given:
+                return self._given[name]
+            if name in self.config.roles:
+                self._models[role] = self._build_model(self.config.roles[name])
+                return self._models[role]
+        raise UnknownRoleError(role, self.roles)
+
+    def require_roles(self, roles: list[str]) -> None:
+        """Fail early, naming every missing role, before a graph starts."""
+        for role in roles:
+            self.model(role)
+
+    def _build_model(self, rc: RoleConfig) -> ChatModel:
+        endpoint = self._endpoint(rc.endpoint)
+        model_name = rc.model or (self.config.embedded.alias if rc.endpoint == EMBEDDED else None)
+        if model_name is None:
+            raise ConfigError(f"the role on endpoint '{rc.endpoint}' needs `model = \"...\"`")
+        return OpenAICompatModel(endpoint=endpoint, model=model_name, temperature=rc.temperature,
+                                 top_p=rc.top_p, max_tokens=rc.max_tokens, seed=rc.seed)
+
+    def _endpoint(self, name: str) -> Endpoint:
+        if name not in self._endpoints:
+            ec: EndpointConfig = self.config.all_endpoints()[name]
+            api_key = None
+            if ec.api_key_env:
+                api_key = self._env.get(ec.api_key_env)
+                if not api_key:
+                    raise ConfigError(
+                        f"endpoint '{name}' reads its API key from ${ec.api_key_env}, which is not set"
+                    )
+            base_url: Any = ec.base_url
+            if ec.kind == "embedded":
+                base_url = self._start_embedded
+            self._endpoints[name] = Endpoint(
+                base_url, name=name, api_key=api_key, dialect=ec.dialect,
+                constrain_schemas=ec.constrain_schemas, timeout_s=ec.timeout_s,
+                retry=RetryPolicy(attempts=ec.retries),
+            )
+        return self._endpoints[name]
+
+    # -- the embedded server -------------------------------------------------------------
+
+    @property
+    def embedded_server(self) -> EmbeddedServer:
+        if self._embedded is None:
+            s = self.config.embedded
+            self._embedded = EmbeddedServer(EmbeddedConfig(
+                model_path=s.model_path, alias=s.alias, port=s.port, n_threads=s.n_threads,
+                n_ctx=s.n_ctx, startup_timeout_s=s.startup_timeout_s))
+        return self._embedded
+
+    async def _start_embedded(self) -> str:
+        return await asyncio.to_thread(self.embedded_server.ensure_started)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close this loop's HTTP clients and check test doubles' scripts were used up."""
+        for endpoint in self._endpoints.values():
+            await endpoint.aclose()
+        for model in self._given.values():
+            await model.aclose()
+
+    def close(self) -> None:
+        """Stop servers this runtime started."""
+        if self._embedded is not None:
+            self._embedded.stop()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+        self.close()
+
+    def run_sync(self, coro: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
+        """Run `coro` in a fresh event loop and close the clients bound to it."""
+
+        async def main() -> T:
+            try:
+                return await coro
+            finally:
+                for endpoint in self._endpoints.values():
+                    await endpoint.aclose()
+
+        return asyncio.run(main())
