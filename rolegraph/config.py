@@ -107,10 +107,13 @@ def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None
     try:
         return RuntimeConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())
         raise ConfigError(f"{source}: {problems}") from None
+
+
+def _problem(loc: tuple[Any, ...], msg: str) -> str:
+    msg = msg.removeprefix("Value error, ")
+    return f"{'.'.join(str(x) for x in loc)}: {msg}" if loc else msg
 
 
 def _reject_keys(data: Any, source: str, where: str = "") -> None:

@@ -83,7 +83,8 @@ def _from_csv(p: Path) -> Iterator[MCQ]:
                                  field="choices") from None
             data: dict[str, Any] = {k: v for k, v in row.items() if k != "choices"}
             if isinstance(choices, dict):  # MicroVQA's {'choices': [...], 'correct_index': i}
-                data.setdefault("correct_index", choices.get("correct_index"))
+                if data.get("correct_index") in (None, ""):
+                    data["correct_index"] = choices.get("correct_index")
                 choices = choices.get("choices")
             data["choices"] = choices
             yield _validate(data, p, line_no)

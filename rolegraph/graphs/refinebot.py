@@ -52,7 +52,7 @@ class RefineBotOptions(BaseModel):
     """Shuffle the original options with the run's seed before the first evaluation."""
     eval_max_tokens: int = 384
     reflect_max_tokens: int = 384
-    rewrite_max_tokens: int = 768
+    rewrite_max_tokens: int = 1024
     check_max_tokens: int = 256
 
 

@@ -18,6 +18,9 @@ DialectSetting = Literal["auto", "llama_cpp", "vllm", "openai"]
 MAX_ENUM_RANGE = 64
 #: The maxLength given to strings that have no bound of their own.
 DEFAULT_MAX_STRING = 600
+#: llama.cpp rejects a grammar whose string repeats more than this ("exceeds sane defaults"),
+#: and the server then fails the request; longer bounds are lowered to it.
+GRAMMAR_MAX_STRING = 1000
 
 
 def dialect_from_models_listing(payload: dict[str, Any]) -> Dialect:
@@ -30,21 +33,40 @@ def dialect_from_models_listing(payload: dict[str, Any]) -> Dialect:
     return "openai"
 
 
-def constrain_schema(schema: dict[str, Any], *, max_string: int = DEFAULT_MAX_STRING,
+#: Characters a token is assumed to carry in the worst case seen (random identifiers ~1.5).
+CHARS_PER_TOKEN = 1.5
+
+
+def constrain_schema(schema: dict[str, Any], *, max_tokens: int | None = None,
+                     max_string: int = DEFAULT_MAX_STRING,
                      max_enum_range: int = MAX_ENUM_RANGE) -> dict[str, Any]:
-    """A copy of `schema` that a grammar-constrained small model can satisfy exactly."""
+    """A copy of `schema` that a grammar-constrained small model can satisfy exactly.
+
+    Bounded integers become enums and every string gets a maxLength. With `max_tokens`, string
+    bounds are scaled down together until the longest answer fits the token limit, so the JSON
+    closes before the limit cuts it. Lowering a bound is safe: output valid under the copy is
+    valid under the original.
+    """
     out = copy.deepcopy(schema)
-    _constrain(out, max_string, max_enum_range)
+    strings: list[tuple[dict[str, Any], int]] = []
+    keys = _constrain(out, max_string, max_enum_range, strings, 1)
+    if max_tokens is not None and strings:
+        budget = (max_tokens - 10 - 3 * keys) * CHARS_PER_TOKEN
+        demand = sum(node["maxLength"] * repeat for node, repeat in strings)
+        if demand > budget:
+            scale = max(budget, 0) / demand
+            for node, _ in strings:
+                node["maxLength"] = max(int(node.get("minLength", 1)), 8, int(node["maxLength"] * scale))
     return out
 
 
-def _constrain(node: Any, max_string: int, max_enum_range: int) -> None:
+def _constrain(node: Any, max_string: int, max_enum_range: int,
+               strings: list[tuple[dict[str, Any], int]], repeat: int) -> int:
+    """Constrain `node` in place; collect its string nodes; return how many object keys it has."""
     if isinstance(node, list):
-        for item in node:
-            _constrain(item, max_string, max_enum_range)
-        return
+        return sum(_constrain(n, max_string, max_enum_range, strings, repeat) for n in node)
     if not isinstance(node, dict):
-        return
+        return 0
     kind = node.get("type")
     has_choice = any(k in node for k in ("enum", "const"))
     if kind == "integer" and not has_choice:
@@ -54,11 +76,18 @@ def _constrain(node: Any, max_string: int, max_enum_range: int) -> None:
             node["enum"] = list(range(int(low), int(high) + 1))
             for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
                 node.pop(key, None)
-    if kind == "string" and not has_choice and "maxLength" not in node and "pattern" not in node:
-        node["maxLength"] = max_string
-    for value in node.values():
+    if kind == "string" and not has_choice and "pattern" not in node:
+        node["maxLength"] = min(node.get("maxLength", max_string), GRAMMAR_MAX_STRING)
+        strings.append((node, repeat))
+    keys = len(node.get("properties", {})) * repeat if isinstance(node.get("properties"), dict) else 0
+    for key, value in node.items():
         if isinstance(value, (dict, list)):
-            _constrain(value, max_string, max_enum_range)
+            inner = repeat * int(node.get("maxItems", 4)) if key == "items" else repeat
+            if key == "properties" and isinstance(value, dict):
+                keys += sum(_constrain(v, max_string, max_enum_range, strings, inner) for v in value.values())
+            else:
+                keys += _constrain(value, max_string, max_enum_range, strings, inner)
+    return keys
 
 
 def response_format(dialect: Dialect, schema: dict[str, Any], name: str) -> dict[str, Any]:

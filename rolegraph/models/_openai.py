@@ -82,7 +82,7 @@ class _Wait:
     """Exponential backoff with jitter, unless the server named a Retry-After."""
 
     def __init__(self, policy: RetryPolicy) -> None:
-        self._backoff = wait_exponential_jitter(initial=policy.initial_wait_s, max=policy.max_wait_s)
+        self._backoff = wait_exponential_jitter(multiplier=policy.initial_wait_s, max=policy.max_wait_s)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -195,8 +195,7 @@ class Endpoint:
                             raise ModelHTTPError(url, exc.status_code, _body(exc)) from exc
                         raise
         except openai.APIConnectionError as exc:
-            cause = "timed out" if isinstance(exc, openai.APITimeoutError) else _cause(exc)
-            raise ModelUnreachable(url, cause) from exc
+            raise ModelUnreachable(url, _cause(exc)) from exc
         except openai.APIStatusError as exc:
             raise ModelHTTPError(url, exc.status_code, _body(exc)) from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -223,11 +222,23 @@ class Endpoint:
 
 
 def _cause(exc: BaseException) -> str:
-    inner = exc.__cause__ or exc.__context__
-    text = str(inner) if inner else str(exc)
-    if "refused" in text.lower():
-        return "connection refused"
-    return (text.splitlines() or ["connection error"])[0][:200]
+    """What went wrong underneath, in a few words. The aiohttp transport reports a refused
+    connection as a timeout, so the chain of causes is read rather than the outer type."""
+    chain: list[BaseException] = []
+    node: BaseException | None = exc
+    while node is not None and node not in chain:
+        chain.append(node)
+        node = node.__cause__ or node.__context__
+    for e in chain:
+        if isinstance(e, ConnectionRefusedError) or "refused" in str(e).lower():
+            return "connection refused"
+    for e in chain:
+        if isinstance(e, ConnectionResetError) or "disconnected" in str(e).lower():
+            return "the server closed the connection"
+    if any(isinstance(e, (TimeoutError, openai.APITimeoutError)) for e in chain):
+        return "timed out"
+    text = str(chain[-1]) or type(chain[-1]).__name__
+    return text.splitlines()[0][:200]
 
 
 def _body(exc: openai.APIStatusError) -> str:
@@ -294,7 +305,7 @@ class OpenAICompatModel:
             dialect = await self.endpoint.dialect()
             schema = request.response_schema
             if self.endpoint.constrains_schemas(dialect):
-                schema = constrain_schema(schema)
+                schema = constrain_schema(schema, max_tokens=body.get("max_tokens"))
             body["response_format"] = response_format(dialect, schema, request.schema_name)
         if request.tools:
             body["tools"] = [
@@ -361,9 +372,10 @@ def _to_response(completion: Any, latency: float) -> ChatResponse:
 
 
 def decode_json(text: str) -> Any:
-    """Decode a model's JSON answer, tolerating a Markdown code fence around it."""
+    """Decode a model's JSON answer, tolerating a Markdown code fence around it and raw control
+    characters inside strings (llama.cpp's JSON grammar lets a newline into a string)."""
     stripped = text.strip()
     if stripped.startswith("```"):
         stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
         stripped = stripped.rsplit("```", 1)[0]
-    return json.loads(stripped)
+    return json.loads(stripped, strict=False)

@@ -1,0 +1,68 @@
+"""Test-wide guards: no connection leaves 127.0.0.1, and the embedded server starts once."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_MCQS = ROOT / "examples" / "data" / "microscopy_mcqs.jsonl"
+ALLOWED_HOSTS = {"127.0.0.1"}
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _check(sock: socket.socket, address: object) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in ALLOWED_HOSTS:
+            raise ConnectionRefusedError(f"tests may only connect to 127.0.0.1, not {host!r}")
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    _check(self, address)
+    return _real_connect(self, address)  # type: ignore[arg-type]
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    _check(self, address)
+    return _real_connect_ex(self, address)  # type: ignore[arg-type]
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def embedded_url() -> Iterator[str]:
+    """The real embedded model server, started once for the whole test session."""
+    from rolegraph.models.servers import EmbeddedServer
+
+    server = EmbeddedServer()
+    url = server.ensure_started()
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+async def embedded_runtime(embedded_url: str) -> AsyncIterator[object]:
+    from rolegraph import Runtime
+    from rolegraph.config import EndpointConfig, RoleConfig, RuntimeConfig
+
+    config = RuntimeConfig(
+        endpoints={"local": EndpointConfig(base_url=embedded_url)},
+        roles={"default": RoleConfig(endpoint="local", model="smollm2-135m")},
+    )
+    runtime = Runtime(config)
+    yield runtime
+    await runtime.aclose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.embedded)
