@@ -6,7 +6,7 @@ import collections
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -36,7 +36,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
@@ -56,11 +56,11 @@ def run_refinebot(
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each is an independent run.")] = "0,1",
     max_iters: Annotated[int, typer.Option("--max-iters", min=1)] = 2,
     multi_eval: Annotated[int, typer.Option("--multi-eval", min=1)] = 1,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N questions.", min=1)] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.", min=1)] = None,
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the results (JSONL).")] = Path(
         "refinebot-results.jsonl"),
     concurrency: Annotated[int, typer.Option(min=1)] = 4,
-    config: Annotated[Optional[Path], typer.Option(help="rolegraph.toml to use.")] = None,
+    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
 ) -> None:
     """Refine MCQs until a model cannot answer them without the image (MicroVQA's RefineBot)."""
     import itertools
@@ -114,13 +114,18 @@ def serve_embedded(
     """Serve the embedded CPU model (SmolLM2-135M-Instruct) over the OpenAI API."""
     from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
 
+    def on_term(*_: object) -> None:
+        raise KeyboardInterrupt  # unwinds out of wait(); cleanup happens below, not in the handler
+
+    signal.signal(signal.SIGTERM, on_term)
     server = EmbeddedServer(EmbeddedConfig(port=port, host=host))
-    url = server.ensure_started()
-    console.print(f"embedded model '{server.config.alias}' serving at {url} (Ctrl-C stops it)")
-    signal.signal(signal.SIGTERM, lambda *_: (server.stop(), sys.exit(0)))
     try:
+        url = server.ensure_started()
+        console.print(f"embedded model '{server.config.alias}' serving at {url} (Ctrl-C stops it)")
         server.wait()
     except KeyboardInterrupt:
+        pass
+    finally:
         server.stop()
 
 

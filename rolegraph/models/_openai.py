@@ -31,7 +31,14 @@ from rolegraph.models._dialects import (
     dialect_from_models_listing,
     response_format,
 )
-from rolegraph.models._types import ChatRequest, ChatResponse, Message, TokenLogprob, ToolCall, Usage
+from rolegraph.models._types import (
+    ChatRequest,
+    ChatResponse,
+    Message,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 
 BaseUrl = str | Callable[[], Awaitable[str]]
 HttpClientFactory = Callable[[], httpx2.AsyncClient]
@@ -165,7 +172,7 @@ class Endpoint:
     async def _detect_dialect(self) -> Dialect:
         client = await self.client()
         try:
-            listing = await self.call(lambda: client.models.list())
+            listing = await self.call(client.models.list)
         except ModelHTTPError:
             return "openai"
         payload = {"data": [m.model_dump() for m in listing.data]}
@@ -244,8 +251,8 @@ def _cause(exc: BaseException) -> str:
 def _body(exc: openai.APIStatusError) -> str:
     try:
         return exc.response.text
-    except Exception:  # the body may be a stream that is already closed
-        return str(exc)
+    except httpx2.ResponseNotRead:
+        return exc.message
 
 
 class OpenAICompatModel:

@@ -9,15 +9,14 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel
 
 from rolegraph.errors import ScriptError
 from rolegraph.models._types import ChatRequest, ChatResponse, Usage
 
-Step = Union[str, dict[str, Any], BaseModel, ChatResponse, BaseException,
-             Callable[[ChatRequest], Any]]
+Step = str | dict[str, Any] | BaseModel | ChatResponse | BaseException | Callable[[ChatRequest], Any]
 """A scripted answer: text; a dict or pydantic model (sent as JSON); a full ChatResponse;
 an exception to raise; or a function of the request returning any of those."""
 

@@ -45,7 +45,7 @@ class PromptTemplate:
                 if render is not None:
                     text = "".join(render(ctx)).strip()
                     if text:
-                        messages.append(Message(role=block, content=text))  # type: ignore[arg-type]
+                        messages.append(Message(role=block, content=text))
             if not self._template.blocks:
                 messages.append(Message(role="user", content=self._template.render(variables).strip()))
         except jinja2.UndefinedError as exc:
@@ -71,7 +71,8 @@ class PromptLibrary:
         if name not in self._cache:
             filename = name if name.endswith(".j2") else f"{name}.j2"
             try:
-                source, path, _ = self._env.loader.get_source(self._env, filename)  # type: ignore[union-attr]
+                assert self._env.loader is not None
+                source, _, _ = self._env.loader.get_source(self._env, filename)
                 template = self._env.get_template(filename)
             except jinja2.TemplateNotFound:
                 raise PromptError(

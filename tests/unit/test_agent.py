@@ -87,7 +87,7 @@ def test_render_records_name_and_hash(tmp_path: Path) -> None:
 
 
 def test_unknown_template_names_the_directories(tmp_path: Path) -> None:
-    with pytest.raises(PromptError, match="no prompt template 'nope/x.j2'"):
+    with pytest.raises(PromptError, match=r"no prompt template 'nope/x\.j2'"):
         PromptLibrary(tmp_path).get("nope/x")
 
 

@@ -45,7 +45,7 @@ def test_roles_map_to_adapters_on_one_endpoint(tmp_path: Path) -> None:
 
 def test_unknown_role_lists_known_ones(tmp_path: Path) -> None:
     rt = Runtime.load(toml(tmp_path, VLLM), env={"TEST_VLLM_KEY": "k"})
-    with pytest.raises(UnknownRoleError, match="no model for role 'verifier'.*known roles: grounder, planner"):
+    with pytest.raises(UnknownRoleError, match=r"no model for role 'verifier'.*known roles: grounder, planner"):
         rt.model("verifier")
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from rolegraph.models import constrain_schema
-from rolegraph.models._dialects import GRAMMAR_MAX_STRING, dialect_from_models_listing, response_format
+from rolegraph.models._dialects import (
+    GRAMMAR_MAX_STRING,
+    dialect_from_models_listing,
+    response_format,
+)
 
 
 class Pick(BaseModel):

@@ -150,7 +150,7 @@ async def test_role_without_valid_output_is_recorded_as_error() -> None:
 
 
 async def test_shuffle_option_permutes_choices_with_the_seed() -> None:
-    rt, models = runtime(evaluator=[WRONG])
+    rt, _ = runtime(evaluator=[WRONG])
     result = await run(rt, RefineBotOptions(shuffle=True), seed=3)
     assert sorted(result.original.choices) == sorted(MCQ_A.choices)
     assert result.original.answer == MCQ_A.answer
@@ -164,7 +164,7 @@ def test_sync_run_and_output_alias() -> None:
 
 
 async def test_arun_many_runs_every_question_seed_pair() -> None:
-    rt, models = runtime(evaluator=[WRONG] * 6)
+    rt, _ = runtime(evaluator=[WRONG] * 6)
     other = MCQ_A.model_copy(update={"key": "q2"})
     results = [r async for r in refinebot.arun_many([MCQ_A, other, MCQ_A.model_copy(update={"key": "q3"})],
                                                     runtime=rt, seeds=[0, 1], concurrency=2)]

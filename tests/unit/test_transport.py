@@ -9,7 +9,14 @@ import httpx2
 import pytest
 
 from rolegraph import ModelHTTPError, ModelUnreachable
-from rolegraph.models import ChatRequest, Endpoint, Message, OpenAICompatModel, RetryPolicy, ToolSpec
+from rolegraph.models import (
+    ChatRequest,
+    Endpoint,
+    Message,
+    OpenAICompatModel,
+    RetryPolicy,
+    ToolSpec,
+)
 from rolegraph.models.servers.embedded import free_port
 
 URL = "http://127.0.0.1:9/v1"
@@ -78,7 +85,7 @@ async def test_429_honours_retry_after() -> None:
 async def test_400_is_not_retried() -> None:
     server = Server(httpx2.Response(400, text="bad request: unknown field"), ok())
     sleeps: list[float] = []
-    with pytest.raises(ModelHTTPError, match="HTTP 400.*unknown field") as info:
+    with pytest.raises(ModelHTTPError, match=r"HTTP 400.*unknown field") as info:
         await model_for(server, sleeps).chat(REQ)
     assert info.value.status == 400 and len(server.requests) == 1 and sleeps == []
 
@@ -143,7 +150,8 @@ async def test_structured_output_follows_the_dialect(dialect: str, expected_type
 
 
 async def test_dialect_is_detected_from_the_models_listing() -> None:
-    listing = httpx2.Response(200, json={"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm", "created": 0}]})
+    models = [{"id": "m", "object": "model", "owned_by": "vllm", "created": 0}]
+    listing = httpx2.Response(200, json={"object": "list", "data": models})
     server = Server(listing, ok("{}"))
     model = model_for(server, [], dialect="auto")
     await model.chat(ChatRequest(messages=REQ.messages, response_schema={"type": "object"}))
@@ -155,7 +163,8 @@ async def test_tool_call_round_trip() -> None:
     call = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}
     server = Server(ok("", tool_calls=[call]))
     tool = ToolSpec(name="weather", parameters={"type": "object", "properties": {"city": {"type": "string"}}})
-    response = await model_for(server, []).chat(ChatRequest(messages=REQ.messages, tools=(tool,), tool_choice="weather"))
+    request = ChatRequest(messages=REQ.messages, tools=(tool,), tool_choice="weather")
+    response = await model_for(server, []).chat(request)
     assert response.tool_calls[0].name == "weather"
     assert response.tool_calls[0].parsed_arguments() == {"city": "Oslo"}
     body = json.loads(server.requests[0].content)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
-import signal
 import socket
 import subprocess
 import sys
@@ -56,17 +55,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM the server if the parent dies, so no server outlives a killed run."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 class EmbeddedServer:
     """Starts, health-checks and stops `python -m llama_cpp.server`."""
 
@@ -90,7 +78,7 @@ class EmbeddedServer:
     def command(self, model_path: Path, port: int) -> list[str]:
         c = self.config
         return [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "rolegraph.models.servers._child", "llama_cpp.server",
             "--model", str(model_path),
             "--model_alias", c.alias,
             "--host", c.host,
@@ -115,16 +103,12 @@ class EmbeddedServer:
         if not model_path.is_file():
             raise ServerStartError(f"model file not found: {model_path}")
         port = self.config.port or free_port(self.config.host)
-        log_dir = Path(tempfile.gettempdir()) / "rolegraph"
+        log_dir = Path(tempfile.gettempdir()) / "rolegraph-server-logs"
         log_dir.mkdir(exist_ok=True)
         self._log_path = log_dir / f"embedded-{port}.log"
-        log = open(self._log_path, "wb")
-        self._proc = subprocess.Popen(
-            self.command(model_path, port),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
-        log.close()
+        with open(self._log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+            self._proc = subprocess.Popen(self.command(model_path, port), stdout=log,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.port = port
         atexit.register(self.stop)
         self._wait_healthy()
