@@ -64,12 +64,19 @@ class EmbeddedSettings(_Strict):
     startup_timeout_s: float = 120.0
 
 
+class TracesSettings(_Strict):
+    dir: str = "runs"
+    """Where runs are recorded (relative to the working directory)."""
+    enabled: bool = True
+
+
 class RuntimeConfig(_Strict):
     """Everything `Runtime.load()` reads. The defaults run every role on the embedded model."""
 
     endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
     roles: dict[str, RoleConfig] = Field(default_factory=lambda: {"default": RoleConfig()})
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
+    traces: TracesSettings = Field(default_factory=TracesSettings)
 
     @model_validator(mode="after")
     def _check_refs(self) -> RuntimeConfig:

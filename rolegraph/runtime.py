@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,6 +15,9 @@ from rolegraph.errors import ConfigError, UnknownRoleError
 from rolegraph.models import ChatModel, Endpoint, OpenAICompatModel, RetryPolicy
 from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
 from rolegraph.prompts import PromptLibrary
+from rolegraph.traces._events import ForkOrigin, Manifest, RoleInfo
+from rolegraph.traces._recorder import RecordingModel, RunContext, record_run
+from rolegraph.traces._store import TraceStore
 
 T = TypeVar("T")
 
@@ -32,9 +36,14 @@ class Runtime:
         models: Mapping[str, ChatModel] | None = None,
         prompts: PromptLibrary | None = None,
         env: Mapping[str, str] | None = None,
+        traces: TraceStore | None = None,
+        trace_parent: ForkOrigin | None = None,
     ) -> None:
         self.config = config or RuntimeConfig()
         self.prompts = prompts or PromptLibrary()
+        self.traces = traces
+        """Where runs are recorded; None records nothing (node and call numbering still work)."""
+        self.trace_parent = trace_parent
         self._env = os.environ if env is None else env
         self._given: dict[str, ChatModel] = dict(models or {})
         self._models: dict[str, ChatModel] = {}
@@ -46,12 +55,18 @@ class Runtime:
              env: Mapping[str, str] | None = None) -> Runtime:
         """From `path`, $ROLEGRAPH_CONFIG or ./rolegraph.toml; else the embedded default model."""
         prompts = PromptLibrary(prompts_dir) if prompts_dir else PromptLibrary()
-        return cls(load_config(path, env=env), prompts=prompts, env=env)
+        config = load_config(path, env=env)
+        traces = TraceStore(config.traces.dir) if config.traces.enabled else None
+        return cls(config, prompts=prompts, env=env, traces=traces)
 
     @classmethod
-    def from_models(cls, models: Mapping[str, ChatModel], *, prompts: PromptLibrary | None = None) -> Runtime:
+    def from_models(cls, models: Mapping[str, ChatModel], *, prompts: PromptLibrary | None = None,
+                    traces: TraceStore | str | Path | None = None,
+                    trace_parent: ForkOrigin | None = None) -> Runtime:
         """A runtime whose roles are exactly `models` ("default" answers unlisted roles)."""
-        return cls(RuntimeConfig(roles={}), models=models, prompts=prompts)
+        store = traces if isinstance(traces, TraceStore) or traces is None else TraceStore(traces)
+        return cls(RuntimeConfig(roles={}), models=models, prompts=prompts, traces=store,
+                   trace_parent=trace_parent)
 
     # -- roles ---------------------------------------------------------------------------
 
@@ -60,16 +75,46 @@ class Runtime:
         return sorted(set(self._given) | set(self.config.roles))
 
     def model(self, role: str) -> ChatModel:
-        """The model that plays `role`, falling back to the "default" role."""
-        if role in self._models:
-            return self._models[role]
+        """The model that plays `role` (falling back to the "default" role), recorded in traces."""
+        if role not in self._models:
+            self._models[role] = RecordingModel(role, self._resolve(role))
+        return self._models[role]
+
+    def unrecorded_model(self, role: str) -> ChatModel:
+        """The role's model without the recorder (for wrapping in another runtime)."""
+        return self._resolve(role)
+
+    def _resolve(self, role: str) -> ChatModel:
         for name in (role, "default"):
             if name in self._given:
                 return self._given[name]
             if name in self.config.roles:
-                self._models[role] = self._build_model(self.config.roles[name])
-                return self._models[role]
+                return self._build_model(self.config.roles[name])
         raise UnknownRoleError(role, self.roles)
+
+    def model_named(self, role: str, model_name: str) -> ChatModel:
+        """`role`'s model (unrecorded) on the same endpoint under another model name (another LoRA
+        adapter)."""
+        inner = self._resolve(role)
+        if not isinstance(inner, OpenAICompatModel):
+            raise ConfigError(f"role '{role}' is not served over HTTP, so its model name cannot change")
+        d = inner.defaults
+        return OpenAICompatModel(endpoint=inner.endpoint, model=model_name, temperature=d["temperature"],
+                                 top_p=d["top_p"], max_tokens=d["max_tokens"], seed=d["seed"])
+
+    def describe_role(self, role: str) -> RoleInfo:
+        inner = self._resolve(role) if role not in self._models else self._models[role]
+        inner = inner.inner if isinstance(inner, RecordingModel) else inner
+        if isinstance(inner, OpenAICompatModel):
+            return RoleInfo(endpoint=inner.endpoint.name, base_url=inner.endpoint.display_url, model=inner.model,
+                            sampling={k: v for k, v in inner.defaults.items() if v is not None})
+        return RoleInfo(model=type(inner).__name__)
+
+    def record(self, manifest: Manifest) -> AbstractAsyncContextManager[RunContext]:
+        """Record one run of a graph in this runtime's trace store (or only number it)."""
+        for role in manifest.roles:
+            manifest.roles[role] = self.describe_role(role)
+        return record_run(self.traces, manifest, parent=self.trace_parent)
 
     def require_roles(self, roles: list[str]) -> None:
         """Fail early, naming every missing role, before a graph starts."""

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from rolegraph.errors import AgentOutputError
 from rolegraph.models import ChatRequest, ChatResponse, Message, ToolSpec, Usage, decode_json
+from rolegraph.traces._recorder import attempt_result, attempt_scope
 
 if TYPE_CHECKING:
     from rolegraph.runtime import Runtime
@@ -113,16 +114,19 @@ class Agent(Generic[T]):
                 temperature=self.temperature,
                 seed=seed,
             )
-            response = await model.chat(request)
-            try:
-                value = self._parse(response)
-            except (OutputInvalid, ValidationError, json.JSONDecodeError) as exc:
-                error = _describe(exc)
-                attempts.append(AgentAttempt(index, response.text, error, response.usage))
-                feedback = runtime.prompts.render(RETRY_PROMPT, error=error, schema=schema,
-                                                  attempt=index + 1, max_attempts=self.max_attempts)
-                messages += [response.as_message(), *feedback.messages]
-                continue
+            with attempt_scope(self.name, index, rendered.name, rendered.sha256) as scope:
+                response = await model.chat(request)
+                try:
+                    value = self._parse(response)
+                except (OutputInvalid, ValidationError, json.JSONDecodeError) as exc:
+                    error = _describe(exc)
+                    attempt_result(scope, error=error)
+                    attempts.append(AgentAttempt(index, response.text, error, response.usage))
+                    feedback = runtime.prompts.render(RETRY_PROMPT, error=error, schema=schema,
+                                                      attempt=index + 1, max_attempts=self.max_attempts)
+                    messages += [response.as_message(), *feedback.messages]
+                    continue
+                attempt_result(scope, parsed=value)
             attempts.append(AgentAttempt(index, response.text, None, response.usage))
             messages.append(response.as_message())
             return AgentResult(value, tuple(messages), response, tuple(attempts),

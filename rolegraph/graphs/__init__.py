@@ -1,1 +1,17 @@
-"""The reference systems, one module per graph: each has a State model, `build(runtime)` and `run(...)`."""
+"""The reference systems, one module per graph: each has a State model, `build(runtime)`,
+`run(...)`, and `replay_entry(manifest, runtime)` for `rolegraph replay`."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from rolegraph.errors import UserError
+
+GRAPHS = {"refinebot": "rolegraph.graphs.refinebot"}
+
+
+def get(name: str) -> ModuleType:
+    if name not in GRAPHS:
+        raise UserError(f"unknown graph '{name}'; known graphs: {', '.join(sorted(GRAPHS))}")
+    return importlib.import_module(GRAPHS[name])

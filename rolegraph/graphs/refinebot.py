@@ -20,8 +20,11 @@ from rolegraph.errors import AgentOutputError
 from rolegraph.evals.mcq import LETTERS, MCQ
 from rolegraph.models import Message
 from rolegraph.runtime import Runtime
+from rolegraph.traces import Manifest, RoleInfo, set_output, traced_node
 
+NAME = "refinebot"
 ROLES = ("evaluator", "reflector", "rewriter", "checker")
+PROMPTS = ("refinebot/evaluate", "refinebot/reflect", "refinebot/rewrite", "refinebot/check", "agents/retry")
 ANSWER_RE = re.compile(r"answer is \(?([a-zA-Z])\)?")
 
 
@@ -121,6 +124,8 @@ class RefineResult(BaseModel):
     """The last iteration's MCQ on success; the original otherwise."""
     error: str | None = None
     state: RefineState | None = None
+    trace_id: str | None = None
+    """The recorded run (see `rolegraph trace show`)."""
 
     @property
     def output(self) -> MCQ:
@@ -224,16 +229,14 @@ def build(runtime: Runtime, options: RefineBotOptions = RefineBotOptions()) -> A
         return END if state.exit_code is not None else "next"
 
     graph = StateGraph(RefineState)
-    graph.add_node("evaluate", evaluate)
-    graph.add_node("reflect", reflect)
-    graph.add_node("rewrite", rewrite)
-    graph.add_node("check", check)
+    for name, fn in (("evaluate", evaluate), ("reflect", reflect), ("rewrite", rewrite), ("check", check)):
+        graph.add_node(name, traced_node(name, fn))
     graph.add_edge(START, "evaluate")
     graph.add_conditional_edges("evaluate", route, {END: END, "next": "reflect"})
     graph.add_edge("reflect", "rewrite")
     graph.add_edge("rewrite", "check")
     graph.add_conditional_edges("check", route, {END: END, "next": "evaluate"})
-    return graph.compile(name="refinebot")
+    return graph.compile(name=NAME)
 
 
 def recursion_limit(options: RefineBotOptions) -> int:
@@ -242,20 +245,28 @@ def recursion_limit(options: RefineBotOptions) -> int:
 
 async def arun(mcq: MCQ, *, runtime: Runtime, seed: int = 0,
                options: RefineBotOptions = RefineBotOptions(), graph: Any = None) -> RefineResult:
-    """Refine one MCQ with one seed. Pass `graph` (from `build`) to reuse it across runs."""
+    """Refine one MCQ with one seed, recorded as one run. Pass `graph` (from `build`) to reuse it."""
     graph = graph if graph is not None else build(runtime, options)
     start = shuffled(mcq, seed) if options.shuffle else mcq
     initial = RefineState(original=start, current=start, seed=seed)
-    try:
-        raw = await graph.ainvoke(initial, config={"recursion_limit": recursion_limit(options)})
-    except AgentOutputError as exc:
-        return RefineResult(key=mcq.key, seed=seed, exit_code=ExitCode.ERROR, iterations=0,
-                            original=start, final=start, error=str(exc))
-    state = RefineState.model_validate(raw)
-    assert state.exit_code is not None
-    success = state.exit_code in (ExitCode.SUCCESS_NO_CHANGE, ExitCode.SUCCESS_REWRITE)
-    return RefineResult(key=mcq.key, seed=seed, exit_code=state.exit_code, iterations=state.iteration,
-                        original=start, final=state.current if success else start, state=state)
+    manifest = Manifest(graph=NAME, input=mcq.model_dump(mode="json"), options=options.model_dump(mode="json"),
+                        seed=seed, prompts={p: runtime.prompts.get(p).sha256 for p in PROMPTS},
+                        roles=dict.fromkeys(ROLES, RoleInfo()), mermaid=graph.get_graph().draw_mermaid())
+    async with runtime.record(manifest) as run:
+        try:
+            raw = await graph.ainvoke(initial, config={"recursion_limit": recursion_limit(options)})
+        except AgentOutputError as exc:
+            result = RefineResult(key=mcq.key, seed=seed, exit_code=ExitCode.ERROR, iterations=0,
+                                  original=start, final=start, error=str(exc), trace_id=run.run_id)
+        else:
+            state = RefineState.model_validate(raw)
+            assert state.exit_code is not None
+            success = state.exit_code in (ExitCode.SUCCESS_NO_CHANGE, ExitCode.SUCCESS_REWRITE)
+            result = RefineResult(key=mcq.key, seed=seed, exit_code=state.exit_code, iterations=state.iteration,
+                                  original=start, final=state.current if success else start, state=state,
+                                  trace_id=run.run_id)
+        set_output(run, result.model_dump(mode="json", exclude={"state"}))
+    return result
 
 
 def run(mcq: MCQ, *, runtime: Runtime, seed: int = 0,
@@ -283,3 +294,9 @@ async def arun_many(mcqs: Iterable[MCQ], *, runtime: Runtime, seeds: Iterable[in
     finally:
         for t in tasks:
             t.cancel()
+
+
+async def replay_entry(manifest: Manifest, runtime: Runtime) -> RefineResult:
+    """Run again what `manifest` recorded (used by `rolegraph replay`)."""
+    return await arun(MCQ.model_validate(manifest.input), runtime=runtime, seed=manifest.seed or 0,
+                      options=RefineBotOptions.model_validate(manifest.options))

@@ -88,4 +88,18 @@ class PromptLibrary:
         return self.get(name).render(**variables)
 
 
-__all__ = ["PromptError", "PromptLibrary", "PromptTemplate", "RenderedPrompt"]
+def load_template_file(name: str, path: str | Path) -> PromptTemplate:
+    """A template from a file outside the library, used under `name` (a fork's changed prompt)."""
+    p = Path(path)
+    if not p.is_file():
+        raise PromptError(f"prompt file not found: {p}")
+    source = p.read_text()
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    try:
+        template = env.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise PromptError(f"{p} line {exc.lineno}: {exc.message}") from exc
+    return PromptTemplate(name, source, hashlib.sha256(source.encode()).hexdigest(), template)
+
+
+__all__ = ["PromptError", "PromptLibrary", "PromptTemplate", "RenderedPrompt", "load_template_file"]

@@ -87,7 +87,7 @@ def test_runtime_load_starts_and_stops_the_embedded_server(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     rt = Runtime.load(env={})
     model = rt.model("anyone")
-    assert isinstance(model, OpenAICompatModel)
+    assert isinstance(model.inner, OpenAICompatModel)  # type: ignore[attr-defined]
     with rt:
         r = rt.run_sync(model.chat(ChatRequest(messages=(Message(role="user", content="Hello"),), max_tokens=8)))
         assert r.text and rt.embedded_server.running

@@ -35,7 +35,7 @@ def toml(tmp_path: Path, text: str) -> Path:
 
 def test_roles_map_to_adapters_on_one_endpoint(tmp_path: Path) -> None:
     rt = Runtime.load(toml(tmp_path, VLLM), env={"TEST_VLLM_KEY": "sk-secret"})
-    planner, grounder = rt.model("planner"), rt.model("grounder")
+    planner, grounder = rt.model("planner").inner, rt.model("grounder").inner  # type: ignore[attr-defined]
     assert isinstance(planner, OpenAICompatModel) and isinstance(grounder, OpenAICompatModel)
     assert (planner.model, grounder.model) == ("planner-lora", "grounder-lora")
     assert planner.endpoint is grounder.endpoint  # one client per endpoint
@@ -90,6 +90,7 @@ def test_default_config_runs_every_role_on_the_embedded_model(tmp_path: Path, mo
     monkeypatch.chdir(tmp_path)
     rt = Runtime.load(env={})
     model = rt.model("anything")
-    assert isinstance(model, OpenAICompatModel) and model.model == "smollm2-135m"
-    assert model.endpoint.name == "embedded"
+    inner = model.inner  # type: ignore[attr-defined]
+    assert isinstance(inner, OpenAICompatModel) and inner.model == "smollm2-135m"
+    assert inner.endpoint.name == "embedded"
     assert rt.model("anything") is model

@@ -1,0 +1,60 @@
+"""Traces: every run as an append-only log of versioned events — shown, diffed, viewed in a
+browser, replayed offline with no model, or forked (replayed up to a step, live after it)."""
+
+from rolegraph.traces._events import (
+    FORMAT_VERSION,
+    AgentRetry,
+    BlobRef,
+    ErrorEvent,
+    Event,
+    ForkOrigin,
+    Manifest,
+    ModelCall,
+    NodeFinished,
+    NodeStarted,
+    RoleInfo,
+    RunFinished,
+    RunStarted,
+    ToolCall,
+    Totals,
+    parse_event,
+)
+from rolegraph.traces._recorder import record_tool, set_output, traced_node
+from rolegraph.traces._replay import ReplayMismatch, ReplayModel, request_diff
+from rolegraph.traces._store import Redactor, RunInfo, Trace, TraceStore
+
+
+def load(ref: str, root: str = "runs") -> Trace:
+    """A recorded run by id, id prefix, 'last', or directory path."""
+    return TraceStore(root).load(ref)
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "AgentRetry",
+    "BlobRef",
+    "ErrorEvent",
+    "Event",
+    "ForkOrigin",
+    "Manifest",
+    "ModelCall",
+    "NodeFinished",
+    "NodeStarted",
+    "Redactor",
+    "ReplayMismatch",
+    "ReplayModel",
+    "RoleInfo",
+    "RunFinished",
+    "RunInfo",
+    "RunStarted",
+    "ToolCall",
+    "Totals",
+    "Trace",
+    "TraceStore",
+    "load",
+    "parse_event",
+    "record_tool",
+    "request_diff",
+    "set_output",
+    "traced_node",
+]

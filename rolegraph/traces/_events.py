@@ -1,0 +1,172 @@
+"""Trace events: a versioned, discriminated union. One JSON object per line in a run's log."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from rolegraph.models import ChatRequest, ChatResponse, Usage
+
+FORMAT_VERSION = 1
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    seq: int = 0
+    """Position in the run's log, from 0."""
+    ts: float = Field(default_factory=time.time)
+
+
+class RoleInfo(BaseModel):
+    endpoint: str = ""
+    base_url: str = ""
+    model: str = ""
+    sampling: dict[str, Any] = Field(default_factory=dict)
+
+
+class Manifest(BaseModel):
+    """What is needed to run the same thing again."""
+
+    graph: str
+    input: Any = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None
+    prompts: dict[str, str] = Field(default_factory=dict)
+    """Template name -> sha256 of its content."""
+    roles: dict[str, RoleInfo] = Field(default_factory=dict)
+    packages: dict[str, str] = Field(default_factory=dict)
+    mermaid: str = ""
+    """The graph's drawing, for viewers."""
+
+
+class ForkOrigin(BaseModel):
+    run_id: str
+    live_from: int | None = None
+    """None for a pure replay; else the first node step that ran live."""
+    changes: dict[str, str] = Field(default_factory=dict)
+
+
+class RunStarted(_Event):
+    kind: Literal["run_started"] = "run_started"
+    run_id: str
+    manifest: Manifest
+    parent: ForkOrigin | None = None
+
+
+class NodeStarted(_Event):
+    kind: Literal["node_started"] = "node_started"
+    node: str
+    path: list[str]
+    """Enclosing subgraph nodes, outermost first, ending with `node`."""
+    key: str
+    """Stable identity of this execution: path, LangGraph step and Send index."""
+    step: int
+    """The n-th node execution of the run (what `trace show` and `--live-from` count)."""
+    state: Any = None
+    """The input state (JSON)."""
+
+
+class NodeFinished(_Event):
+    kind: Literal["node_finished"] = "node_finished"
+    node: str
+    key: str
+    step: int
+    delta: Any = None
+    """The node's update to the state (JSON)."""
+    duration_s: float = 0.0
+    error: str | None = None
+
+
+class ModelCall(_Event):
+    kind: Literal["model_call"] = "model_call"
+    role: str
+    node_key: str | None
+    step: int | None
+    call_index: int
+    """The n-th model call within its node execution."""
+    fingerprint: str
+    request: ChatRequest
+    response: ChatResponse | None = None
+    agent: str | None = None
+    attempt: int | None = None
+    prompt: str | None = None
+    prompt_sha256: str | None = None
+    parsed: Any = None
+    error: str | None = None
+    replayed: bool = False
+
+    @property
+    def usage(self) -> Usage:
+        return self.response.usage if self.response else Usage()
+
+    @property
+    def latency_s(self) -> float:
+        return self.response.latency_s if self.response else 0.0
+
+
+class BlobRef(BaseModel):
+    blob: str
+    """sha256 of the payload's JSON, stored under the run's blobs/."""
+    size: int
+
+
+class ToolCall(_Event):
+    kind: Literal["tool_call"] = "tool_call"
+    name: str
+    node_key: str | None
+    step: int | None
+    call_index: int
+    input: Any = None
+    output: Any = None
+    """Inline JSON, or a BlobRef when larger than the store's inline limit."""
+    duration_s: float = 0.0
+    error: str | None = None
+    replayed: bool = False
+
+
+class AgentRetry(_Event):
+    kind: Literal["agent_retry"] = "agent_retry"
+    agent: str
+    attempt: int
+    error: str
+    node_key: str | None = None
+
+
+class ErrorEvent(_Event):
+    kind: Literal["error"] = "error"
+    type: str
+    message: str
+    node_key: str | None = None
+
+
+class Totals(BaseModel):
+    model_calls: int = 0
+    replayed_calls: int = 0
+    tool_calls: int = 0
+    node_steps: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    retries: int = 0
+    duration_s: float = 0.0
+
+
+class RunFinished(_Event):
+    kind: Literal["run_finished"] = "run_finished"
+    status: Literal["ok", "error"]
+    output: Any = None
+    totals: Totals = Field(default_factory=Totals)
+
+
+Event = Annotated[
+    RunStarted | NodeStarted | NodeFinished | ModelCall | ToolCall | AgentRetry | ErrorEvent | RunFinished,
+    Field(discriminator="kind"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(line: str | bytes) -> Event:
+    return EVENT_ADAPTER.validate_json(line)

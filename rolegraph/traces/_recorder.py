@@ -1,0 +1,298 @@
+"""The recorder: context variables that follow each run, node and agent attempt through asyncio
+tasks, so concurrent runs in one process never mix, and the wrappers that write events."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from pydantic_core import to_jsonable_python
+
+from rolegraph.models import ChatModel, ChatRequest, ChatResponse
+from rolegraph.traces._events import (
+    AgentRetry,
+    ErrorEvent,
+    ForkOrigin,
+    Manifest,
+    ModelCall,
+    NodeFinished,
+    NodeStarted,
+    RunFinished,
+    RunStarted,
+    ToolCall,
+    Totals,
+)
+from rolegraph.traces._store import RunWriter, TraceStore, new_run_id
+
+PACKAGES = ("rolegraph", "langgraph", "openai", "pydantic", "llama-cpp-python")
+
+
+@dataclass
+class RunContext:
+    """One run in progress. `writer` is None when the runtime keeps no traces."""
+
+    run_id: str
+    writer: RunWriter | None
+    started_at: float = field(default_factory=time.perf_counter)
+    totals: Totals = field(default_factory=Totals)
+    node_steps: int = 0
+    keys_to_steps: dict[str, int] = field(default_factory=dict)
+    output: list[Any] = field(default_factory=list)
+
+    def emit(self, event: Any) -> None:
+        if self.writer is not None:
+            self.writer.write(event)
+
+
+@dataclass
+class NodeContext:
+    node: str
+    key: str
+    step: int
+    calls: int = 0
+    tools: int = 0
+
+
+@dataclass
+class AttemptScope:
+    """Set by an agent around one attempt, so its model call is written with the parsed output."""
+
+    agent: str
+    attempt: int
+    prompt: str | None = None
+    prompt_sha256: str | None = None
+    pending: ModelCall | None = None
+
+
+_RUN: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("rolegraph_run", default=None)
+_NODE: contextvars.ContextVar[NodeContext | None] = contextvars.ContextVar("rolegraph_node", default=None)
+_ATTEMPT: contextvars.ContextVar[AttemptScope | None] = contextvars.ContextVar("rolegraph_attempt", default=None)
+
+
+def current_run() -> RunContext | None:
+    return _RUN.get()
+
+
+def current_node() -> NodeContext | None:
+    return _NODE.get()
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+@contextlib.asynccontextmanager
+async def record_run(store: TraceStore | None, manifest: Manifest, *,
+                     parent: ForkOrigin | None = None) -> AsyncIterator[RunContext]:
+    """Record one run: RunStarted now, RunFinished (ok or error, with totals) at the end."""
+    run_id = new_run_id(manifest.graph)
+    writer = store.writer(run_id) if store is not None else None
+    ctx = RunContext(run_id, writer)
+    manifest.packages = manifest.packages or package_versions()
+    ctx.emit(RunStarted(run_id=run_id, manifest=manifest, parent=parent))
+    token = _RUN.set(ctx)
+    try:
+        yield ctx
+    except BaseException as exc:
+        ctx.emit(ErrorEvent(type=type(exc).__name__, message=str(exc)))
+        ctx.totals.duration_s = time.perf_counter() - ctx.started_at
+        ctx.emit(RunFinished(status="error", totals=ctx.totals))
+        raise
+    else:
+        ctx.totals.duration_s = time.perf_counter() - ctx.started_at
+        ctx.emit(RunFinished(status="ok", output=ctx.output[0] if ctx.output else None, totals=ctx.totals))
+    finally:
+        _RUN.reset(token)
+        if writer is not None:
+            writer.close()
+
+
+def set_output(ctx: RunContext, value: Any) -> None:
+    """The run's output, written in RunFinished."""
+    ctx.output[:] = [to_jsonable_python(value, fallback=str)]
+
+
+def node_key(name: str, config: Any) -> tuple[list[str], str]:
+    """A stable identity for one node execution: subgraph path, LangGraph step, Send index."""
+    meta = (config or {}).get("metadata", {}) if isinstance(config, dict) else {}
+    ns = str(meta.get("langgraph_checkpoint_ns", "") or "")
+    path = [part.split(":", 1)[0] for part in ns.split("|") if part] or [name]
+    if path[-1] != name:
+        path.append(name)
+    step = meta.get("langgraph_step", "?")
+    lg_path = meta.get("langgraph_path", ())
+    push = ""
+    if isinstance(lg_path, (tuple, list)) and lg_path and lg_path[0] == "__pregel_push" and len(lg_path) > 1:
+        push = f"[{lg_path[1]}]"
+    return path, f"{'/'.join(path)}@{step}{push}"
+
+
+def traced_node(name: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Wrap a graph node so each execution is numbered and recorded with its state delta."""
+
+    async def node(state: Any, config: RunnableConfig) -> Any:
+        run = _RUN.get()
+        path, key = node_key(name, config)
+        step = run.node_steps if run is not None else 0
+        if run is not None:
+            run.node_steps += 1
+            run.totals.node_steps += 1
+            run.keys_to_steps[key] = step
+            run.emit(NodeStarted(node=name, path=path, key=key, step=step,
+                                 state=to_jsonable_python(state, fallback=str) if run.writer else None))
+        token = _NODE.set(NodeContext(name, key, step))
+        started = time.perf_counter()
+        try:
+            update = await fn(state)
+        except BaseException as exc:
+            if run is not None:
+                run.emit(NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter() - started,
+                                      error=f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            _NODE.reset(token)
+        if run is not None:
+            run.emit(NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter() - started,
+                                  delta=to_jsonable_python(update, fallback=str) if run.writer else None))
+        return update
+
+    node.__name__ = name
+    return node
+
+
+@contextlib.contextmanager
+def attempt_scope(agent: str, attempt: int, prompt: str | None, prompt_sha256: str | None) -> Iterator[AttemptScope]:
+    """Around one agent attempt: the model call inside it is written when the attempt ends,
+    with what the agent parsed from it (or why it rejected it)."""
+    scope = AttemptScope(agent, attempt, prompt, prompt_sha256)
+    token = _ATTEMPT.set(scope)
+    try:
+        yield scope
+    finally:
+        _ATTEMPT.reset(token)
+        run = _RUN.get()
+        if run is not None and scope.pending is not None:
+            run.emit(scope.pending)
+
+
+def attempt_result(scope: AttemptScope, *, parsed: Any = None, error: str | None = None) -> None:
+    if scope.pending is not None:
+        if error is None:
+            scope.pending.parsed = to_jsonable_python(parsed, fallback=str)
+        else:
+            scope.pending.error = scope.pending.error or error
+    run = _RUN.get()
+    if error is not None and run is not None:
+        run.totals.retries += 1
+        node = _NODE.get()
+        run.emit(AgentRetry(agent=scope.agent, attempt=scope.attempt, error=error, node_key=node.key if node else None))
+
+
+class RecordingModel:
+    """Wraps a role's ChatModel: numbers each call within its node and writes a ModelCall."""
+
+    def __init__(self, role: str, inner: ChatModel) -> None:
+        self.role = role
+        self.inner = inner
+
+    def __repr__(self) -> str:
+        return f"RecordingModel({self.role!r}, {self.inner!r})"
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        run = _RUN.get()
+        node = _NODE.get()
+        index = 0
+        if node is not None:
+            index = node.calls
+            node.calls += 1
+        call = CallContext(node.key if node else None, node.step if node else None, index, self.role)
+        token = _CALL.set(call)
+        error: str | None = None
+        response: ChatResponse | None = None
+        try:
+            response = await self.inner.chat(request)
+            return response
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            _CALL.reset(token)
+            if run is not None:
+                replayed = call.replayed
+                if response is not None:
+                    if replayed:
+                        run.totals.replayed_calls += 1
+                    else:
+                        run.totals.model_calls += 1
+                    run.totals.prompt_tokens += response.usage.prompt_tokens
+                    run.totals.completion_tokens += response.usage.completion_tokens
+                scope = _ATTEMPT.get()
+                event = ModelCall(
+                    role=self.role, node_key=node.key if node else None, step=node.step if node else None,
+                    call_index=index, fingerprint=request.fingerprint(), request=request, response=response,
+                    agent=scope.agent if scope else None, attempt=scope.attempt if scope else None,
+                    prompt=scope.prompt if scope else None, prompt_sha256=scope.prompt_sha256 if scope else None,
+                    error=error, replayed=replayed,
+                )
+                if scope is not None and run.writer is not None:
+                    scope.pending = event
+                else:
+                    run.emit(event)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@dataclass
+class CallContext:
+    """The model call in progress: where it is, and whether a replayer answered it."""
+
+    node_key: str | None
+    step: int | None
+    index: int
+    role: str
+    replayed: bool = False
+
+
+_CALL: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar("rolegraph_call", default=None)
+
+
+def current_call() -> CallContext | None:
+    return _CALL.get()
+
+
+async def record_tool(name: str, fn: Callable[[Any], Awaitable[Any]], value: Any) -> Any:
+    """Run a tool and write a ToolCall event (large payloads go to the blob store)."""
+    run, node = _RUN.get(), _NODE.get()
+    index = 0
+    if node is not None:
+        index = node.tools
+        node.tools += 1
+    started = time.perf_counter()
+    error, output = None, None
+    try:
+        output = await fn(value)
+        return output
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if run is not None:
+            run.totals.tool_calls += 1
+            if run.writer is not None:
+                run.emit(ToolCall(name=name, node_key=node.key if node else None, step=node.step if node else None,
+                                  call_index=index, input=run.writer.payload(value),
+                                  output=run.writer.payload(output), duration_s=time.perf_counter() - started,
+                                  error=error))

@@ -1,0 +1,158 @@
+"""Replay and fork: answer model calls from a recorded trace by (node execution, call index),
+checking that the request is the one recorded; optionally go live from a node step on."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+from rolegraph.errors import ModelError, RolegraphError
+from rolegraph.models import ChatModel, ChatRequest, ChatResponse
+from rolegraph.traces._events import ForkOrigin, ModelCall
+from rolegraph.traces._recorder import current_call, current_node
+from rolegraph.traces._store import Trace
+
+
+class ReplayMismatch(RolegraphError):
+    """The graph asked something the trace did not record: code, a prompt or an input changed."""
+
+    def __init__(self, message: str, diff: str = "") -> None:
+        super().__init__(message + (f"\n{diff}" if diff else ""))
+        self.diff = diff
+
+
+def request_lines(request: ChatRequest) -> list[str]:
+    """A request as lines a person can diff: settings first, then each message."""
+    settings = request.model_dump(mode="json", exclude={"messages"}, exclude_none=True)
+    schema = settings.pop("response_schema", None)
+    lines = [f"{k}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(settings.items()) if v not in ((), [], "")]
+    if schema is not None:
+        lines.append(f"response_schema: {json.dumps(schema, sort_keys=True)}")
+    for i, m in enumerate(request.messages):
+        lines.append(f"--- message {i} ({m.role})")
+        lines.extend((m.content or "").splitlines() or [""])
+        for call in m.tool_calls:
+            lines.append(f"tool_call {call.name}({call.arguments})")
+    return lines
+
+
+def request_diff(recorded: ChatRequest, now: ChatRequest) -> str:
+    return "\n".join(difflib.unified_diff(request_lines(recorded), request_lines(now), "recorded", "now", lineterm="", n=2))
+
+
+class ReplayModel:
+    """A ChatModel that answers from a trace. With `live` and `live_from`, calls made in node
+    steps >= live_from go to the live model instead (a fork)."""
+
+    def __init__(self, trace: Trace, *, live: ChatModel | None = None, live_from: int | None = None) -> None:
+        self.trace = trace
+        self.live = live
+        self.live_from = live_from
+        self.answered = 0
+        self.live_calls = 0
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        call = current_call()
+        if call is None:
+            raise RolegraphError("ReplayModel answers only inside a recorded run (use it through a Runtime)")
+        if self.live_from is not None and call.step is not None and call.step >= self.live_from:
+            if self.live is None:
+                raise RolegraphError("a fork needs a live model for the steps after --live-from")
+            self.live_calls += 1
+            return await self.live.chat(request)
+        recorded = self.trace.model_call(call.node_key, call.index)
+        if recorded is None:
+            raise ReplayMismatch(
+                f"replay: the trace has no model call #{call.index} in node execution {call.node_key} "
+                f"(role {call.role}); the graph took a path the recorded run did not")
+        if recorded.role != call.role:
+            raise ReplayMismatch(f"replay: call #{call.index} in {call.node_key} was made by role "
+                                 f"'{recorded.role}' when recorded, by '{call.role}' now")
+        if recorded.fingerprint != request.fingerprint():
+            raise ReplayMismatch(
+                f"replay: the request of role '{call.role}' (call #{call.index} in {call.node_key}, step "
+                f"{call.step}) differs from the recorded one:", request_diff(recorded.request, request))
+        if recorded.response is None:
+            raise ModelError(f"replayed failure: {recorded.error}")
+        call.replayed = True
+        self.answered += 1
+        return recorded.response
+
+    async def aclose(self) -> None:
+        if self.live is not None:
+            await self.live.aclose()
+
+
+def role_prompts(trace: Trace) -> dict[str, str]:
+    """Role -> the prompt template its agent used, from the recorded calls."""
+    out: dict[str, str] = {}
+    for e in trace.of_kind(ModelCall):
+        if e.prompt and e.role not in out:
+            out[e.role] = e.prompt
+    return out
+
+
+class ForkPrompts:
+    """A PromptLibrary whose overrides apply only in node steps >= live_from (the live part),
+    so the replayed part still renders the recorded prompts."""
+
+    def __init__(self, base: Any, overrides: dict[str, Any], live_from: int | None) -> None:
+        self.base, self.overrides, self.live_from = base, overrides, live_from
+
+    def _live(self) -> bool:
+        node = current_node()
+        return self.live_from is None or (node is not None and node.step >= self.live_from)
+
+    def get(self, name: str) -> Any:
+        if name in self.overrides and self._live():
+            return self.overrides[name]
+        return self.base.get(name)
+
+    def render(self, name: str, **variables: Any) -> Any:
+        return self.get(name).render(**variables)
+
+
+async def replay_run(trace: Trace, *, store: Any = None, live: Any = None, live_from: int | None = None,
+                     models: dict[str, str] | None = None, prompts: dict[str, str] | None = None) -> Any:
+    """Run the recorded graph again, answering model calls from `trace`.
+
+    With `live_from`, node steps from that one on call `live` (a Runtime) instead; `models`
+    (role -> model name) and `prompts` (role -> template file) change roles in that live part.
+    Returns the graph's result; the new run is recorded in `store` with its parent.
+    """
+    from rolegraph import graphs
+    from rolegraph.prompts import PromptLibrary, load_template_file
+    from rolegraph.runtime import Runtime
+
+    models, prompts = models or {}, prompts or {}
+    if (models or prompts) and live_from is None:
+        raise RolegraphError("--model and --prompt change the live part of a fork: give --live-from STEP too")
+    manifest = trace.started.manifest
+    module = graphs.get(manifest.graph)
+    roles = sorted(set(manifest.roles) | {e.role for e in trace.of_kind(ModelCall)})
+    live_models: dict[str, ChatModel] = {}
+    if live_from is not None:
+        if live is None:
+            raise RolegraphError("a fork needs a live runtime")
+        for role in roles:
+            live_models[role] = (live.model_named(role, models[role]) if role in models
+                                 else live.unrecorded_model(role))
+    replayers = {role: ReplayModel(trace, live=live_models.get(role), live_from=live_from) for role in roles}
+    library = PromptLibrary()
+    if prompts:
+        used = role_prompts(trace)
+        overrides = {}
+        for role, path in prompts.items():
+            if role not in used:
+                raise RolegraphError(f"role '{role}' made no recorded call with a prompt; roles: {', '.join(sorted(used))}")
+            overrides[used[role]] = load_template_file(used[role], path)
+        library = ForkPrompts(library, overrides, live_from)  # type: ignore[assignment]
+    changes = {**{f"model:{r}": m for r, m in models.items()}, **{f"prompt:{r}": p for r, p in prompts.items()}}
+    runtime = Runtime.from_models(replayers, prompts=library, traces=store,
+                                  trace_parent=ForkOrigin(run_id=trace.run_id, live_from=live_from, changes=changes))
+    try:
+        result = await module.replay_entry(manifest, runtime)
+    finally:
+        await runtime.aclose()
+    return result

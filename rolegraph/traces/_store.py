@@ -1,0 +1,280 @@
+"""Trace storage: one directory per run (an append-only events.jsonl plus content-addressed
+blobs) and a SQLite index for listing. A killed writer leaves a log that loads up to its last
+complete line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+from rolegraph.errors import UserError
+from rolegraph.traces._events import BlobRef, Event, ModelCall, RunFinished, RunStarted, parse_event
+
+INLINE_LIMIT = 16 * 1024
+SECRET_MARKERS = ("KEY", "TOKEN", "SECRET")
+REDACTED = "[REDACTED]"
+
+
+class Redactor:
+    """Removes secret values from text: values of environment variables whose names contain
+    KEY, TOKEN or SECRET, plus any extra values given."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, extra: tuple[str, ...] = ()) -> None:
+        env = os.environ if env is None else env
+        values = {v for k, v in env.items() if any(m in k.upper() for m in SECRET_MARKERS) and len(v) >= 6}
+        values |= {v for v in extra if v and len(v) >= 6}
+        forms: set[str] = set()
+        for v in values:
+            forms.add(v)
+            forms.add(json.dumps(v)[1:-1])  # as it appears inside a JSON string
+        self._secrets = sorted(forms, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+class TraceStore:
+    """Runs under `root/<run_id>/`, indexed in `root/index.sqlite`."""
+
+    def __init__(self, root: str | Path, *, redactor: Redactor | None = None) -> None:
+        self.root = Path(root)
+        self.redactor = redactor or Redactor()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"TraceStore({str(self.root)!r})"
+
+    # -- writing ------------------------------------------------------------------------
+
+    def writer(self, run_id: str) -> RunWriter:
+        run_dir = self.root / run_id
+        run_dir.mkdir(parents=True, exist_ok=False)
+        return RunWriter(self, run_id, run_dir)
+
+    def _index(self) -> sqlite3.Connection:
+        self.root.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.root / "index.sqlite", timeout=30)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, graph TEXT, started REAL, "
+            "finished REAL, status TEXT, parent TEXT, pid INTEGER, model_calls INTEGER, tokens INTEGER, "
+            "summary TEXT)"
+        )
+        return con
+
+    def _index_start(self, started: RunStarted) -> None:
+        summary = json.dumps(started.manifest.input, default=str)[:200]
+        with self._lock, self._index() as con:
+            con.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (started.run_id, started.manifest.graph, started.ts, None, "running",
+                         started.parent.run_id if started.parent else None, os.getpid(), 0, 0,
+                         self.redactor(summary)))
+
+    def _index_finish(self, run_id: str, finished: RunFinished) -> None:
+        t = finished.totals
+        with self._lock, self._index() as con:
+            con.execute("UPDATE runs SET finished=?, status=?, model_calls=?, tokens=? WHERE run_id=?",
+                        (finished.ts, finished.status, t.model_calls + t.replayed_calls,
+                         t.prompt_tokens + t.completion_tokens, run_id))
+
+    # -- reading ------------------------------------------------------------------------
+
+    def list(self, *, graph: str | None = None, status: str | None = None, limit: int = 50) -> list[RunInfo]:
+        if not (self.root / "index.sqlite").exists():
+            return []
+        query = "SELECT run_id, graph, started, finished, status, parent, pid, model_calls, tokens, summary FROM runs"
+        where, args = [], []
+        if graph:
+            where.append("graph = ?")
+            args.append(graph)
+        if status and status != "incomplete":
+            where.append("status = ?")
+            args.append(status)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY started DESC LIMIT ?"
+        args.append(limit)
+        with self._index() as con:
+            rows = con.execute(query, args).fetchall()
+        infos = [RunInfo(*row) for row in rows]
+        for info in infos:
+            if info.status == "running" and not _pid_alive(info.pid):
+                info.status = "incomplete"
+        return [i for i in infos if status != "incomplete" or i.status == "incomplete"]
+
+    def resolve(self, ref: str) -> Path:
+        """A run directory from an id, a unique id prefix, 'last', or a path."""
+        p = Path(ref)
+        if (p / "events.jsonl").exists():
+            return p
+        if ref in ("last", "latest"):
+            runs = self.list(limit=1)
+            if not runs:
+                raise UserError(f"no runs recorded in {self.root}")
+            return self.root / runs[0].run_id
+        if (self.root / ref / "events.jsonl").exists():
+            return self.root / ref
+        matches = sorted(d for d in self.root.glob(f"{ref}*") if (d / "events.jsonl").exists()) if self.root.exists() else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UserError(f"'{ref}' matches {len(matches)} runs; give more of the id")
+        raise UserError(f"no run '{ref}' in {self.root} (see `rolegraph trace list`)")
+
+    def load(self, ref: str) -> Trace:
+        return Trace.load(self.resolve(ref))
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    graph: str
+    started: float
+    finished: float | None
+    status: str
+    parent: str | None
+    pid: int
+    model_calls: int
+    tokens: int
+    summary: str
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+class RunWriter:
+    """Appends events to one run's log, line by line, flushed at once."""
+
+    def __init__(self, store: TraceStore, run_id: str, run_dir: Path) -> None:
+        self.store, self.run_id, self.dir = store, run_id, run_dir
+        self._fh = open(run_dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def write(self, event: Event) -> Event:
+        with self._lock:
+            event.seq = self._seq
+            self._seq += 1
+            line = self.store.redactor(event.model_dump_json(exclude_none=True))
+            self._fh.write(line + "\n")
+            self._fh.flush()
+        if isinstance(event, RunStarted):
+            self.store._index_start(event)
+        elif isinstance(event, RunFinished):
+            self.store._index_finish(self.run_id, event)
+        return event
+
+    def payload(self, value: Any) -> Any:
+        """Inline JSON, or a BlobRef to a content-addressed file when large."""
+        data = to_jsonable_python(value, fallback=str)
+        text = self.store.redactor(json.dumps(data, sort_keys=True, separators=(",", ":")))
+        if len(text) <= INLINE_LIMIT:
+            return json.loads(text)
+        sha = hashlib.sha256(text.encode()).hexdigest()
+        blobs = self.dir / "blobs"
+        blobs.mkdir(exist_ok=True)
+        path = blobs / sha
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
+        return BlobRef(blob=sha, size=len(text)).model_dump()
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+@dataclass
+class Trace:
+    """A loaded run: its events in order, and whether the run finished."""
+
+    dir: Path
+    events: list[Event]
+    complete: bool
+    dropped_tail: bool = False
+    """True when the last line was cut off (the writer was killed mid-line)."""
+    _by_key: dict[tuple[str | None, int], ModelCall] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Trace:
+        run_dir = Path(run_dir)
+        events: list[Event] = []
+        dropped = False
+        with open(run_dir / "events.jsonl", "rb") as fh:
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    dropped = True  # a partial last line: the writer died while writing it
+                    break
+                try:
+                    events.append(parse_event(raw))
+                except ValueError:
+                    dropped = True
+                    break
+        complete = bool(events) and isinstance(events[-1], RunFinished)
+        trace = cls(run_dir, events, complete, dropped)
+        for e in events:
+            if isinstance(e, ModelCall):
+                trace._by_key[(e.node_key, e.call_index)] = e
+        return trace
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    @property
+    def started(self) -> RunStarted:
+        first = self.events[0] if self.events else None
+        if not isinstance(first, RunStarted):
+            raise UserError(f"{self.dir}: the trace has no run_started event")
+        return first
+
+    @property
+    def run_id(self) -> str:
+        return self.started.run_id
+
+    @property
+    def finished(self) -> RunFinished | None:
+        last = self.events[-1] if self.events else None
+        return last if isinstance(last, RunFinished) else None
+
+    @property
+    def status(self) -> str:
+        return self.finished.status if self.finished else "incomplete"
+
+    def of_kind(self, kind: type[Any]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def model_call(self, node_key: str | None, call_index: int) -> ModelCall | None:
+        return self._by_key.get((node_key, call_index))
+
+    def blob(self, ref: BlobRef | dict[str, Any]) -> Any:
+        sha = ref.blob if isinstance(ref, BlobRef) else ref["blob"]
+        return json.loads((self.dir / "blobs" / sha).read_text())
+
+
+def new_run_id(graph: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{stamp}-{graph}-{os.urandom(3).hex()}"

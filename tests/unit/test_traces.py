@@ -1,0 +1,224 @@
+"""Traces: events round-trip, replay is exact and offline, mismatches are readable, forks go
+live at the right step, killed runs still load, secrets never reach the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rolegraph import Runtime
+from rolegraph.graphs import refinebot
+from rolegraph.models import ChatRequest, ChatResponse, Message, ScriptedModel, Usage
+from rolegraph.prompts import PromptLibrary
+from rolegraph.traces import (
+    AgentRetry,
+    BlobRef,
+    ErrorEvent,
+    ForkOrigin,
+    Manifest,
+    ModelCall,
+    NodeFinished,
+    NodeStarted,
+    Redactor,
+    ReplayMismatch,
+    ReplayModel,
+    RunFinished,
+    RunStarted,
+    ToolCall,
+    Totals,
+    TraceStore,
+    parse_event,
+)
+from rolegraph.traces._replay import replay_run
+from tests.unit.test_refinebot import MCQ_A, RIGHT, rewrite
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def scripts() -> dict[str, list]:
+    return dict(evaluator=[RIGHT, "Hmm. The answer is (a)"], reflector=["I matched 'ATP'."],
+                rewriter=["not json", rewrite()], checker=[{"is_equivalent": True, "explanation": "same"}])
+
+
+async def record(tmp_path: Path, **overrides: list) -> tuple[TraceStore, refinebot.RefineResult]:
+    store = TraceStore(tmp_path / "runs")
+    s = {**scripts(), **overrides}
+    rt = Runtime.from_models({r: ScriptedModel(s[r], name=r) for r in refinebot.ROLES}, traces=store)
+    result = await refinebot.arun(MCQ_A, runtime=rt)
+    await rt.aclose()
+    return store, result
+
+
+def test_every_event_kind_round_trips() -> None:
+    req = ChatRequest(messages=(Message(role="user", content="hi"),), seed=1)
+    resp = ChatResponse(text="yo", usage=Usage(prompt_tokens=2, completion_tokens=1), latency_s=0.1)
+    events = [
+        RunStarted(run_id="r", manifest=Manifest(graph="g", input={"a": 1}, prompts={"p": "abc"}),
+                   parent=ForkOrigin(run_id="q", live_from=3)),
+        NodeStarted(node="n", path=["n"], key="n@1", step=0, state={"x": [1, 2]}),
+        NodeFinished(node="n", key="n@1", step=0, delta={"x": [3]}, duration_s=0.5),
+        ModelCall(role="r", node_key="n@1", step=0, call_index=0, fingerprint=req.fingerprint(), request=req,
+                  response=resp, agent="a", attempt=0, parsed={"ok": True}),
+        ToolCall(name="t", node_key=None, step=None, call_index=0, input={"q": 1},
+                 output=BlobRef(blob="f" * 64, size=99).model_dump()),
+        AgentRetry(agent="a", attempt=1, error="bad"),
+        ErrorEvent(type="ValueError", message="boom"),
+        RunFinished(status="ok", output={"y": 1}, totals=Totals(model_calls=1)),
+    ]
+    for event in events:
+        assert parse_event(event.model_dump_json()) == event
+        assert json.loads(event.model_dump_json())["format_version"] == 1
+
+
+async def test_replay_is_exact_with_zero_model_calls(tmp_path: Path) -> None:
+    store, original = await record(tmp_path)
+    trace = store.load(original.trace_id or "")
+    assert trace.complete and trace.status == "ok"
+    replayed = await replay_run(trace, store=store)  # no live model anywhere
+    assert replayed.model_dump(exclude={"trace_id"}) == original.model_dump(exclude={"trace_id"})
+    new = store.load(replayed.trace_id)
+    assert new.finished is not None and new.finished.totals.model_calls == 0
+    assert new.finished.totals.replayed_calls == len(trace.of_kind(ModelCall)) == 6
+    assert new.started.parent is not None and new.started.parent.run_id == trace.run_id
+
+
+async def test_changed_prompt_raises_mismatch_showing_the_line(tmp_path: Path) -> None:
+    store, original = await record(tmp_path)
+    trace = store.load(original.trace_id or "")
+    prompts_dir = tmp_path / "prompts" / "refinebot"
+    prompts_dir.mkdir(parents=True)
+    source = (ROOT / "rolegraph" / "prompts" / "refinebot" / "evaluate.j2").read_text()
+    (prompts_dir / "evaluate.j2").write_text(source.replace("Reason step by step, briefly.",
+                                                            "Think it through carefully."))
+    rt = Runtime.from_models({r: ReplayModel(trace) for r in refinebot.ROLES}, prompts=PromptLibrary(tmp_path / "prompts"))
+    with pytest.raises(ReplayMismatch) as info:
+        await refinebot.replay_entry(trace.started.manifest, rt)
+    message = str(info.value)
+    assert "role 'evaluator'" in message and "step 0" in message
+    assert "-Reason step by step, briefly." in message and "+Think it through carefully." in message
+
+
+async def test_fork_calls_live_models_for_exactly_the_remaining_calls(tmp_path: Path) -> None:
+    store, original = await record(tmp_path)
+    trace = store.load(original.trace_id or "")
+    # steps: 0 evaluate, 1 reflect, 2 rewrite (2 calls), 3 check, 4 evaluate; live from step 2
+    live_scripts = dict(evaluator=["Still the answer is (c)"], reflector=[], rewriter=[rewrite()],
+                        checker=[{"is_equivalent": True, "explanation": "same"}])
+    live = Runtime.from_models({r: ScriptedModel(live_scripts[r], name=f"live-{r}") for r in refinebot.ROLES})
+    forked = await replay_run(trace, store=store, live=live, live_from=2)
+    await live.aclose()  # every live step was used, no more
+    assert forked.exit_code is refinebot.ExitCode.FAIL_ITERATIONS
+    new = store.load(forked.trace_id)
+    assert new.finished is not None
+    assert (new.finished.totals.replayed_calls, new.finished.totals.model_calls) == (2, 3)
+    calls = new.of_kind(ModelCall)
+    assert [c.replayed for c in calls] == [True, True, False, False, False]
+    assert new.started.parent == ForkOrigin(run_id=trace.run_id, live_from=2)
+
+
+async def test_fork_with_a_changed_prompt_changes_only_the_live_part(tmp_path: Path) -> None:
+    store, original = await record(tmp_path)
+    trace = store.load(original.trace_id or "")
+    new_prompt = tmp_path / "check.j2"
+    new_prompt.write_text("{% block user %}Same meaning? {{ question_stem_1 }} vs {{ question_stem_2 }}{% endblock %}")
+    checker = ScriptedModel([{"is_equivalent": False, "explanation": "differs"}])
+    live = Runtime.from_models({"checker": checker, "default": ScriptedModel([])})
+    forked = await replay_run(trace, store=store, live=live, live_from=3, prompts={"checker": str(new_prompt)})
+    assert forked.exit_code is refinebot.ExitCode.FAIL_REWRITE
+    assert (checker.requests[0].messages[-1].content or "").startswith("Same meaning?")
+    assert store.load(forked.trace_id).started.parent.changes == {"prompt:checker": str(new_prompt)}  # type: ignore[union-attr]
+
+
+async def test_concurrent_runs_never_mix(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "runs")
+    mcqs = [MCQ_A.model_copy(update={"key": f"k{i}", "question": f"Question number {i}?"}) for i in range(6)]
+
+    async def slow_wrong(request: ChatRequest) -> str:
+        import asyncio
+
+        await asyncio.sleep(0.01 * (hash(request.messages[-1].content) % 5))
+        return "The answer is (a)"
+
+    from rolegraph.models import FunctionModel
+
+    rt = Runtime.from_models({"default": FunctionModel(slow_wrong)}, traces=store)
+    results = [r async for r in refinebot.arun_many(mcqs, runtime=rt, seeds=[0, 1], concurrency=6)]
+    for r in results:
+        trace = store.load(r.trace_id or "")
+        calls = trace.of_kind(ModelCall)
+        assert len(calls) == 1
+        assert f"Question number {r.key[1:]}?" in (calls[0].request.messages[-1].content or "")
+        assert trace.started.manifest.input["key"] == r.key
+
+
+def test_store_lists_and_resolves(tmp_path: Path) -> None:
+    import asyncio
+
+    store, result = asyncio.run(record(tmp_path))
+    runs = store.list()
+    assert [r.run_id for r in runs] == [result.trace_id] and runs[0].status == "ok"
+    assert store.resolve("last").name == result.trace_id
+    assert store.resolve((result.trace_id or "")[:18]).name == result.trace_id
+
+
+async def test_secrets_never_reach_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret, token = "sk-live-0123456789abcdef", "tok_SUPERSECRET_42"
+    monkeypatch.setenv("MY_SERVICE_API_KEY", secret)
+    monkeypatch.setenv("GITHUB_TOKEN", token)
+    store = TraceStore(tmp_path / "runs", redactor=Redactor())
+    leaky = MCQ_A.model_copy(update={"question": f"My key is {secret} and {token}; which organelle makes ATP?"})
+    rt = Runtime.from_models({"default": ScriptedModel([f"Your key {secret}. The answer is (a)"])}, traces=store)
+    await refinebot.arun(leaky, runtime=rt)
+    found = [p for p in (tmp_path / "runs").rglob("*") if p.is_file()
+             and (secret.encode() in p.read_bytes() or token.encode() in p.read_bytes())]
+    assert found == []
+    assert "[REDACTED]" in (tmp_path / "runs").joinpath(store.list()[0].run_id, "events.jsonl").read_text()
+
+
+KILLED_RUN = """
+import asyncio, sys
+from rolegraph import Runtime
+from rolegraph.graphs import refinebot
+from rolegraph.models import FunctionModel
+from rolegraph.traces import TraceStore
+from tests.unit.test_refinebot import MCQ_A
+
+async def slow(request):
+    print("call", flush=True)
+    await asyncio.sleep(0.2)
+    return {"is_equivalent": True, "explanation": "ok"} if request.response_schema and "is_equivalent" in str(
+        request.response_schema) else "The answer is (b)"
+
+rt = Runtime.from_models({"default": FunctionModel(slow)}, traces=TraceStore(sys.argv[1]))
+asyncio.run(refinebot.arun(MCQ_A, runtime=rt, options=refinebot.RefineBotOptions(max_iters=50)))
+"""
+
+
+def test_sigkill_mid_run_leaves_a_trace_that_loads(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tmp_path / "runs")], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for _ in range(4):  # let it get a few calls in
+        proc.stdout.readline()
+    time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = TraceStore(tmp_path / "runs")
+    runs = store.list()
+    assert len(runs) == 1 and runs[0].status == "incomplete"
+    trace = store.load(runs[0].run_id)
+    assert not trace.complete and trace.status == "incomplete"
+    assert trace.of_kind(NodeStarted) and trace.of_kind(ModelCall)
+    # a line cut in half by the kill is dropped, the rest still loads
+    log = trace.dir / "events.jsonl"
+    with log.open("a") as fh:
+        fh.write('{"kind": "node_started", "node": "trunc')
+    again = store.load(runs[0].run_id)
+    assert again.dropped_tail and len(again.events) == len(trace.events)
