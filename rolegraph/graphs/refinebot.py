@@ -265,7 +265,7 @@ async def arun(mcq: MCQ, *, runtime: Runtime, seed: int = 0,
             result = RefineResult(key=mcq.key, seed=seed, exit_code=state.exit_code, iterations=state.iteration,
                                   original=start, final=state.current if success else start, state=state,
                                   trace_id=run.run_id)
-        set_output(run, result.model_dump(mode="json", exclude={"state"}))
+        set_output(run, result.model_dump(mode="json", exclude={"state", "trace_id"}))
     return result
 
 

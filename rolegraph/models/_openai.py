@@ -283,7 +283,7 @@ class OpenAICompatModel:
             self._owns_endpoint = False
         self.endpoint = endpoint
         self.model = model
-        self.defaults = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed}
+        self.defaults: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed}
 
     def __repr__(self) -> str:
         return f"OpenAICompatModel(model={self.model!r}, endpoint={self.endpoint!r})"

@@ -96,7 +96,8 @@ class TraceStore:
         if not (self.root / "index.sqlite").exists():
             return []
         query = "SELECT run_id, graph, started, finished, status, parent, pid, model_calls, tokens, summary FROM runs"
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if graph:
             where.append("graph = ?")
             args.append(graph)

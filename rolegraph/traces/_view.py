@@ -1,0 +1,85 @@
+"""`rolegraph trace view`: one self-contained HTML page per run — the graph (mermaid, inlined),
+a timeline of steps and model calls, and every call's messages and output."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from rolegraph.traces._show import steps
+from rolegraph.traces._store import Trace
+
+ASSETS = Path(__file__).parent / "assets"
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ASSETS)), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.get_template("view.html.j2")
+
+
+@lru_cache(maxsize=1)
+def _mermaid_js() -> str:
+    # a literal "</script" inside the inlined library would end the tag early
+    return (ASSETS / "mermaid.min.js").read_text(encoding="utf-8").replace("</script", "<\\/script")
+
+
+def _pretty(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def render(trace: Trace) -> str:
+    started = trace.started
+    items = steps(trace)
+    t0 = started.ts
+    end = max([t0] + [e.ts for e in trace.events])
+    span = max(end - t0, 1e-6)
+    step_rows: list[dict[str, Any]] = []
+    for s in items:
+        node_start = (s.end_ts or end) - s.duration_s
+        calls = []
+        for c in s.calls:
+            c_start = c.ts - c.latency_s
+            calls.append(dict(
+                index=c.call_index, role=c.role, agent=c.agent, attempt=c.attempt, replayed=c.replayed,
+                error=c.error, prompt=c.prompt, latency=c.latency_s,
+                prompt_tokens=c.usage.prompt_tokens, completion_tokens=c.usage.completion_tokens,
+                left=round(100 * (c_start - t0) / span, 3), width=round(100 * c.latency_s / span, 3),
+                messages=[dict(role=m.role, content=m.content or "".join(
+                    f"{tc.name}({tc.arguments})" for tc in m.tool_calls)) for m in c.request.messages],
+                answer=c.response.text if c.response else "",
+                parsed=None if c.parsed is None else _pretty(c.parsed),
+            ))
+        step_rows.append(dict(step=s.step, node=s.node, key=s.key, duration=s.duration_s, error=s.error,
+                              left=round(100 * (node_start - t0) / span, 3),
+                              width=round(100 * s.duration_s / span, 3), calls=calls, delta=_pretty(s.delta)))
+    totals = trace.finished.totals if trace.finished else None
+    calls_all = [c for s in step_rows for c in s["calls"]]
+    parent = ""
+    if started.parent:
+        parent = f"forked from {started.parent.run_id}" + (
+            f" at step {started.parent.live_from}" if started.parent.live_from is not None else " (offline replay)")
+    manifest = started.manifest.model_dump(mode="json", exclude={"mermaid"})
+    return _template().render(
+        run_id=trace.run_id, graph=started.manifest.graph, status=trace.status, parent=parent,
+        steps=step_rows, n_calls=len(calls_all), n_replayed=sum(1 for c in calls_all if c["replayed"]),
+        prompt_tokens=sum(c["prompt_tokens"] for c in calls_all),
+        completion_tokens=sum(c["completion_tokens"] for c in calls_all),
+        n_retries=totals.retries if totals else sum(1 for c in calls_all if c["error"]),
+        duration=totals.duration_s if totals else span, mermaid=started.manifest.mermaid or "graph TD;\n  run",
+        manifest_json=_pretty(manifest), output=_pretty(trace.finished.output) if trace.finished else "",
+        mermaid_js=_mermaid_js(),
+    )
+
+
+def write_view(trace: Trace, path: str | Path | None = None) -> Path:
+    out = Path(path) if path else trace.dir / "view.html"
+    out.write_text(render(trace), encoding="utf-8")
+    return out

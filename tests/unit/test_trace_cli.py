@@ -1,0 +1,99 @@
+"""The trace commands as a user runs them: list, show, diff, view (in headless Chromium), replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from rolegraph.traces import TraceStore
+from rolegraph.traces._diff import first_divergence
+from tests.unit.test_traces import record
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rolegraph", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=120, check=False, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin",
+                                                                  "PYTHONPATH": str(ROOT)})
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> tuple[Path, str]:
+    store, result = asyncio.run(record(tmp_path))
+    return store.root, result.trace_id or ""
+
+
+def test_list_and_show(recorded: tuple[Path, str], tmp_path: Path) -> None:
+    runs, run_id = recorded
+    listing = cli("trace", "list", "--runs", str(runs), cwd=tmp_path)
+    assert listing.returncode == 0 and run_id in listing.stdout and "ok" in listing.stdout
+    shown = cli("trace", "show", run_id[:20], "--runs", str(runs), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    rows = [line for line in shown.stdout.splitlines() if re.match(r"^│\s+\d+ │", line)]
+    assert [r.split("│")[2].strip() for r in rows] == ["evaluate", "reflect", "rewrite", "check", "evaluate"]
+    assert "6 model calls" in shown.stdout and "1 retries" in shown.stdout
+    calls = cli("trace", "show", run_id, "--runs", str(runs), "--calls", cwd=tmp_path)
+    assert "not valid JSON" in calls.stdout  # the rejected rewrite attempt is visible
+    step = cli("trace", "show", run_id, "--runs", str(runs), "--step", "2", cwd=tmp_path)
+    assert "call 1: rewriter / rewriter attempt 1" in step.stdout and "state update" in step.stdout
+
+
+def test_unknown_run_is_one_line(tmp_path: Path) -> None:
+    result = cli("trace", "show", "nope", "--runs", str(tmp_path / "runs"), cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "no run 'nope'" in result.stderr
+
+
+def test_replay_command_is_offline_and_identical(recorded: tuple[Path, str], tmp_path: Path) -> None:
+    runs, run_id = recorded
+    result = cli("replay", run_id, "--runs", str(runs), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "6 calls answered from the trace, 0 live" in result.stdout
+    assert "output: identical to the recorded run" in result.stdout
+    assert len(TraceStore(runs).list()) == 2
+
+
+def test_diff_finds_the_first_divergence(tmp_path: Path) -> None:
+    store_a, a = asyncio.run(record(tmp_path / "a"))
+    store_b, b = asyncio.run(record(tmp_path / "b", reflector=["I noticed the word 'ATP'."]))
+    ta, tb = store_a.load(a.trace_id or ""), store_b.load(b.trace_id or "")
+    d = first_divergence(ta, tb)
+    assert d is not None and d.step == 1 and d.what == "response"
+    result = cli("trace", "diff", str(ta.dir), str(tb.dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "first divergence at step 1" in result.stdout and "I noticed the word" in result.stdout
+    assert "reflections" in result.stdout  # the state summary names the field that differs
+    same = cli("trace", "diff", str(ta.dir), str(ta.dir), cwd=tmp_path)
+    assert "no divergence" in same.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it")
+def test_view_page_renders_in_chromium(recorded: tuple[Path, str], tmp_path: Path) -> None:
+    runs, run_id = recorded
+    result = cli("trace", "view", run_id, "--runs", str(runs), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    page = Path(result.stdout.strip())
+    html = page.read_text()
+    assert "<script src" not in html and "http" not in re.sub(r"<script>.*?</script>", "", html, flags=re.S)
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run([CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr",
+                              "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'data-rendered="ok"' in dom.stdout and 'data-errors="0"' in dom.stdout
+    console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
+    assert console_errors == []
+    assert re.search(r'<b id="step-count">5</b>', dom.stdout)
+    assert dom.stdout.count('class="step"') == 5 and "<svg" in dom.stdout  # the graph was drawn
+    assert json.dumps("not json")[1:-1] in dom.stdout  # a rejected answer is there to expand
