@@ -17,7 +17,7 @@ from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
 from rolegraph.prompts import PromptLibrary
 from rolegraph.traces._events import ForkOrigin, Manifest, RoleInfo
 from rolegraph.traces._recorder import RecordingModel, RunContext, record_run
-from rolegraph.traces._store import TraceStore
+from rolegraph.traces._store import Trace, TraceStore
 
 T = TypeVar("T")
 
@@ -110,11 +110,13 @@ class Runtime:
                             sampling={k: v for k, v in inner.defaults.items() if v is not None})
         return RoleInfo(model=type(inner).__name__)
 
-    def record(self, manifest: Manifest) -> AbstractAsyncContextManager[RunContext]:
-        """Record one run of a graph in this runtime's trace store (or only number it)."""
-        for role in manifest.roles:
-            manifest.roles[role] = self.describe_role(role)
-        return record_run(self.traces, manifest, parent=self.trace_parent)
+    def record(self, manifest: Manifest, *, resume: Trace | None = None) -> AbstractAsyncContextManager[RunContext]:
+        """Record one run of a graph in this runtime's trace store (or only number it);
+        with `resume`, continue that interrupted run's log."""
+        if resume is None:
+            for role in manifest.roles:
+                manifest.roles[role] = self.describe_role(role)
+        return record_run(self.traces, manifest, parent=self.trace_parent, resume=resume)
 
     def require_roles(self, roles: list[str]) -> None:
         """Fail early, naming every missing role, before a graph starts."""

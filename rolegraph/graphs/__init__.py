@@ -1,5 +1,5 @@
 """The reference systems, one module per graph: each has a State model, `build(runtime)`,
-`run(...)`, and `replay_entry(manifest, runtime)` for `rolegraph replay`."""
+`run(...)`, and a `SPEC` (GraphSpec) that replay and resume use to run it from a manifest."""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ from rolegraph.errors import AgentOutputError
 from rolegraph.evals.mcq import LETTERS, MCQ
 from rolegraph.models import Message
 from rolegraph.runtime import Runtime
-from rolegraph.traces import Manifest, RoleInfo, set_output, traced_node
+from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
+from rolegraph.traces import Manifest, RoleInfo, traced_node
 
 NAME = "refinebot"
 ROLES = ("evaluator", "reflector", "rewriter", "checker")
@@ -243,29 +244,46 @@ def recursion_limit(options: RefineBotOptions) -> int:
     return 4 * options.max_iters + 4
 
 
+def manifest_for(mcq: MCQ, seed: int, options: RefineBotOptions, runtime: Runtime, graph: Any) -> Manifest:
+    return Manifest(graph=NAME, input=mcq.model_dump(mode="json"), options=options.model_dump(mode="json"),
+                    seed=seed, prompts={p: runtime.prompts.get(p).sha256 for p in PROMPTS},
+                    roles=dict.fromkeys(ROLES, RoleInfo()), mermaid=graph.get_graph().draw_mermaid())
+
+
+def _inputs(manifest: Manifest) -> tuple[MCQ, RefineBotOptions, int, MCQ]:
+    mcq = MCQ.model_validate(manifest.input)
+    options = RefineBotOptions.model_validate(manifest.options)
+    seed = manifest.seed or 0
+    return mcq, options, seed, shuffled(mcq, seed) if options.shuffle else mcq
+
+
+def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:
+    _, options, seed, start = _inputs(manifest)
+    return Prepared(graph if graph is not None else build(runtime, options),
+                    RefineState(original=start, current=start, seed=seed), recursion_limit(options))
+
+
+def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: str) -> RefineResult:
+    mcq, _, seed, start = _inputs(manifest)
+    if error is not None:
+        return RefineResult(key=mcq.key, seed=seed, exit_code=ExitCode.ERROR, iterations=0,
+                            original=start, final=start, error=str(error), trace_id=run_id)
+    state = RefineState.model_validate(raw)
+    assert state.exit_code is not None
+    success = state.exit_code in (ExitCode.SUCCESS_NO_CHANGE, ExitCode.SUCCESS_REWRITE)
+    return RefineResult(key=mcq.key, seed=seed, exit_code=state.exit_code, iterations=state.iteration,
+                        original=start, final=state.current if success else start, state=state, trace_id=run_id)
+
+
+SPEC = GraphSpec(NAME, _prepare, _finish, recorded_failures=(AgentOutputError,))
+
+
 async def arun(mcq: MCQ, *, runtime: Runtime, seed: int = 0,
                options: RefineBotOptions = RefineBotOptions(), graph: Any = None) -> RefineResult:
     """Refine one MCQ with one seed, recorded as one run. Pass `graph` (from `build`) to reuse it."""
     graph = graph if graph is not None else build(runtime, options)
-    start = shuffled(mcq, seed) if options.shuffle else mcq
-    initial = RefineState(original=start, current=start, seed=seed)
-    manifest = Manifest(graph=NAME, input=mcq.model_dump(mode="json"), options=options.model_dump(mode="json"),
-                        seed=seed, prompts={p: runtime.prompts.get(p).sha256 for p in PROMPTS},
-                        roles=dict.fromkeys(ROLES, RoleInfo()), mermaid=graph.get_graph().draw_mermaid())
-    async with runtime.record(manifest) as run:
-        try:
-            raw = await graph.ainvoke(initial, config={"recursion_limit": recursion_limit(options)})
-        except AgentOutputError as exc:
-            result = RefineResult(key=mcq.key, seed=seed, exit_code=ExitCode.ERROR, iterations=0,
-                                  original=start, final=start, error=str(exc), trace_id=run.run_id)
-        else:
-            state = RefineState.model_validate(raw)
-            assert state.exit_code is not None
-            success = state.exit_code in (ExitCode.SUCCESS_NO_CHANGE, ExitCode.SUCCESS_REWRITE)
-            result = RefineResult(key=mcq.key, seed=seed, exit_code=state.exit_code, iterations=state.iteration,
-                                  original=start, final=state.current if success else start, state=state,
-                                  trace_id=run.run_id)
-        set_output(run, result.model_dump(mode="json", exclude={"state", "trace_id"}))
+    result: RefineResult = await run_graph(SPEC, manifest_for(mcq, seed, options, runtime, graph), runtime,
+                                           graph=graph)
     return result
 
 
@@ -295,8 +313,3 @@ async def arun_many(mcqs: Iterable[MCQ], *, runtime: Runtime, seeds: Iterable[in
         for t in tasks:
             t.cancel()
 
-
-async def replay_entry(manifest: Manifest, runtime: Runtime) -> RefineResult:
-    """Run again what `manifest` recorded (used by `rolegraph replay`)."""
-    return await arun(MCQ.model_validate(manifest.input), runtime=runtime, seed=manifest.seed or 0,
-                      options=RefineBotOptions.model_validate(manifest.options))

@@ -14,13 +14,14 @@ from rolegraph.traces._events import (
     NodeStarted,
     RoleInfo,
     RunFinished,
+    RunResumed,
     RunStarted,
     ToolCall,
     Totals,
     parse_event,
 )
 from rolegraph.traces._recorder import record_tool, set_output, traced_node
-from rolegraph.traces._replay import ReplayMismatch, ReplayModel, request_diff
+from rolegraph.traces._replay import ReplayMismatch, ReplayModel, replay_run, request_diff, resume_run
 from rolegraph.traces._store import Redactor, RunInfo, Trace, TraceStore
 
 
@@ -46,6 +47,7 @@ __all__ = [
     "RoleInfo",
     "RunFinished",
     "RunInfo",
+    "RunResumed",
     "RunStarted",
     "ToolCall",
     "Totals",
@@ -54,7 +56,9 @@ __all__ = [
     "load",
     "parse_event",
     "record_tool",
+    "replay_run",
     "request_diff",
+    "resume_run",
     "set_output",
     "traced_node",
 ]

@@ -119,3 +119,34 @@ def replay_command(
     if trace.finished is not None and new is not None and new.finished is not None and live_from is None:
         same = trace.finished.output == new.finished.output
         out.print("output: identical to the recorded run" if same else "[yellow]output differs from the recorded run[/]")
+
+
+def resume_command(
+    run: Annotated[str, typer.Argument(help="Run id, id prefix, 'last', or directory.")],
+    runs: RunsDir = None,
+    config: Annotated[Optional[Path], typer.Option(help="rolegraph.toml for the live models.")] = None,
+) -> None:
+    """Continue an interrupted run from its last checkpoint, without repeating finished calls."""
+    import asyncio
+
+    from rolegraph.runtime import Runtime
+    from rolegraph.traces._replay import resume_run
+
+    store = _store(runs)
+    trace = store.load(run)  # type: ignore[attr-defined]
+    live = Runtime.load(config)
+
+    async def go() -> object:
+        try:
+            return await resume_run(trace, store=store, live=live)
+        finally:
+            await live.aclose()
+
+    with live:
+        asyncio.run(go())
+    done = store.load(trace.run_id)  # type: ignore[attr-defined]
+    totals = done.finished.totals if done.finished else None
+    out.print(f"resumed {trace.run_id}: status {done.status}")
+    if totals is not None:
+        out.print(f"{totals.node_steps} steps in all; {totals.replayed_calls} calls answered from the trace, "
+                  f"{totals.model_calls} made live")

@@ -57,6 +57,12 @@ class RunStarted(_Event):
     parent: ForkOrigin | None = None
 
 
+class RunResumed(_Event):
+    kind: Literal["run_resumed"] = "run_resumed"
+    step: int
+    """The first node step numbered after the interruption."""
+
+
 class NodeStarted(_Event):
     kind: Literal["node_started"] = "node_started"
     node: str
@@ -162,7 +168,7 @@ class RunFinished(_Event):
 
 
 Event = Annotated[
-    RunStarted | NodeStarted | NodeFinished | ModelCall | ToolCall | AgentRetry | ErrorEvent | RunFinished,
+    RunStarted | RunResumed | NodeStarted | NodeFinished | ModelCall | ToolCall | AgentRetry | ErrorEvent | RunFinished,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -24,11 +24,12 @@ from rolegraph.traces._events import (
     NodeFinished,
     NodeStarted,
     RunFinished,
+    RunResumed,
     RunStarted,
     ToolCall,
     Totals,
 )
-from rolegraph.traces._store import RunWriter, TraceStore, new_run_id
+from rolegraph.traces._store import RunWriter, Trace, TraceStore, new_run_id
 
 PACKAGES = ("rolegraph", "langgraph", "openai", "pydantic", "llama-cpp-python")
 
@@ -40,6 +41,7 @@ class RunContext:
     run_id: str
     writer: RunWriter | None
     started_at: float = field(default_factory=time.perf_counter)
+    """perf_counter() at start (set back by the recorded duration when resuming)."""
     totals: Totals = field(default_factory=Totals)
     node_steps: int = 0
     keys_to_steps: dict[str, int] = field(default_factory=dict)
@@ -94,14 +96,24 @@ def package_versions() -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def record_run(store: TraceStore | None, manifest: Manifest, *,
-                     parent: ForkOrigin | None = None) -> AsyncIterator[RunContext]:
-    """Record one run: RunStarted now, RunFinished (ok or error, with totals) at the end."""
-    run_id = new_run_id(manifest.graph)
-    writer = store.writer(run_id) if store is not None else None
-    ctx = RunContext(run_id, writer)
-    manifest.packages = manifest.packages or package_versions()
-    ctx.emit(RunStarted(run_id=run_id, manifest=manifest, parent=parent))
+async def record_run(store: TraceStore | None, manifest: Manifest, *, parent: ForkOrigin | None = None,
+                     resume: Trace | None = None) -> AsyncIterator[RunContext]:
+    """Record one run: RunStarted now, RunFinished (ok or error, with totals) at the end.
+    With `resume`, continue that run's log instead (RunResumed, steps numbered on)."""
+    if resume is not None:
+        if store is None:
+            raise ValueError("resuming a run needs a trace store")
+        writer: RunWriter | None = store.append_writer(resume)
+        ctx = RunContext(resume.run_id, writer, totals=totals_of(resume))
+        ctx.node_steps = ctx.totals.node_steps
+        ctx.started_at -= max((e.ts for e in resume.events), default=0) - resume.started.ts
+        ctx.emit(RunResumed(step=ctx.node_steps))
+    else:
+        run_id = new_run_id(manifest.graph)
+        writer = store.writer(run_id) if store is not None else None
+        ctx = RunContext(run_id, writer)
+        manifest.packages = manifest.packages or package_versions()
+        ctx.emit(RunStarted(run_id=run_id, manifest=manifest, parent=parent))
     token = _RUN.set(ctx)
     try:
         yield ctx
@@ -117,6 +129,26 @@ async def record_run(store: TraceStore | None, manifest: Manifest, *,
         _RUN.reset(token)
         if writer is not None:
             writer.close()
+
+
+def totals_of(trace: Trace) -> Totals:
+    """Totals recomputed from a (possibly interrupted) run's events."""
+    t = Totals()
+    for e in trace.events:
+        if isinstance(e, NodeStarted):
+            t.node_steps += 1
+        elif isinstance(e, ModelCall) and e.response is not None:
+            if e.replayed:
+                t.replayed_calls += 1
+            else:
+                t.model_calls += 1
+            t.prompt_tokens += e.usage.prompt_tokens
+            t.completion_tokens += e.usage.completion_tokens
+        elif isinstance(e, ToolCall):
+            t.tool_calls += 1
+        elif isinstance(e, AgentRetry):
+            t.retries += 1
+    return t
 
 
 def set_output(ctx: RunContext, value: Any) -> None:

@@ -45,10 +45,13 @@ class ReplayModel:
     """A ChatModel that answers from a trace. With `live` and `live_from`, calls made in node
     steps >= live_from go to the live model instead (a fork)."""
 
-    def __init__(self, trace: Trace, *, live: ChatModel | None = None, live_from: int | None = None) -> None:
+    def __init__(self, trace: Trace, *, live: ChatModel | None = None, live_from: int | None = None,
+                 fill_gaps: bool = False) -> None:
         self.trace = trace
         self.live = live
         self.live_from = live_from
+        self.fill_gaps = fill_gaps
+        """Resume mode: calls the trace has are answered from it, the rest go to `live`."""
         self.answered = 0
         self.live_calls = 0
 
@@ -62,6 +65,9 @@ class ReplayModel:
             self.live_calls += 1
             return await self.live.chat(request)
         recorded = self.trace.model_call(call.node_key, call.index)
+        if self.fill_gaps and (recorded is None or recorded.response is None) and self.live is not None:
+            self.live_calls += 1
+            return await self.live.chat(request)
         if recorded is None:
             raise ReplayMismatch(
                 f"replay: the trace has no model call #{call.index} in node execution {call.node_key} "
@@ -113,6 +119,28 @@ class ForkPrompts:
         return self.get(name).render(**variables)
 
 
+async def resume_run(trace: Trace, *, store: Any, live: Any) -> Any:
+    """Continue an interrupted run from its last checkpoint. Nodes that finished are not run
+    again; in the node that was cut off, calls the trace recorded are answered from it."""
+    from rolegraph import graphs
+    from rolegraph.graphs._run import CHECKPOINTS, run_graph
+    from rolegraph.runtime import Runtime
+
+    if trace.complete:
+        raise RolegraphError(f"run {trace.run_id} already finished ({trace.status}); nothing to resume")
+    if not (trace.dir / CHECKPOINTS).exists():
+        raise RolegraphError(f"run {trace.run_id} has no checkpoints to resume from")
+    manifest = trace.started.manifest
+    module = graphs.get(manifest.graph)
+    roles = sorted(set(manifest.roles) | {e.role for e in trace.of_kind(ModelCall)})
+    models = {r: ReplayModel(trace, live=live.unrecorded_model(r), fill_gaps=True) for r in roles}
+    runtime = Runtime.from_models(models, prompts=live.prompts, traces=store)
+    try:
+        return await run_graph(module.SPEC, manifest, runtime, resume=trace)
+    finally:
+        await runtime.aclose()
+
+
 async def replay_run(trace: Trace, *, store: Any = None, live: Any = None, live_from: int | None = None,
                      models: dict[str, str] | None = None, prompts: dict[str, str] | None = None) -> Any:
     """Run the recorded graph again, answering model calls from `trace`.
@@ -122,6 +150,7 @@ async def replay_run(trace: Trace, *, store: Any = None, live: Any = None, live_
     Returns the graph's result; the new run is recorded in `store` with its parent.
     """
     from rolegraph import graphs
+    from rolegraph.graphs._run import run_graph
     from rolegraph.prompts import PromptLibrary, load_template_file
     from rolegraph.runtime import Runtime
 
@@ -152,7 +181,7 @@ async def replay_run(trace: Trace, *, store: Any = None, live: Any = None, live_
     runtime = Runtime.from_models(replayers, prompts=library, traces=store,
                                   trace_parent=ForkOrigin(run_id=trace.run_id, live_from=live_from, changes=changes))
     try:
-        result = await module.replay_entry(manifest, runtime)
+        result = await run_graph(module.SPEC, manifest, runtime)
     finally:
         await runtime.aclose()
     return result

@@ -45,6 +45,15 @@ class Redactor:
                 text = text.replace(secret, REDACTED)
         return text
 
+    def mask_bytes(self, data: bytes) -> bytes:
+        """Overwrite secrets in binary data with '*' of the same byte length, so length-prefixed
+        encodings (msgpack checkpoints) stay valid."""
+        for secret in self._secrets:
+            raw = secret.encode()
+            if raw in data:
+                data = data.replace(raw, b"*" * len(raw))
+        return data
+
 
 class TraceStore:
     """Runs under `root/<run_id>/`, indexed in `root/index.sqlite`."""
@@ -63,6 +72,20 @@ class TraceStore:
         run_dir = self.root / run_id
         run_dir.mkdir(parents=True, exist_ok=False)
         return RunWriter(self, run_id, run_dir)
+
+    def append_writer(self, trace: Trace) -> RunWriter:
+        """Reopen a run's log to continue it, dropping a last line cut off by a kill."""
+        log = trace.dir / "events.jsonl"
+        data = log.read_bytes()
+        keep = data[: data.rfind(b"\n") + 1] if trace.dropped_tail else data
+        if len(keep) != len(data):
+            log.write_bytes(keep)
+        writer = RunWriter(self, trace.run_id, trace.dir)
+        writer._seq = len(trace.events)
+        with self._lock, self._index() as con:
+            con.execute("UPDATE runs SET status='running', pid=?, finished=NULL WHERE run_id=?",
+                        (os.getpid(), trace.run_id))
+        return writer
 
     def _index(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)

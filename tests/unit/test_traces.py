@@ -15,6 +15,7 @@ import pytest
 
 from rolegraph import Runtime
 from rolegraph.graphs import refinebot
+from rolegraph.graphs._run import run_graph
 from rolegraph.models import ChatRequest, ChatResponse, Message, ScriptedModel, Usage
 from rolegraph.prompts import PromptLibrary
 from rolegraph.traces import (
@@ -99,7 +100,7 @@ async def test_changed_prompt_raises_mismatch_showing_the_line(tmp_path: Path) -
                                                             "Think it through carefully."))
     rt = Runtime.from_models({r: ReplayModel(trace) for r in refinebot.ROLES}, prompts=PromptLibrary(tmp_path / "prompts"))
     with pytest.raises(ReplayMismatch) as info:
-        await refinebot.replay_entry(trace.started.manifest, rt)
+        await run_graph(refinebot.SPEC, trace.started.manifest, rt)
     message = str(info.value)
     assert "role 'evaluator'" in message and "step 0" in message
     assert "-Reason step by step, briefly." in message and "+Think it through carefully." in message
@@ -186,6 +187,7 @@ KILLED_RUN = """
 import asyncio, sys
 from rolegraph import Runtime
 from rolegraph.graphs import refinebot
+from rolegraph.graphs._run import run_graph
 from rolegraph.models import FunctionModel
 from rolegraph.traces import TraceStore
 from tests.unit.test_refinebot import MCQ_A
