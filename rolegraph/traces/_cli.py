@@ -124,7 +124,7 @@ def replay_command(
 def resume_command(
     run: Annotated[str, typer.Argument(help="Run id, id prefix, 'last', or directory.")],
     runs: RunsDir = None,
-    config: Annotated[Optional[Path], typer.Option(help="rolegraph.toml for the live models.")] = None,
+    config: Annotated[Path | None, typer.Option(help="rolegraph.toml for the live models.")] = None,
 ) -> None:
     """Continue an interrupted run from its last checkpoint, without repeating finished calls."""
     import asyncio
