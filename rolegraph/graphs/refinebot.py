@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from rolegraph.agents import Agent
 from rolegraph.errors import AgentOutputError
 from rolegraph.evals.mcq import LETTERS, MCQ
+from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
 from rolegraph.models import Message
 from rolegraph.runtime import Runtime
-from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
 from rolegraph.traces import Manifest, RoleInfo, traced_node
 
 NAME = "refinebot"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rolegraph import Runtime, RolegraphError
+from rolegraph import RolegraphError, Runtime
 from rolegraph.graphs import refinebot
 from rolegraph.models import ChatRequest, FunctionModel
 from rolegraph.traces import ModelCall, RunResumed, TraceStore
