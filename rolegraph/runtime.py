@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +16,7 @@ from rolegraph.models import ChatModel, Endpoint, OpenAICompatModel, RetryPolicy
 from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
 from rolegraph.prompts import PromptLibrary
 from rolegraph.traces._events import ForkOrigin, Manifest, RoleInfo
-from rolegraph.traces._recorder import RecordingModel, RunContext, record_run
+from rolegraph.traces._recorder import RecordingModel, RunContext, ToolSource, record_run, record_tool
 from rolegraph.traces._store import Trace, TraceStore
 
 T = TypeVar("T")
@@ -44,6 +44,8 @@ class Runtime:
         self.traces = traces
         """Where runs are recorded; None records nothing (node and call numbering still work)."""
         self.trace_parent = trace_parent
+        self.tool_source: ToolSource | None = None
+        """Set by replay: answers tool calls from a trace instead of running the tools."""
         self._env = os.environ if env is None else env
         self._given: dict[str, ChatModel] = dict(models or {})
         self._models: dict[str, ChatModel] = {}
@@ -101,6 +103,10 @@ class Runtime:
         d = inner.defaults
         return OpenAICompatModel(endpoint=inner.endpoint, model=model_name, temperature=d["temperature"],
                                  top_p=d["top_p"], max_tokens=d["max_tokens"], seed=d["seed"])
+
+    async def call_tool(self, name: str, fn: Callable[[Any], Awaitable[Any]], value: Any) -> Any:
+        """Run a tool, recorded in the trace (and answered from it when replaying)."""
+        return await record_tool(name, fn, value, replay=self.tool_source)
 
     def describe_role(self, role: str) -> RoleInfo:
         inner = self._resolve(role) if role not in self._models else self._models[role]

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
 from pydantic_core import to_jsonable_python
@@ -45,6 +45,7 @@ class RunContext:
     totals: Totals = field(default_factory=Totals)
     node_steps: int = 0
     keys_to_steps: dict[str, int] = field(default_factory=dict)
+    key_counts: dict[str, int] = field(default_factory=dict)
     output: list[Any] = field(default_factory=list)
 
     def emit(self, event: Any) -> None:
@@ -57,6 +58,7 @@ class NodeContext:
     node: str
     key: str
     step: int
+    path: list[str] = field(default_factory=list)
     calls: int = 0
     tools: int = 0
 
@@ -171,12 +173,28 @@ def node_key(name: str, config: Any) -> tuple[list[str], str]:
     return path, f"{'/'.join(path)}@{step}{push}"
 
 
-def traced_node(name: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Wrap a graph node so each execution is numbered and recorded with its state delta."""
+def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[..., Awaitable[Any]]:
+    """Wrap a graph node (an async function of the state, or a compiled subgraph) so each
+    execution is numbered and recorded with its state delta.
+
+    A node's key must be the same when the run is replayed. Inside a traced subgraph node the
+    key is prefixed with the enclosing execution's key; otherwise a repeated key (an untraced
+    subgraph entered twice) gets an occurrence number.
+    """
+    invoke = fn.ainvoke if hasattr(fn, "ainvoke") else None
 
     async def node(state: Any, config: RunnableConfig) -> Any:
         run = _RUN.get()
         path, key = node_key(name, config)
+        parent = _NODE.get()
+        if parent is not None:
+            key = f"{parent.key}>{key}"
+            path = [*parent.path, *path[-1:]]
+        if run is not None:
+            seen = run.key_counts.get(key, 0)
+            run.key_counts[key] = seen + 1
+            if seen:
+                key = f"{key}#{seen}"
         step = run.node_steps if run is not None else 0
         if run is not None:
             run.node_steps += 1
@@ -184,10 +202,10 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., A
             run.keys_to_steps[key] = step
             run.emit(NodeStarted(node=name, path=path, key=key, step=step,
                                  state=to_jsonable_python(state, fallback=str) if run.writer else None))
-        token = _NODE.set(NodeContext(name, key, step))
+        token = _NODE.set(NodeContext(name, key, step, path))
         started = time.perf_counter()
         try:
-            update = await fn(state)
+            update = await (invoke(state, config) if invoke is not None else fn(state))
         except BaseException as exc:
             if run is not None:
                 run.emit(NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter() - started,
@@ -305,17 +323,28 @@ def current_call() -> CallContext | None:
     return _CALL.get()
 
 
-async def record_tool(name: str, fn: Callable[[Any], Awaitable[Any]], value: Any) -> Any:
-    """Run a tool and write a ToolCall event (large payloads go to the blob store)."""
+class ToolSource(Protocol):
+    """Answers tool calls from a recording (see ReplayTools)."""
+
+    def answer(self, name: str, node_key: str | None, step: int | None, index: int, value: Any) -> tuple[bool, Any]: ...
+
+
+async def record_tool(name: str, fn: Callable[[Any], Awaitable[Any]], value: Any,
+                      replay: ToolSource | None = None) -> Any:
+    """Run a tool (or take its recorded answer from `replay`) and write a ToolCall event
+    (large payloads go to the blob store)."""
     run, node = _RUN.get(), _NODE.get()
     index = 0
     if node is not None:
         index = node.tools
         node.tools += 1
     started = time.perf_counter()
-    error, output = None, None
+    error, output, replayed = None, None, False
     try:
-        output = await fn(value)
+        if replay is not None:
+            replayed, output = replay.answer(name, node.key if node else None, node.step if node else None, index, value)
+        if not replayed:
+            output = await fn(value)
         return output
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
@@ -327,4 +356,4 @@ async def record_tool(name: str, fn: Callable[[Any], Awaitable[Any]], value: Any
                 run.emit(ToolCall(name=name, node_key=node.key if node else None, step=node.step if node else None,
                                   call_index=index, input=run.writer.payload(value),
                                   output=run.writer.payload(output), duration_s=time.perf_counter() - started,
-                                  error=error))
+                                  error=error, replayed=replayed))

@@ -7,9 +7,11 @@ import difflib
 import json
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from rolegraph.errors import ModelError, RolegraphError
 from rolegraph.models import ChatModel, ChatRequest, ChatResponse
-from rolegraph.traces._events import ForkOrigin, ModelCall
+from rolegraph.traces._events import ForkOrigin, ModelCall, ToolCall
 from rolegraph.traces._recorder import current_call, current_node
 from rolegraph.traces._store import Trace
 
@@ -90,6 +92,42 @@ class ReplayModel:
             await self.live.aclose()
 
 
+class ReplayTools:
+    """Answers tool calls from a trace by (node execution, tool call index), checking the name
+    and input; steps >= live_from run the real tool."""
+
+    def __init__(self, trace: Trace, *, live_from: int | None = None, fill_gaps: bool = False) -> None:
+        self.trace, self.live_from, self.fill_gaps = trace, live_from, fill_gaps
+        self._calls = {(e.node_key, e.call_index): e for e in trace.of_kind(ToolCall)}
+
+    def answer(self, name: str, node_key: str | None, step: int | None, index: int, value: Any) -> tuple[bool, Any]:
+        if self.live_from is not None and step is not None and step >= self.live_from:
+            return False, None
+        recorded = self._calls.get((node_key, index))
+        if recorded is None or recorded.error is not None:
+            if self.fill_gaps:
+                return False, None
+            raise ReplayMismatch(f"replay: the trace has no tool call #{index} in {node_key} (tool {name})")
+        if recorded.name != name:
+            raise ReplayMismatch(f"replay: tool call #{index} in {node_key} was '{recorded.name}', now '{name}'")
+        recorded_input = self._value(recorded.input)
+        now = to_jsonable_python(value, fallback=str)
+        if recorded_input != now:
+            diff = "\n".join(difflib.unified_diff(_json_lines(recorded_input), _json_lines(now), "recorded", "now",
+                                                  lineterm="", n=2))
+            raise ReplayMismatch(f"replay: the input of tool '{name}' (call #{index} in {node_key}) changed:", diff)
+        return True, self._value(recorded.output)
+
+    def _value(self, payload: Any) -> Any:
+        if isinstance(payload, dict) and set(payload) == {"blob", "size"}:
+            return self.trace.blob(payload)
+        return payload
+
+
+def _json_lines(value: Any) -> list[str]:
+    return json.dumps(value, indent=2, sort_keys=True, default=str).splitlines()
+
+
 def role_prompts(trace: Trace) -> dict[str, str]:
     """Role -> the prompt template its agent used, from the recorded calls."""
     out: dict[str, str] = {}
@@ -119,7 +157,7 @@ class ForkPrompts:
         return self.get(name).render(**variables)
 
 
-async def resume_run(trace: Trace, *, store: Any, live: Any) -> Any:
+async def resume_run(trace: Trace, *, store: Any, live: Any, spec: Any = None) -> Any:
     """Continue an interrupted run from its last checkpoint. Nodes that finished are not run
     again; in the node that was cut off, calls the trace recorded are answered from it."""
     from rolegraph import graphs
@@ -131,22 +169,25 @@ async def resume_run(trace: Trace, *, store: Any, live: Any) -> Any:
     if not (trace.dir / CHECKPOINTS).exists():
         raise RolegraphError(f"run {trace.run_id} has no checkpoints to resume from")
     manifest = trace.started.manifest
-    module = graphs.get(manifest.graph)
+    module = graphs.get(manifest.graph) if spec is None else None
     roles = sorted(set(manifest.roles) | {e.role for e in trace.of_kind(ModelCall)})
     models = {r: ReplayModel(trace, live=live.unrecorded_model(r), fill_gaps=True) for r in roles}
     runtime = Runtime.from_models(models, prompts=live.prompts, traces=store)
+    runtime.tool_source = ReplayTools(trace, fill_gaps=True)
     try:
-        return await run_graph(module.SPEC, manifest, runtime, resume=trace)
+        return await run_graph(spec or module.SPEC, manifest, runtime, resume=trace)  # type: ignore[union-attr]
     finally:
         await runtime.aclose()
 
 
 async def replay_run(trace: Trace, *, store: Any = None, live: Any = None, live_from: int | None = None,
-                     models: dict[str, str] | None = None, prompts: dict[str, str] | None = None) -> Any:
+                     models: dict[str, str] | None = None, prompts: dict[str, str] | None = None,
+                     spec: Any = None, library: Any = None) -> Any:
     """Run the recorded graph again, answering model calls from `trace`.
 
     With `live_from`, node steps from that one on call `live` (a Runtime) instead; `models`
     (role -> model name) and `prompts` (role -> template file) change roles in that live part.
+    `library` is the prompt library the graph was run with (default: the package's).
     Returns the graph's result; the new run is recorded in `store` with its parent.
     """
     from rolegraph import graphs
@@ -158,7 +199,7 @@ async def replay_run(trace: Trace, *, store: Any = None, live: Any = None, live_
     if (models or prompts) and live_from is None:
         raise RolegraphError("--model and --prompt change the live part of a fork: give --live-from STEP too")
     manifest = trace.started.manifest
-    module = graphs.get(manifest.graph)
+    spec = spec or graphs.get(manifest.graph).SPEC
     roles = sorted(set(manifest.roles) | {e.role for e in trace.of_kind(ModelCall)})
     live_models: dict[str, ChatModel] = {}
     if live_from is not None:
@@ -168,7 +209,7 @@ async def replay_run(trace: Trace, *, store: Any = None, live: Any = None, live_
             live_models[role] = (live.model_named(role, models[role]) if role in models
                                  else live.unrecorded_model(role))
     replayers = {role: ReplayModel(trace, live=live_models.get(role), live_from=live_from) for role in roles}
-    library = PromptLibrary()
+    library = library or PromptLibrary()
     if prompts:
         used = role_prompts(trace)
         overrides = {}
@@ -180,8 +221,9 @@ async def replay_run(trace: Trace, *, store: Any = None, live: Any = None, live_
     changes = {**{f"model:{r}": m for r, m in models.items()}, **{f"prompt:{r}": p for r, p in prompts.items()}}
     runtime = Runtime.from_models(replayers, prompts=library, traces=store,
                                   trace_parent=ForkOrigin(run_id=trace.run_id, live_from=live_from, changes=changes))
+    runtime.tool_source = ReplayTools(trace, live_from=live_from)
     try:
-        result = await run_graph(module.SPEC, manifest, runtime)
+        result = await run_graph(spec, manifest, runtime)
     finally:
         await runtime.aclose()
     return result
