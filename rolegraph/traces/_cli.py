@@ -150,3 +150,28 @@ def resume_command(
     if totals is not None:
         out.print(f"{totals.node_steps} steps in all; {totals.replayed_calls} calls answered from the trace, "
                   f"{totals.model_calls} made live")
+
+
+@trace_app.command("export")
+def export_run(run: str,
+               otlp: Annotated[str, typer.Option("--otlp", help="A .json file, or an OTLP/HTTP endpoint like "
+                                                               "http://127.0.0.1:4318")],
+               runs: RunsDir = None) -> None:
+    """OpenTelemetry spans (OpenInference / GenAI attributes) for Phoenix, Langfuse or Jaeger."""
+    from rolegraph.traces._otlp import export
+
+    out.print(export(_store(runs).load(run), otlp))  # type: ignore[attr-defined]
+
+
+@trace_app.command("to-test")
+def to_test(run: str, step: Annotated[int, typer.Option("--step", help="The step to turn into a test.")],
+            output: Annotated[Path, typer.Option("--out", help="Test file or directory.")] = Path("tests/recorded"),
+            runs: RunsDir = None) -> None:
+    """Write a pytest case that replays one step from its recorded input state."""
+    from rolegraph.traces._totest import write_test
+
+    try:
+        path = write_test(_store(runs).load(run), step, output)  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    out.print(str(path))

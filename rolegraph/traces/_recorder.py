@@ -219,7 +219,20 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
         return update
 
     node.__name__ = name
+    node.rolegraph_inner = fn  # type: ignore[attr-defined]  # what `replay_step` calls (not __wrapped__:
+    # LangGraph reads the signature through __wrapped__ and would stop passing `config`)
     return node
+
+
+@contextlib.asynccontextmanager
+async def as_node(run: RunContext, name: str, key: str, step: int) -> AsyncIterator[NodeContext]:
+    """Enter a recorded node execution by hand (to replay one step alone)."""
+    run_token, node_token = _RUN.set(run), _NODE.set(NodeContext(name, key, step, [name]))
+    try:
+        yield _NODE.get()  # type: ignore[misc]
+    finally:
+        _NODE.reset(node_token)
+        _RUN.reset(run_token)
 
 
 @contextlib.contextmanager

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import difflib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import to_jsonable_python
 
 from rolegraph.errors import ModelError, RolegraphError
 from rolegraph.models import ChatModel, ChatRequest, ChatResponse
-from rolegraph.traces._events import ForkOrigin, ModelCall, ToolCall
+from rolegraph.traces._events import ForkOrigin, ModelCall, NodeFinished, NodeStarted, ToolCall
 from rolegraph.traces._recorder import current_call, current_node
 from rolegraph.traces._store import Trace
 
@@ -157,6 +158,49 @@ class ForkPrompts:
         return self.get(name).render(**variables)
 
 
+@dataclass
+class StepReplay:
+    step: int
+    node: str
+    delta: Any
+    """What the node returned now (JSON)."""
+    recorded_delta: Any
+    calls_answered: int
+
+
+async def replay_step(trace: Trace, step: int, *, spec: Any = None, library: Any = None) -> StepReplay:
+    """Run one node again on its recorded input state, its model and tool calls answered from
+    the trace, and return its update beside the recorded one."""
+    from rolegraph import graphs
+    from rolegraph.prompts import PromptLibrary
+    from rolegraph.runtime import Runtime
+    from rolegraph.traces._recorder import RunContext, as_node
+
+    started = next((e for e in trace.of_kind(NodeStarted) if e.step == step), None)
+    finished = next((e for e in trace.of_kind(NodeFinished) if e.step == step), None)
+    if started is None or finished is None:
+        raise RolegraphError(f"run {trace.run_id} has no finished step {step}")
+    if len(started.path) > 1:
+        raise RolegraphError(f"step {step} runs inside subgraph {'/'.join(started.path[:-1])}; replay its parent step")
+    manifest = trace.started.manifest
+    spec = spec or graphs.get(manifest.graph).SPEC
+    roles = sorted(set(manifest.roles) | {e.role for e in trace.of_kind(ModelCall)})
+    replayers = {r: ReplayModel(trace) for r in roles}
+    runtime = Runtime.from_models(replayers, prompts=library or PromptLibrary())
+    runtime.tool_source = ReplayTools(trace)
+    graph = spec.prepare(manifest, runtime, None).graph
+    wrapper = graph.builder.nodes[started.node].runnable
+    fn = getattr(getattr(wrapper, "afunc", None) or getattr(wrapper, "func", None), "rolegraph_inner", None)
+    if fn is None:
+        raise RolegraphError(f"node '{started.node}' is not a traced node; wrap it with traced_node()")
+    schema = graph.builder.state_schema
+    state = schema.model_validate(started.state) if hasattr(schema, "model_validate") else started.state
+    async with as_node(RunContext(trace.run_id, None), started.node, started.key, step):
+        update = await fn(state)
+    return StepReplay(step, started.node, to_jsonable_python(update, fallback=str), finished.delta,
+                      sum(m.answered for m in replayers.values()))
+
+
 async def resume_run(trace: Trace, *, store: Any, live: Any, spec: Any = None) -> Any:
     """Continue an interrupted run from its last checkpoint. Nodes that finished are not run
     again; in the node that was cut off, calls the trace recorded are answered from it."""
@@ -217,7 +261,7 @@ async def replay_run(trace: Trace, *, store: Any = None, live: Any = None, live_
             if role not in used:
                 raise RolegraphError(f"role '{role}' made no recorded call with a prompt; roles: {', '.join(sorted(used))}")
             overrides[used[role]] = load_template_file(used[role], path)
-        library = ForkPrompts(library, overrides, live_from)  # type: ignore[assignment]
+        library = ForkPrompts(library, overrides, live_from)
     changes = {**{f"model:{r}": m for r, m in models.items()}, **{f"prompt:{r}": p for r, p in prompts.items()}}
     runtime = Runtime.from_models(replayers, prompts=library, traces=store,
                                   trace_parent=ForkOrigin(run_id=trace.run_id, live_from=live_from, changes=changes))

@@ -97,3 +97,69 @@ def test_view_page_renders_in_chromium(recorded: tuple[Path, str], tmp_path: Pat
     assert re.search(r'<b id="step-count">5</b>', dom.stdout)
     assert dom.stdout.count('class="step"') == 5 and "<svg" in dom.stdout  # the graph was drawn
     assert json.dumps("not json")[1:-1] in dom.stdout  # a rejected answer is there to expand
+
+
+def test_export_otlp_to_a_file_and_an_endpoint(recorded: tuple[Path, str], tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    runs, run_id = recorded
+    target = tmp_path / "spans.json"
+    result = cli("trace", "export", run_id, "--runs", str(runs), "--otlp", str(target), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    spans = json.loads(target.read_text())["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert len(spans) == 1 + 5 + 6  # the run, its 5 steps, its 6 model calls
+    ids = {s["spanId"] for s in spans}
+    assert all(s["parentSpanId"] in ids for s in spans[1:]) and spans[0]["parentSpanId"] == ""
+    assert len({s["traceId"] for s in spans}) == 1 and len(spans[0]["traceId"]) == 32
+    llm = [s for s in spans if {"key": "openinference.span.kind", "value": {"stringValue": "LLM"}} in s["attributes"]]
+    assert len(llm) == 6
+    attrs = {a["key"]: a["value"] for a in llm[0]["attributes"]}
+    assert "gen_ai.usage.input_tokens" in attrs and "llm.input_messages.0.message.content" in attrs
+    assert any(s["status"]["code"] == 1 for s in spans)
+
+    received: list[bytes] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            assert self.path == "/v1/traces"
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    sent = cli("trace", "export", run_id, "--runs", str(runs), "--otlp", url, cwd=tmp_path)
+    server.server_close()
+    assert sent.returncode == 0, sent.stderr
+    assert "HTTP 200" in sent.stdout and json.loads(received[0]) == json.loads(target.read_text())
+
+
+def test_to_test_writes_a_passing_pytest_case(recorded: tuple[Path, str], tmp_path: Path) -> None:
+    runs, run_id = recorded
+    out = tmp_path / "generated"
+    result = cli("trace", "to-test", run_id, "--runs", str(runs), "--step", "2", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    test_file = Path(result.stdout.strip())
+    assert (out / "traces" / run_id / "events.jsonl").exists()
+    ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+                         capture_output=True, text=True, cwd=out, timeout=120, check=False,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert ran.returncode == 0 and "1 passed" in ran.stdout, ran.stdout + ran.stderr
+    # and it fails when the node's behaviour changes: break the recorded delta
+    log = out / "traces" / run_id / "events.jsonl"
+    lines = log.read_text().splitlines()
+    for i, line in enumerate(lines):
+        event = json.loads(line)
+        if event["kind"] == "node_finished" and event["step"] == 2:
+            event["delta"] = {"rewrites": []}
+            lines[i] = json.dumps(event)
+    log.write_text("\n".join(lines) + "\n")
+    broken = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+                            capture_output=True, text=True, cwd=out, timeout=120, check=False,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert broken.returncode == 1
