@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from rolegraph.traces._events import NodeStarted
 from rolegraph.traces._store import Trace
 
 TEMPLATE = '''"""Step {step} ({node}) of run {run_id}, replayed from its recorded input state.
@@ -32,8 +33,7 @@ def test_{name}() -> None:
 
 def write_test(trace: Trace, step: int, out: Path) -> Path:
     """Write `out` (a test_*.py file) and copy the trace beside it under traces/<run id>/."""
-    node = next((e.node for e in trace.events if getattr(e, "kind", "") == "node_started"
-                 and getattr(e, "step", None) == step), None)
+    node = next((e.node for e in trace.of_kind(NodeStarted) if e.step == step), None)
     if node is None:
         raise ValueError(f"run {trace.run_id} has no step {step}")
     out = out if out.suffix == ".py" else out / f"test_{trace.started.manifest.graph}_step{step}.py"
