@@ -87,7 +87,7 @@ def run_refinebot(
             async for result in refinebot.arun_many(mcqs, runtime=runtime, seeds=seed_list,
                                                     options=options, concurrency=concurrency):
                 counts[result.exit_code.value] += 1
-                fh.write(result.model_dump_json(exclude={"state"}) + "\n")
+                fh.write(result.model_dump_json(exclude={"state", "trace_dir"}) + "\n")
                 fh.flush()
                 progress.update(task, advance=1, description=f"refinebot {result.key}/seed {result.seed}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
@@ -87,7 +88,7 @@ class Agent(Generic[T]):
     def schema(self) -> dict[str, Any] | None:
         out = self.output
         if isinstance(out, type) and issubclass(out, BaseModel):
-            return out.model_json_schema()
+            return _json_schema(out)
         return None
 
     async def run(self, runtime: Runtime, *, history: Sequence[Message] = (), seed: int | None = None,
@@ -142,6 +143,12 @@ class Agent(Generic[T]):
                 return cast(T, out.model_validate_json(response.tool_calls[0].arguments))
             return cast(T, out.model_validate(decode_json(response.text)))
         return cast(Callable[[str], T], out)(response.text)
+
+
+@lru_cache(maxsize=256)
+def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    # generating a schema costs about 1 ms; an agent asks for it on every attempt
+    return model.model_json_schema()
 
 
 def _schema_name(output: Any) -> str:

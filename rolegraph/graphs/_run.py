@@ -54,18 +54,19 @@ class GraphSpec:
     """(manifest, final state or None, the recorded failure or None, run id) -> result."""
     recorded_failures: tuple[type[BaseException], ...] = ()
     """Errors that end a run with a result (recorded as a failure) rather than propagate."""
-    output_exclude: frozenset[str] = frozenset({"state", "trace_id"})
+    output_exclude: frozenset[str] = frozenset({"state", "trace_id", "trace_dir"})
 
 
 async def run_graph(spec: GraphSpec, manifest: Manifest, runtime: Runtime, *, graph: Any = None,
-                    resume: Trace | None = None) -> Any:
-    """Run (or, with `resume`, continue) one recorded, checkpointed run of `spec`'s graph."""
+                    resume: Trace | None = None, checkpoint: bool = True) -> Any:
+    """Run (or, with `resume`, continue) one recorded, checkpointed run of `spec`'s graph.
+    `checkpoint=False` skips the checkpointer (replays: rerunning one is cheaper than resuming)."""
     prepared = spec.prepare(manifest, runtime, graph)
     async with runtime.record(manifest, resume=resume) as run:
         config: dict[str, Any] = {"recursion_limit": prepared.recursion_limit,
                                   "configurable": {"thread_id": run.run_id}}
         try:
-            if run.writer is None:
+            if run.writer is None or not checkpoint:
                 raw = await prepared.graph.ainvoke(prepared.initial, config=config)
             else:
                 async with aiosqlite.connect(str(run.writer.dir / CHECKPOINTS)) as conn:
@@ -76,5 +77,7 @@ async def run_graph(spec: GraphSpec, manifest: Manifest, runtime: Runtime, *, gr
             result = spec.finish(manifest, None, exc, run.run_id)
         else:
             result = spec.finish(manifest, raw, None, run.run_id)
+        if run.writer is not None and hasattr(result, "trace_dir"):
+            result.trace_dir = str(run.writer.dir)
         set_output(run, result.model_dump(mode="json", exclude=set(spec.output_exclude)))
     return result

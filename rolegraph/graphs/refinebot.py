@@ -16,12 +16,12 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from rolegraph.agents import Agent
-from rolegraph.errors import AgentOutputError
+from rolegraph.errors import AgentOutputError, UserError
 from rolegraph.evals.mcq import LETTERS, MCQ
 from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
 from rolegraph.models import Message
 from rolegraph.runtime import Runtime
-from rolegraph.traces import Manifest, RoleInfo, traced_node
+from rolegraph.traces import Manifest, RoleInfo, Trace, traced_node
 
 NAME = "refinebot"
 ROLES = ("evaluator", "reflector", "rewriter", "checker")
@@ -127,6 +127,14 @@ class RefineResult(BaseModel):
     state: RefineState | None = None
     trace_id: str | None = None
     """The recorded run (see `rolegraph trace show`)."""
+    trace_dir: str | None = None
+
+    @property
+    def trace(self) -> Trace:
+        """The recorded run's events (needs a runtime with a trace store)."""
+        if self.trace_dir is None:
+            raise UserError("this run was not recorded: give the runtime a trace store (Runtime.load() does)")
+        return Trace.load(self.trace_dir)
 
     @property
     def output(self) -> MCQ:

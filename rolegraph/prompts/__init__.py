@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +54,21 @@ class PromptTemplate:
         return RenderedPrompt(self.name, self.sha256, tuple(messages))
 
 
+@lru_cache(maxsize=32)
+def _environment(dirs: tuple[str, ...]) -> jinja2.Environment:
+    """One Jinja environment per search path, shared, so its compiled templates are too (Jinja
+    checks each file's modification time before reusing it)."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(list(dirs)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=False, autoescape=False)
+
+
 class PromptLibrary:
     """Loads templates by name ("refinebot/evaluate") from one or more directories; the first
     directory that has the file wins, so a user's directory can override ours."""
 
     def __init__(self, *dirs: str | Path) -> None:
         self.dirs = [Path(d) for d in dirs] + [PACKAGE_DIR]
-        self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=False,
-            autoescape=False,
-        )
+        self._env = _environment(tuple(str(d) for d in self.dirs))
         self._cache: dict[str, PromptTemplate] = {}
 
     def get(self, name: str) -> PromptTemplate:

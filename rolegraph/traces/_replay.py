@@ -267,7 +267,7 @@ async def replay_run(trace: Trace, *, store: Any = None, live: Any = None, live_
                                   trace_parent=ForkOrigin(run_id=trace.run_id, live_from=live_from, changes=changes))
     runtime.tool_source = ReplayTools(trace, live_from=live_from)
     try:
-        result = await run_graph(spec, manifest, runtime)
+        result = await run_graph(spec, manifest, runtime, checkpoint=live_from is not None)
     finally:
         await runtime.aclose()
     return result

@@ -82,8 +82,9 @@ async def test_replay_is_exact_with_zero_model_calls(tmp_path: Path) -> None:
     store, original = await record(tmp_path)
     trace = store.load(original.trace_id or "")
     assert trace.complete and trace.status == "ok"
+    assert original.trace.run_id == trace.run_id  # the Python API: result.trace
     replayed = await replay_run(trace, store=store)  # no live model anywhere
-    assert replayed.model_dump(exclude={"trace_id"}) == original.model_dump(exclude={"trace_id"})
+    assert replayed.model_dump(exclude={"trace_id", "trace_dir"}) == original.model_dump(exclude={"trace_id", "trace_dir"})
     new = store.load(replayed.trace_id)
     assert new.finished is not None and new.finished.totals.model_calls == 0
     assert new.finished.totals.replayed_calls == len(trace.of_kind(ModelCall)) == 6
