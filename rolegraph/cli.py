@@ -103,6 +103,8 @@ def run_refinebot(
             table.add_row(code.value, str(n), f"{n / total:.0%}" if total else "-")
     out.print(table)
     out.print(f"results: {out_file}")
+    if runtime.traces is not None:
+        out.print(f"traces: {runtime.traces.root}/ (rolegraph trace list; rolegraph trace view last)")
 
 
 def _progress() -> Progress:
