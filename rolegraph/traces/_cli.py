@@ -26,12 +26,13 @@ def _store(runs: Path | None) -> object:
 @trace_app.command("list")
 def list_runs(runs: RunsDir = None, graph: Annotated[str | None, typer.Option()] = None,
               status: Annotated[str | None, typer.Option(help="ok, error, running or incomplete")] = None,
+              search: Annotated[str | None, typer.Option(help="Text to find in the runs' inputs.")] = None,
               limit: Annotated[int, typer.Option(min=1)] = 30) -> None:
     """Recorded runs, newest first."""
     from rolegraph.traces._show import runs_table
 
     store = _store(runs)
-    found = store.list(graph=graph, status=status, limit=limit)  # type: ignore[attr-defined]
+    found = store.list(graph=graph, status=status, search=search, limit=limit)  # type: ignore[attr-defined]
     if not found:
         out.print(f"no runs in {store.root}")  # type: ignore[attr-defined]
         return

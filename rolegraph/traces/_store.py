@@ -99,7 +99,7 @@ class TraceStore:
         return con
 
     def _index_start(self, started: RunStarted) -> None:
-        summary = json.dumps(started.manifest.input, default=str)[:200]
+        summary = json.dumps(started.manifest.input, default=str)[:2000]
         with self._lock, self._index() as con:
             con.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
                         (started.run_id, started.manifest.graph, started.ts, None, "running",
@@ -115,7 +115,9 @@ class TraceStore:
 
     # -- reading ------------------------------------------------------------------------
 
-    def list(self, *, graph: str | None = None, status: str | None = None, limit: int = 50) -> list[RunInfo]:
+    def list(self, *, graph: str | None = None, status: str | None = None, search: str | None = None,
+             limit: int = 50) -> list[RunInfo]:
+        """Runs, newest first; `search` matches text in the run's input."""
         if not (self.root / "index.sqlite").exists():
             return []
         query = "SELECT run_id, graph, started, finished, status, parent, pid, model_calls, tokens, summary FROM runs"
@@ -127,6 +129,9 @@ class TraceStore:
         if status and status != "incomplete":
             where.append("status = ?")
             args.append(status)
+        if search:
+            where.append("summary LIKE ?")
+            args.append(f"%{search}%")
         if where:
             query += " WHERE " + " AND ".join(where)
         query += " ORDER BY started DESC LIMIT ?"

@@ -167,6 +167,7 @@ def test_store_lists_and_resolves(tmp_path: Path) -> None:
     runs = store.list()
     assert [r.run_id for r in runs] == [result.trace_id] and runs[0].status == "ok"
     assert store.resolve("last").name == result.trace_id
+    assert store.list(search="organelle makes ATP") and not store.list(search="chloroplast")
     assert store.resolve((result.trace_id or "")[:18]).name == result.trace_id
 
 
@@ -225,3 +226,31 @@ def test_sigkill_mid_run_leaves_a_trace_that_loads(tmp_path: Path) -> None:
         fh.write('{"kind": "node_started", "node": "trunc')
     again = store.load(runs[0].run_id)
     assert again.dropped_tail and len(again.events) == len(trace.events)
+
+
+async def test_fork_with_another_model_name_sends_it_to_the_same_endpoint(tmp_path: Path) -> None:
+    import httpx2
+
+    from rolegraph.models import Endpoint, OpenAICompatModel
+
+    store, original = await record(tmp_path)
+    trace = store.load(original.trace_id or "")
+    sent: list[dict] = []
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        sent.append(body)
+        text = json.dumps({"is_equivalent": False, "explanation": "no"})
+        return httpx2.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                                          "choices": [{"index": 0, "finish_reason": "stop",
+                                                       "message": {"role": "assistant", "content": text}}],
+                                          "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+    endpoint = Endpoint("http://127.0.0.1:9/v1", dialect="vllm",
+                        http_client_factory=lambda: httpx2.AsyncClient(transport=httpx2.MockTransport(server)))
+    live = Runtime.from_models({"checker": OpenAICompatModel(endpoint=endpoint, model="checker-lora"),
+                                "default": ScriptedModel([])})
+    forked = await replay_run(trace, store=store, live=live, live_from=3, models={"checker": "checker-lora-v2"})
+    assert forked.exit_code is refinebot.ExitCode.FAIL_REWRITE
+    assert [b["model"] for b in sent] == ["checker-lora-v2"]
+    assert store.load(forked.trace_id).started.parent.changes == {"model:checker": "checker-lora-v2"}  # type: ignore[union-attr]
