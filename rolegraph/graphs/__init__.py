@@ -7,8 +7,12 @@ import importlib
 from types import ModuleType
 
 from rolegraph.errors import UserError
+from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
 
 GRAPHS = {"refinebot": "rolegraph.graphs.refinebot"}
+
+
+__all__ = ["GRAPHS", "GraphSpec", "Prepared", "get", "run_graph"]
 
 
 def get(name: str) -> ModuleType:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cached_property
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,6 +71,7 @@ class ChatRequest(BaseModel):
     top_logprobs: int | None = None
     """Ask for log-probabilities with this many alternatives per token."""
 
+    @cached_property
     def fingerprint(self) -> str:
         """A stable hash of the request's content, used to match recorded calls."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

@@ -44,7 +44,6 @@ class RunContext:
     """perf_counter() at start (set back by the recorded duration when resuming)."""
     totals: Totals = field(default_factory=Totals)
     node_steps: int = 0
-    keys_to_steps: dict[str, int] = field(default_factory=dict)
     key_counts: dict[str, int] = field(default_factory=dict)
     output: list[Any] = field(default_factory=list)
 
@@ -199,9 +198,9 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
         if run is not None:
             run.node_steps += 1
             run.totals.node_steps += 1
-            run.keys_to_steps[key] = step
-            run.emit(NodeStarted(node=name, path=path, key=key, step=step,
-                                 state=to_jsonable_python(state, fallback=str) if run.writer else None))
+            if run.writer is not None:
+                run.emit(NodeStarted(node=name, path=path, key=key, step=step,
+                                     state=to_jsonable_python(state, fallback=str)))
         token = _NODE.set(NodeContext(name, key, step, path))
         started = time.perf_counter()
         try:
@@ -213,9 +212,9 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
             raise
         finally:
             _NODE.reset(token)
-        if run is not None:
+        if run is not None and run.writer is not None:
             run.emit(NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter() - started,
-                                  delta=to_jsonable_python(update, fallback=str) if run.writer else None))
+                                  delta=to_jsonable_python(update, fallback=str)))
         return update
 
     node.__name__ = name
@@ -302,17 +301,18 @@ class RecordingModel:
                     run.totals.prompt_tokens += response.usage.prompt_tokens
                     run.totals.completion_tokens += response.usage.completion_tokens
                 scope = _ATTEMPT.get()
-                event = ModelCall(
-                    role=self.role, node_key=node.key if node else None, step=node.step if node else None,
-                    call_index=index, fingerprint=request.fingerprint(), request=request, response=response,
-                    agent=scope.agent if scope else None, attempt=scope.attempt if scope else None,
-                    prompt=scope.prompt if scope else None, prompt_sha256=scope.prompt_sha256 if scope else None,
-                    error=error, replayed=replayed,
-                )
-                if scope is not None and run.writer is not None:
-                    scope.pending = event
-                else:
-                    run.emit(event)
+                if run.writer is not None:  # without a writer: numbering and totals only
+                    event = ModelCall(
+                        role=self.role, node_key=node.key if node else None, step=node.step if node else None,
+                        call_index=index, fingerprint=request.fingerprint, request=request, response=response,
+                        agent=scope.agent if scope else None, attempt=scope.attempt if scope else None,
+                        prompt=scope.prompt if scope else None, prompt_sha256=scope.prompt_sha256 if scope else None,
+                        error=error, replayed=replayed,
+                    )
+                    if scope is not None:
+                        scope.pending = event
+                    else:
+                        run.emit(event)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

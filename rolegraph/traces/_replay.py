@@ -78,7 +78,7 @@ class ReplayModel:
         if recorded.role != call.role:
             raise ReplayMismatch(f"replay: call #{call.index} in {call.node_key} was made by role "
                                  f"'{recorded.role}' when recorded, by '{call.role}' now")
-        if recorded.fingerprint != request.fingerprint():
+        if recorded.fingerprint != request.fingerprint:
             raise ReplayMismatch(
                 f"replay: the request of role '{call.role}' (call #{call.index} in {call.node_key}, step "
                 f"{call.step}) differs from the recorded one:", request_diff(recorded.request, request))

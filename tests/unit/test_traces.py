@@ -65,7 +65,7 @@ def test_every_event_kind_round_trips() -> None:
                    parent=ForkOrigin(run_id="q", live_from=3)),
         NodeStarted(node="n", path=["n"], key="n@1", step=0, state={"x": [1, 2]}),
         NodeFinished(node="n", key="n@1", step=0, delta={"x": [3]}, duration_s=0.5),
-        ModelCall(role="r", node_key="n@1", step=0, call_index=0, fingerprint=req.fingerprint(), request=req,
+        ModelCall(role="r", node_key="n@1", step=0, call_index=0, fingerprint=req.fingerprint, request=req,
                   response=resp, agent="a", attempt=0, parsed={"ok": True}),
         ToolCall(name="t", node_key=None, step=None, call_index=0, input={"q": 1},
                  output=BlobRef(blob="f" * 64, size=99).model_dump()),
