@@ -8,13 +8,21 @@ import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from rolegraph.errors import InputError
 
 LETTERS = "abcdefghijk"
+LabelStyle = Literal["a", "A", "1"]
+"""How options are labelled: (a) (b) ..., (A) (B) ..., or (1) (2) ..."""
+
+
+def option_label(index: int, style: LabelStyle = "a") -> str:
+    if style == "1":
+        return str(index + 1)
+    return LETTERS[index].upper() if style == "A" else LETTERS[index]
 
 
 class MCQ(BaseModel):
@@ -25,6 +33,8 @@ class MCQ(BaseModel):
     question: str = Field(min_length=1)
     choices: list[str] = Field(min_length=2, max_length=len(LETTERS))
     correct_index: int
+    labels: LabelStyle = "a"
+    """How the options are labelled when shown to a model."""
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -38,8 +48,8 @@ class MCQ(BaseModel):
         return self.choices[self.correct_index]
 
     def options_text(self) -> str:
-        """Options as `(a) ...` lines, the format the evaluator sees."""
-        return "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(self.choices))
+        """Options as `(a) ...` lines (or `(A)`, `(1)` by `labels`), the format a model sees."""
+        return "\n".join(f"({option_label(i, self.labels)}) {c}" for i, c in enumerate(self.choices))
 
 
 def load_mcqs(path: str | Path) -> Iterator[MCQ]:
