@@ -1,5 +1,26 @@
-"""Benchmarks and their data: cases, loaders (MCQ so far)."""
+"""Benchmarks: typed cases, solvers and scorers; a resumable concurrent runner; metrics with
+confidence intervals; reports; the MicroVQA-style MCQ benchmark and robustness transforms."""
 
+from rolegraph.evals._core import Benchmark, Case, EvalRecord, Match, Score, Scorer, Solver, SolverOutput
+from rolegraph.evals._report import summarize, write_report
+from rolegraph.evals._runner import EvalSummary, run_eval
+from rolegraph.evals._store import EvalStore
 from rolegraph.evals.mcq import MCQ, load_mcqs
 
-__all__ = ["MCQ", "load_mcqs"]
+__all__ = [
+    "MCQ",
+    "Benchmark",
+    "Case",
+    "EvalRecord",
+    "EvalStore",
+    "EvalSummary",
+    "Match",
+    "Score",
+    "Scorer",
+    "Solver",
+    "SolverOutput",
+    "load_mcqs",
+    "run_eval",
+    "summarize",
+    "write_report",
+]

@@ -54,7 +54,8 @@ class GraphSpec:
     """(manifest, final state or None, the recorded failure or None, run id) -> result."""
     recorded_failures: tuple[type[BaseException], ...] = ()
     """Errors that end a run with a result (recorded as a failure) rather than propagate."""
-    output_exclude: frozenset[str] = frozenset({"state", "trace_id", "trace_dir"})
+    output_exclude: frozenset[str] = frozenset({"state", "trace_id", "trace_dir", "prompt_tokens",
+                                                "completion_tokens"})
 
 
 async def run_graph(spec: GraphSpec, manifest: Manifest, runtime: Runtime, *, graph: Any = None,
@@ -79,5 +80,8 @@ async def run_graph(spec: GraphSpec, manifest: Manifest, runtime: Runtime, *, gr
             result = spec.finish(manifest, raw, None, run.run_id)
         if run.writer is not None and hasattr(result, "trace_dir"):
             result.trace_dir = str(run.writer.dir)
+        if hasattr(result, "prompt_tokens"):
+            result.prompt_tokens = run.totals.prompt_tokens
+            result.completion_tokens = run.totals.completion_tokens
         set_output(run, result.model_dump(mode="json", exclude=set(spec.output_exclude)))
     return result

@@ -1,0 +1,140 @@
+"""`rolegraph eval ...`: the MCQ benchmark (variants, transforms), reports, paired comparisons."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rolegraph.errors import UserError
+
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate agents against benchmarks.")
+out = Console()
+err = Console(stderr=True)
+
+
+def _scores(store: Any, scorer: str) -> dict[str, float]:
+    """Per case, the mean score over its repeats (errors count as 0)."""
+    sums: dict[str, list[float]] = {}
+    for r in store.records():
+        sums.setdefault(r.case_id, []).append(r.scores[scorer].value if scorer in r.scores else 0.0)
+    return {k: sum(v) / len(v) for k, v in sums.items()}
+
+
+def _fmt(e: Any) -> str:
+    return f"{e.value + 0.0:.3f} [{e.low + 0.0:.3f}, {e.high + 0.0:.3f}]"  # + 0.0 turns -0.0 into 0.0
+
+
+@eval_app.command("mcq")
+def eval_mcq(
+    data: Annotated[Path, typer.Option("--data", help="MCQs: .jsonl, or MicroVQA's .csv")],
+    variants: Annotated[str, typer.Option(help="No-image variants: question, choices_only, last_sentence")] = "question",
+    transforms: Annotated[str, typer.Option(help="Robustness transforms on the question variant, e.g. "
+                                                 "shuffle,labels:A,whitespace,punctuation,typos:0.05,paraphrase")] = "",
+    concurrency: Annotated[int, typer.Option(min=1)] = 4,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs per case, for pass^k and flip rates.")] = 1,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds allowed per case.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    resume: Annotated[Path | None, typer.Option(help="An earlier suite directory to continue.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
+    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
+) -> None:
+    """Answer MCQs without the image (chain-of-thought), score accuracy, and report each variant and
+    transform with confidence intervals; transforms also report the drop from clean accuracy."""
+    from rolegraph.evals._report import write_report
+    from rolegraph.evals._runner import new_eval_id, run_eval
+    from rolegraph.evals._store import EvalStore
+    from rolegraph.evals.mcq import load_mcqs
+    from rolegraph.evals.mcq_bench import VARIANTS, mcq_benchmark
+    from rolegraph.evals.metrics import paired_comparison
+    from rolegraph.evals.transforms import parse_transforms
+    from rolegraph.runtime import Runtime
+
+    names = [v.strip() for v in variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise UserError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    chosen = parse_transforms(transforms) if transforms.strip() else []
+    for _ in load_mcqs(data):  # validate the whole file before any model call
+        pass
+    benches = [mcq_benchmark(data, variant_name=v, seed=seed) for v in names]
+    if chosen and "question" not in names:
+        benches.insert(0, mcq_benchmark(data, variant_name="question", seed=seed))
+    benches += [mcq_benchmark(data, transform=t, seed=seed) for t in chosen]
+    suite = resume if resume is not None else out_dir / new_eval_id("mcq")
+    runtime = Runtime.load(config)
+    stores = {b.name: EvalStore(suite / b.name / "results.sqlite") for b in benches}
+
+    async def go() -> None:
+        for b in benches:
+            await run_eval(b, runtime, store=stores[b.name], concurrency=concurrency, repeats=repeats,
+                           timeout_s=timeout, limit=limit, seed=seed, resume=resume is not None, console=err)
+        await runtime.aclose()
+
+    with runtime:
+        asyncio.run(go())
+    table = Table(title=f"MCQ evaluation {suite.name}", title_justify="left")
+    for col in ("run", "accuracy [95% CI]", "n", "drop vs clean [95% CI]", "McNemar p"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    clean = _scores(stores["mcq-question"], "accuracy") if "mcq-question" in stores else None
+    summary: dict[str, Any] = {}
+    from rolegraph.evals.metrics import accuracy_ci
+
+    for name, store in stores.items():
+        per_case = _scores(store, "accuracy")
+        acc = accuracy_ci([v >= 0.5 for v in per_case.values()]) if repeats == 1 else None
+        from rolegraph.evals.metrics import mean_ci
+
+        est = acc if acc is not None else mean_ci(list(per_case.values()))
+        drop, p = "", ""
+        entry: dict[str, Any] = {"accuracy": est.__dict__, "report": str(write_report(store))}
+        if clean is not None and name.startswith("mcq-question-"):
+            cmp = paired_comparison(clean, per_case)
+            drop = _fmt(type(cmp.diff)(-cmp.diff.value, -cmp.diff.high, -cmp.diff.low, cmp.diff.n))
+            p = f"{cmp.mcnemar.p_value:.3g}" if cmp.mcnemar else ""
+            entry["drop"] = {"value": -cmp.diff.value, "low": -cmp.diff.high, "high": -cmp.diff.low,
+                             "mcnemar_p": cmp.mcnemar.p_value if cmp.mcnemar else None}
+        summary[name] = entry
+        table.add_row(name, _fmt(est), str(est.n), drop, p)
+    (suite / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    out.print(table)
+    out.print(f"reports: {suite}/<run>/report/report.html   summary: {suite / 'summary.json'}")
+
+
+@eval_app.command("report")
+def eval_report(run: Annotated[str, typer.Argument(help="An evaluation directory, id, or 'last'.")],
+                out_dir: Annotated[Path | None, typer.Option("--report", help="Directory for report.html.")] = None,
+                root: Annotated[Path, typer.Option("--evals", help="Where evaluations live.")] = Path("evals")) -> None:
+    """Write report.json and report.html for an evaluation and print the HTML's path."""
+    from rolegraph.evals._report import write_report
+    from rolegraph.evals._store import EvalStore
+
+    out.print(str(write_report(EvalStore.open(run, root), out_dir)))
+
+
+@eval_app.command("compare")
+def eval_compare(a: str, b: str, scorer: Annotated[str, typer.Option()] = "accuracy",
+                 root: Annotated[Path, typer.Option("--evals")] = Path("evals")) -> None:
+    """Paired comparison of two evaluations on the cases they share: difference with a CI, and
+    McNemar's test when scores are binary."""
+    from rolegraph.evals._store import EvalStore
+    from rolegraph.evals.metrics import paired_comparison
+
+    sa, sb = _scores(EvalStore.open(a, root), scorer), _scores(EvalStore.open(b, root), scorer)
+    try:
+        cmp = paired_comparison(sa, sb)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    table = Table(title=f"{scorer}: B - A on {cmp.n} shared cases", title_justify="left")
+    for col in ("A", "B", "B - A [95% CI]", "McNemar (A only / B only)", "p"):
+        table.add_column(col, justify="right")
+    m = cmp.mcnemar
+    table.add_row(f"{cmp.mean_a:.3f}", f"{cmp.mean_b:.3f}", _fmt(cmp.diff), f"{m.b} / {m.c}" if m else "-",
+                  f"{m.p_value:.3g}" if m else "-")
+    out.print(table)

@@ -1,0 +1,103 @@
+"""What a benchmark is: typed cases, a solver that answers one case (usually a graph run), and
+scorers that grade the answer. Everything persisted is a versioned pydantic record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from rolegraph.runtime import Runtime
+
+RECORD_VERSION = 1
+
+
+class Case(BaseModel):
+    """One benchmark item: its input, the expected target, and metadata (e.g. a category)."""
+
+    id: str
+    input: Any
+    target: Any = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def category(self) -> str:
+        return str(self.metadata.get("category", ""))
+
+
+class Score(BaseModel):
+    value: float
+    explanation: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SolverOutput(BaseModel):
+    """What a solver returns: the answer, and where its run was recorded."""
+
+    output: Any
+    trace_id: str | None = None
+    trace_dir: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Solver(Protocol):
+    """Answers one case. `repeat` and `seed` let repeats differ (pass^k, flip rates)."""
+
+    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput: ...
+
+
+class Scorer(Protocol):
+    """Grades one answer."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def __call__(self, case: Case, output: Any) -> Score: ...
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A named dataset of cases, a solver and its scorers. `cases` is called to stream them."""
+
+    name: str
+    cases: Callable[[], Iterable[Case]]
+    solver: Solver
+    scorers: Sequence[Scorer]
+    config: dict[str, Any] = field(default_factory=dict)
+    """Settings recorded with the results (model, prompt variant, transform...)."""
+
+
+class EvalRecord(BaseModel):
+    """One finished (case, repeat): written once, never updated."""
+
+    format_version: int = RECORD_VERSION
+    kind: Literal["result"] = "result"
+    case_id: str
+    repeat: int
+    status: Literal["ok", "error", "timeout"]
+    output: Any = None
+    target: Any = None
+    category: str = ""
+    scores: dict[str, Score] = Field(default_factory=dict)
+    error: str | None = None
+    trace_id: str | None = None
+    trace_dir: str | None = None
+    latency_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finished_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Match:
+    """Scorer: 1.0 when the output equals the case's target."""
+
+    name: str = "match"
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        ok = output == case.target
+        return Score(value=1.0 if ok else 0.0, explanation=f"answer {output!r}, target {case.target!r}")

@@ -1,0 +1,123 @@
+"""Eval reports: `report.json` and a self-contained `report.html` (summary, per-scorer metrics with
+confidence intervals, pass@k / pass^k and flip rates when repeated, plots, and every case linked
+to its trace page)."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import Counter, defaultdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from rolegraph.evals import metrics
+from rolegraph.evals._core import EvalRecord
+from rolegraph.evals._plots import bar_chart, histogram
+from rolegraph.evals._store import EvalStore
+
+MAX_CASE_ROWS = 500
+"""Cases listed (and trace pages written) in the HTML; report.json has every one."""
+
+
+def _est(e: metrics.Estimate) -> dict[str, Any]:
+    return {"value": _num(e.value), "low": _num(e.low), "high": _num(e.high), "n": e.n}
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 6)
+
+
+def summarize(store: EvalStore) -> dict[str, Any]:
+    """Everything the report shows, as JSON-ready data."""
+    meta = store.meta()
+    by_case: dict[str, list[EvalRecord]] = defaultdict(list)
+    statuses: Counter[str] = Counter()
+    scores: dict[str, list[float]] = defaultdict(list)
+    by_category: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    latency, tokens = [], []
+    for r in store.records():
+        by_case[r.case_id].append(r)
+        statuses[r.status] += 1
+        latency.append(r.latency_s)
+        tokens.append(float(r.prompt_tokens + r.completion_tokens))
+        for name, s in r.scores.items():
+            scores[name].append(s.value)
+            by_category[name][r.category or "(none)"].append(s.value)
+    repeats = max((len(v) for v in by_case.values()), default=0)
+    scorer_stats: dict[str, Any] = {}
+    for name, values in scores.items():
+        entry: dict[str, Any] = {"mean": _est(metrics.mean_ci(values)),
+                                 "categories": {c: _est(metrics.mean_ci(v)) for c, v in sorted(by_category[name].items())}}
+        binary = all(v in (0.0, 1.0) for v in values)
+        if binary and repeats > 1:
+            outcomes = {cid: [rec.scores[name].value == 1.0 for rec in recs if name in rec.scores]
+                        for cid, recs in by_case.items()}
+            full = {cid: o for cid, o in outcomes.items() if len(o) == repeats}
+            if full:
+                entry["pass_at_k"] = {k: _num(metrics.mean_over_cases(full, metrics.pass_at_k, k))
+                                      for k in range(1, repeats + 1)}
+                entry["pass_hat_k"] = {k: _num(metrics.mean_over_cases(full, metrics.pass_hat_k, k))
+                                       for k in range(1, repeats + 1)}
+                entry["flip_rate"] = _num(metrics.mean_flip_rate(full))
+        scorer_stats[name] = entry
+    return {
+        "eval_id": store.eval_id, "benchmark": meta.get("benchmark"), "config": meta.get("config"),
+        "cases": len(by_case), "repeats": repeats, "results": sum(statuses.values()), "status": dict(statuses),
+        "scorers": scorer_stats,
+        "latency_s": {"median": _num(statistics.median(latency)) if latency else None,
+                      "p90": _num(sorted(latency)[int(0.9 * (len(latency) - 1))]) if latency else None},
+        "tokens": {"total": int(sum(tokens)), "median": _num(statistics.median(tokens)) if tokens else None},
+    }
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "assets")), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.get_template("report.html.j2")
+
+
+def write_report(store: EvalStore, out_dir: str | Path | None = None, *, trace_pages: bool = True) -> Path:
+    """Write report.json and report.html; returns the HTML path."""
+    from rolegraph.traces import Trace
+    from rolegraph.traces._view import write_view
+
+    out = Path(out_dir) if out_dir else store.dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(store)
+    (out / "report.json").write_text(json.dumps(summary, indent=2))
+    records = list(store.records()) if summary["results"] <= 20_000 else []
+    plots: list[str] = []
+    for name, entry in summary["scorers"].items():
+        values = [r.scores[name].value for r in records if name in r.scores]
+        plots.append(histogram(values, bins=10, title=f"{name}: score distribution"))
+        cats = entry["categories"]
+        if len(cats) > 1:
+            labels = list(cats)
+            plots.append(bar_chart(labels, [cats[c]["value"] or 0.0 for c in labels],
+                                   low=[cats[c]["low"] if cats[c]["low"] is not None else math.nan for c in labels],
+                                   high=[cats[c]["high"] if cats[c]["high"] is not None else math.nan for c in labels],
+                                   title=f"{name} by category (95% CI)"))
+    plots.append(histogram([float(r.prompt_tokens + r.completion_tokens) for r in records], title="tokens per case"))
+    plots.append(histogram([r.latency_s for r in records], title="latency per case", unit=" s"))
+    rows = []
+    for r in records[:MAX_CASE_ROWS]:
+        link = None
+        if trace_pages and r.trace_dir and Path(r.trace_dir, "events.jsonl").exists():
+            page = Path(r.trace_dir) / "view.html"
+            if not page.exists():
+                write_view(Trace.load(r.trace_dir), page)
+            link = page.resolve().as_uri()
+        rows.append({"case": r.case_id, "repeat": r.repeat, "status": r.status, "category": r.category,
+                     "scores": {k: s.value for k, s in r.scores.items()}, "output": json.dumps(r.output),
+                     "target": json.dumps(r.target), "error": r.error or "", "latency": r.latency_s,
+                     "trace_id": r.trace_id or "", "link": link})
+    html = _template().render(s=summary, plots=[p for p in plots if p], rows=rows,
+                              truncated=max(0, summary["results"] - len(rows)))
+    path = out / "report.html"
+    path.write_text(html)
+    return path

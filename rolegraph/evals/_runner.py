@@ -1,0 +1,134 @@
+"""The eval runner: streams cases, runs (case, repeat) pairs concurrently up to a limit, each with
+a timeout, writes each result as it finishes, skips finished pairs on resume, shows progress."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic_core import to_jsonable_python
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from rolegraph.errors import ModelUnreachable, UserError
+from rolegraph.evals._core import Benchmark, Case, EvalRecord
+from rolegraph.evals._store import EvalStore
+
+if TYPE_CHECKING:
+    from rolegraph.runtime import Runtime
+
+
+@dataclass
+class EvalSummary:
+    eval_id: str
+    dir: Path
+    total: int
+    ran: int
+    skipped: int
+    errors: int
+    duration_s: float
+
+
+def new_eval_id(name: str) -> str:
+    import os
+
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{name}-{os.urandom(3).hex()}"
+
+
+def _pairs(benchmark: Benchmark, repeats: int, limit: int | None, done: set[tuple[str, int]]) -> Iterator[tuple[Case, int]]:
+    for case in itertools.islice(benchmark.cases(), limit):
+        for repeat in range(repeats):
+            if (case.id, repeat) not in done:
+                yield case, repeat
+
+
+async def run_one(benchmark: Benchmark, case: Case, repeat: int, runtime: Runtime, *, seed: int,
+                  timeout_s: float | None) -> EvalRecord:
+    """Solve and score one (case, repeat); failures become records, never exceptions, except
+    an unreachable model server, which stops the whole evaluation."""
+    started = time.perf_counter()
+    base = {"case_id": case.id, "repeat": repeat, "target": to_jsonable_python(case.target, fallback=str),
+            "category": case.category}
+    try:
+        async with asyncio.timeout(timeout_s):
+            solved = await benchmark.solver(case, runtime, repeat=repeat, seed=seed + repeat)
+            scores = {s.name: await s(case, solved.output) for s in benchmark.scorers}
+    except TimeoutError:
+        return EvalRecord(**base, status="timeout", error=f"timed out after {timeout_s} s",
+                          latency_s=time.perf_counter() - started)
+    except ModelUnreachable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded as this case's failure; the run goes on
+        return EvalRecord(**base, status="error", error=f"{type(exc).__name__}: {exc}",
+                          latency_s=time.perf_counter() - started)
+    return EvalRecord(**base, status="ok", output=to_jsonable_python(solved.output, fallback=str), scores=scores,
+                      trace_id=solved.trace_id, trace_dir=solved.trace_dir, latency_s=time.perf_counter() - started,
+                      prompt_tokens=solved.prompt_tokens, completion_tokens=solved.completion_tokens)
+
+
+async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, concurrency: int = 8,
+                   repeats: int = 1, timeout_s: float | None = None, limit: int | None = None, seed: int = 0,
+                   resume: bool = False, progress: bool = True, console: Console | None = None) -> EvalSummary:
+    """Run `benchmark` into `store`. With `resume`, pairs already in the store are skipped."""
+    if concurrency < 1 or repeats < 1:
+        raise UserError("concurrency and repeats must be at least 1")
+    meta = store.meta()
+    if meta and not resume:
+        raise UserError(f"{store.dir} already holds results; pass --resume to continue it")
+    if meta and meta.get("benchmark") != benchmark.name:
+        raise UserError(f"{store.dir} holds results of '{meta.get('benchmark')}', not '{benchmark.name}'")
+    if not meta:
+        store.set_meta(benchmark=benchmark.name, config=benchmark.config, repeats=repeats, limit=limit, seed=seed,
+                       created=time.time())
+    done = store.done() if resume else set()
+    total = sum(1 for _ in itertools.islice(benchmark.cases(), limit)) * repeats
+    todo = total - len(done)
+    writer = store.writer()
+    started = time.perf_counter()
+    errors = 0
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}/s"), TextColumn("[red]{task.fields[errors]} errors"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
+                   disable=not progress, transient=False)
+    with bar:
+        task = bar.add_task(benchmark.name, total=total, completed=len(done), rate="-", errors=0)
+        pending: set[asyncio.Task[EvalRecord]] = set()
+        pairs = _pairs(benchmark, repeats, limit, done)
+        finished = 0
+        try:
+            while True:
+                while len(pending) < concurrency:
+                    nxt = next(pairs, None)
+                    if nxt is None:
+                        break
+                    pending.add(asyncio.create_task(run_one(benchmark, nxt[0], nxt[1], runtime, seed=seed,
+                                                            timeout_s=timeout_s)))
+                if not pending:
+                    break
+                completed, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for t in completed:
+                    record = t.result()
+                    writer.put(record)
+                    finished += 1
+                    errors += record.status != "ok"
+                elapsed = time.perf_counter() - started
+                bar.update(task, advance=len(completed), rate=f"{finished / elapsed:.1f}" if elapsed else "-",
+                           errors=errors)
+        finally:
+            for t in pending:
+                t.cancel()
+            writer.close()
+    return EvalSummary(store.eval_id, store.dir, total, finished, total - todo, errors, time.perf_counter() - started)
+
+
+def records_by_case(store: EvalStore) -> dict[str, list[EvalRecord]]:
+    out: dict[str, list[EvalRecord]] = {}
+    for r in store.records():
+        out.setdefault(r.case_id, []).append(r)
+    return out
+

@@ -1,0 +1,76 @@
+"""The MicroVQA-style MCQ benchmark: each question answered with chain-of-thought and scored by
+accuracy, in no-image variants that measure language shortcuts (the question as given, the
+choices only, the last sentence only), optionally under a robustness transform."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rolegraph.evals._core import Benchmark, Case, Match, SolverOutput
+from rolegraph.evals.mcq import MCQ, load_mcqs
+from rolegraph.evals.transforms import Paraphrase, Transform, apply
+from rolegraph.graphs import mcq as mcq_graph
+from rolegraph.runtime import Runtime
+
+VARIANTS = ("question", "choices_only", "last_sentence")
+CHOICES_ONLY_STEM = "Which of the following options is correct?"
+
+
+def last_sentence(text: str) -> str:
+    """The stem's last sentence (MicroVQA's shortcut probe keeps only the question itself)."""
+    parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p.strip()]
+    return parts[-1] if parts else text
+
+
+def variant(mcq: MCQ, name: str) -> MCQ:
+    if name == "question":
+        return mcq
+    if name == "choices_only":
+        return mcq.model_copy(update={"question": CHOICES_ONLY_STEM})
+    if name == "last_sentence":
+        return mcq.model_copy(update={"question": last_sentence(mcq.question)})
+    raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+
+
+class MCQSolver:
+    """Runs the one-node MCQ graph per case (recorded); builds the graph once per runtime."""
+
+    def __init__(self, options: mcq_graph.MCQOptions) -> None:
+        self.options = options
+        self._graphs: dict[int, Any] = {}
+
+    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
+        graph = self._graphs.get(id(runtime))
+        if graph is None:
+            graph = self._graphs[id(runtime)] = mcq_graph.build(runtime, self.options)
+        answer = await mcq_graph.arun(case.input, runtime=runtime, seed=seed, options=self.options, graph=graph)
+        return SolverOutput(output=answer.pred_index, trace_id=answer.trace_id, trace_dir=answer.trace_dir,
+                            prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens)
+
+
+def mcq_benchmark(data: str | Path, *, variant_name: str = "question", transform: Transform | None = None,
+                  seed: int = 0, options: mcq_graph.MCQOptions | None = None) -> Benchmark:
+    """The benchmark over the MCQs in `data` (JSONL or MicroVQA CSV)."""
+    if variant_name not in VARIANTS:
+        raise ValueError(f"unknown variant {variant_name!r}; known: {', '.join(VARIANTS)}")
+    paraphrase = isinstance(transform, Paraphrase)
+    options = (options or mcq_graph.MCQOptions()).model_copy(update={"paraphrase": paraphrase})
+    static = None if paraphrase else transform
+
+    def cases() -> Iterator[Case]:
+        for original in load_mcqs(data):
+            m = variant(original, variant_name)
+            if static is not None:
+                m = apply(static, m, seed)
+            yield Case(id=original.key, input=m, target=m.correct_index,
+                       metadata={"category": str(original.metadata.get("category", original.metadata.get(
+                           "use_case", ""))), "variant": variant_name,
+                                 "transform": transform.name if transform else "clean"})
+
+    name = f"mcq-{variant_name}" + (f"-{transform.name}" if transform else "")
+    return Benchmark(name=name, cases=cases, solver=MCQSolver(options), scorers=[Match("accuracy")],
+                     config={"data": str(data), "variant": variant_name,
+                             "transform": repr(transform) if transform else None, "options": options.model_dump()})
