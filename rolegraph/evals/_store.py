@@ -106,7 +106,8 @@ class ResultWriter:
 
     def __init__(self, store: EvalStore) -> None:
         self.store = store
-        self._queue: queue.Queue[EvalRecord | None] = queue.Queue()
+        # bounded: when results come faster than the disk takes them, the runner waits (flat memory)
+        self._queue: queue.Queue[EvalRecord | None] = queue.Queue(maxsize=2000)
         self._error: BaseException | None = None
         self.written = 0
         self._thread = threading.Thread(target=self._run, name="rolegraph-eval-writer", daemon=True)

@@ -183,7 +183,33 @@ class Endpoint:
 
     async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         """Run one API call with transport retries, mapping failures to rolegraph errors."""
+        try:  # the common case, without building a retry loop
+            return await fn()
+        except Exception as exc:
+            if not is_retryable(exc) or self.retry.attempts <= 1:
+                self._raise(exc)
+                raise
+            first: Exception = exc
+        return await self._call_retrying(fn, first)
+
+    def _raise(self, exc: BaseException) -> None:
         url = self.display_url
+        if isinstance(exc, openai.APIConnectionError):
+            raise ModelUnreachable(url, _cause(exc)) from exc
+        if isinstance(exc, openai.APIStatusError):
+            raise ModelHTTPError(url, exc.status_code, _body(exc)) from exc
+
+    async def _call_retrying(self, fn: Callable[[], Awaitable[Any]], first: Exception) -> Any:
+        """After a first retryable failure: the remaining attempts, waiting as tenacity says."""
+        url = self.display_url
+        state = {"first": first}
+
+        async def attempt_fn() -> Any:
+            pending = state.pop("first", None)
+            if pending is not None:
+                raise pending
+            return await fn()
+
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(self.retry.attempts),
@@ -195,7 +221,7 @@ class Endpoint:
             async for attempt in retrying:
                 with attempt:
                     try:
-                        return await fn()
+                        return await attempt_fn()
                     except openai.APIStatusError as exc:
                         told = retry_after_s(exc)
                         if told is not None and told > self.retry.max_retry_after_s:
