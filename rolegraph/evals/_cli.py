@@ -41,6 +41,8 @@ def eval_mcq(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds allowed per case.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    refine: Annotated[bool, typer.Option("--refine", help="Run RefineBot on each case first, then compare "
+                                                         "the shortcut rate before and after.")] = False,
     resume: Annotated[Path | None, typer.Option(help="An earlier suite directory to continue.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
@@ -71,10 +73,23 @@ def eval_mcq(
     runtime = Runtime.load(config)
     stores = {b.name: EvalStore(suite / b.name / "results.sqlite") for b in benches}
 
+    if refine and "question" not in names:
+        benches.insert(0, mcq_benchmark(data, variant_name="question", seed=seed))
+        stores["mcq-question"] = EvalStore(suite / "mcq-question" / "results.sqlite")
+
     async def go() -> None:
+        kw: dict[str, Any] = {"concurrency": concurrency, "timeout_s": timeout, "seed": seed,
+                              "resume": resume is not None, "console": err}
         for b in benches:
-            await run_eval(b, runtime, store=stores[b.name], concurrency=concurrency, repeats=repeats,
-                           timeout_s=timeout, limit=limit, seed=seed, resume=resume is not None, console=err)
+            await run_eval(b, runtime, store=stores[b.name], repeats=repeats, limit=limit, **kw)
+        if refine:
+            from rolegraph.evals.mcq_bench import refine_benchmark, refined_mcq_benchmark
+
+            stores["refinebot"] = EvalStore(suite / "refinebot" / "results.sqlite")
+            await run_eval(refine_benchmark(data), runtime, store=stores["refinebot"], limit=limit, **kw)
+            refined = refined_mcq_benchmark(stores["refinebot"], data=data)
+            stores["mcq-refined"] = EvalStore(suite / "mcq-refined" / "results.sqlite")
+            await run_eval(refined, runtime, store=stores["mcq-refined"], repeats=repeats, **kw)
         await runtime.aclose()
 
     with runtime:
@@ -86,7 +101,16 @@ def eval_mcq(
     summary: dict[str, Any] = {}
     from rolegraph.evals.metrics import accuracy_ci
 
+    if refine:
+        codes: dict[str, int] = {}
+        for r in stores["refinebot"].records():
+            code = r.output["exit_code"] if r.status == "ok" else r.status.upper()
+            codes[code] = codes.get(code, 0) + 1
+        summary["refinebot_exit_codes"] = codes
+        out.print("RefineBot exit codes: " + ", ".join(f"{k} {v}" for k, v in sorted(codes.items())))
     for name, store in stores.items():
+        if name == "refinebot":
+            continue
         per_case = _scores(store, "accuracy")
         acc = accuracy_ci([v >= 0.5 for v in per_case.values()]) if repeats == 1 else None
         from rolegraph.evals.metrics import mean_ci
@@ -94,7 +118,7 @@ def eval_mcq(
         est = acc if acc is not None else mean_ci(list(per_case.values()))
         drop, p = "", ""
         entry: dict[str, Any] = {"accuracy": est.__dict__, "report": str(write_report(store))}
-        if clean is not None and name.startswith("mcq-question-"):
+        if clean is not None and (name.startswith("mcq-question-") or name == "mcq-refined"):
             cmp = paired_comparison(clean, per_case)
             drop = _fmt(type(cmp.diff)(-cmp.diff.value, -cmp.diff.high, -cmp.diff.low, cmp.diff.n))
             p = f"{cmp.mcnemar.p_value:.3g}" if cmp.mcnemar else ""

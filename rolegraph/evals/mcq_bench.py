@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rolegraph.evals._core import Benchmark, Case, Match, SolverOutput
+from rolegraph.evals._core import Benchmark, Case, Match, Score, SolverOutput
+from rolegraph.evals._store import EvalStore
 from rolegraph.evals.mcq import MCQ, load_mcqs
 from rolegraph.evals.transforms import Paraphrase, Transform, apply
 from rolegraph.graphs import mcq as mcq_graph
@@ -74,3 +76,60 @@ def mcq_benchmark(data: str | Path, *, variant_name: str = "question", transform
     return Benchmark(name=name, cases=cases, solver=MCQSolver(options), scorers=[Match("accuracy")],
                      config={"data": str(data), "variant": variant_name,
                              "transform": repr(transform) if transform else None, "options": options.model_dump()})
+
+
+class RefineSolver:
+    """Runs RefineBot on a case; the output is the exit code and the final MCQ."""
+
+    def __init__(self, options: Any = None) -> None:
+        from rolegraph.graphs import refinebot
+
+        self.options = options or refinebot.RefineBotOptions()
+        self._graphs: dict[int, Any] = {}
+
+    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
+        from rolegraph.graphs import refinebot
+
+        graph = self._graphs.get(id(runtime))
+        if graph is None:
+            graph = self._graphs[id(runtime)] = refinebot.build(runtime, self.options)
+        result = await refinebot.arun(case.input, runtime=runtime, seed=seed, options=self.options, graph=graph)
+        return SolverOutput(output={"exit_code": result.exit_code.value, "final": result.final.model_dump(mode="json")},
+                            trace_id=result.trace_id, trace_dir=result.trace_dir)
+
+
+@dataclass(frozen=True)
+class ExitCodeScorer:
+    """1.0 when RefineBot ended in success (the question no longer answerable without the image)."""
+
+    name: str = "refined"
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        code = output["exit_code"]
+        return Score(value=1.0 if code.startswith("SUCCESS") else 0.0, explanation=code, metadata={"exit_code": code})
+
+
+def refine_benchmark(data: str | Path, *, options: Any = None) -> Benchmark:
+    """RefineBot over every MCQ in `data` (MicroVQA's --refine stage)."""
+
+    def cases() -> Iterator[Case]:
+        for m in load_mcqs(data):
+            yield Case(id=m.key, input=m, target=None)
+
+    solver = RefineSolver(options)
+    return Benchmark(name="refinebot", cases=cases, solver=solver, scorers=[ExitCodeScorer()],
+                     config={"data": str(data), "options": solver.options.model_dump()})
+
+
+def refined_mcq_benchmark(refined: EvalStore, *, data: str | Path) -> Benchmark:
+    """The no-image MCQ benchmark over RefineBot's final questions (the original where it failed)."""
+
+    def cases() -> Iterator[Case]:
+        for r in refined.records():
+            if r.status == "ok" and r.repeat == 0:
+                m = MCQ.model_validate(r.output["final"])
+                yield Case(id=r.case_id, input=m, target=m.correct_index,
+                           metadata={"category": r.output["exit_code"], "variant": "refined"})
+
+    return Benchmark(name="mcq-refined", cases=cases, solver=MCQSolver(mcq_graph.MCQOptions()),
+                     scorers=[Match("accuracy")], config={"data": str(data), "variant": "refined"})
