@@ -44,6 +44,9 @@ def eval_mcq(
     refine: Annotated[bool, typer.Option("--refine", help="Run RefineBot on each case first, then compare "
                                                          "the shortcut rate before and after.")] = False,
     resume: Annotated[Path | None, typer.Option(help="An earlier suite directory to continue.")] = None,
+    executor: Annotated[str, typer.Option(help="asyncio (this process) or ray.")] = "asyncio",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="A Ray cluster (HEAD:6379); "
+                                                                         "default: a local Ray.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
 ) -> None:
@@ -80,6 +83,12 @@ def eval_mcq(
     async def go() -> None:
         kw: dict[str, Any] = {"concurrency": concurrency, "timeout_s": timeout, "seed": seed,
                               "resume": resume is not None, "console": err}
+        if executor == "ray":
+            from rolegraph.evals._ray import RayExecutor
+
+            kw["executor"] = RayExecutor(address=ray_address)
+        elif executor != "asyncio":
+            raise UserError(f"unknown executor {executor!r}: use asyncio or ray")
         for b in benches:
             await run_eval(b, runtime, store=stores[b.name], repeats=repeats, limit=limit, **kw)
         if refine:
@@ -162,3 +171,26 @@ def eval_compare(a: str, b: str, scorer: Annotated[str, typer.Option()] = "accur
     table.add_row(f"{cmp.mean_a:.3f}", f"{cmp.mean_b:.3f}", _fmt(cmp.diff), f"{m.b} / {m.c}" if m else "-",
                   f"{m.p_value:.3g}" if m else "-")
     out.print(table)
+
+
+def optimize_command(
+    role: Annotated[str, typer.Argument(help="answerer (the MCQ benchmark) or mcq_writer (MicroVQA stage 1)")],
+    data: Annotated[Path, typer.Option("--data", help="MCQs for answerer; question/answer pairs for mcq_writer")],
+    optimizer: Annotated[str, typer.Option(help="bootstrap (BootstrapFewShot) or mipro (MIPROv2)")] = "bootstrap",
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the new prompt version.")] = Path("prompts"),
+    max_demos: Annotated[int, typer.Option(min=0)] = 3,
+    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
+) -> None:
+    """Optimise a role's prompt with DSPy against its benchmark metric and write the new version
+    (load it with Runtime.load(prompts_dir=OUT))."""
+    from rolegraph.evals.optimize import optimize
+    from rolegraph.runtime import Runtime
+
+    with Runtime.load(config) as runtime:
+        result = optimize(role, data, runtime, optimizer=optimizer, out_dir=out_dir, max_demos=max_demos)
+    table = Table(title=f"optimize {role} ({optimizer})", title_justify="left")
+    for col in ("metric before", "metric after", "demos", "prompt file"):
+        table.add_column(col)
+    table.add_row(f"{result.before:.3f}", f"{result.after:.3f}", str(result.demos), str(result.prompt_file))
+    out.print(table)
+    out.print(f"report: {result.report_file}")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic_core import to_jsonable_python
 from rich.console import Console
@@ -71,10 +71,35 @@ async def run_one(benchmark: Benchmark, case: Case, repeat: int, runtime: Runtim
                       prompt_tokens=solved.prompt_tokens, completion_tokens=solved.completion_tokens)
 
 
+class Executor(Protocol):
+    """Where (case, repeat) pairs run: in this event loop, or on Ray workers."""
+
+    async def start(self, benchmark: Benchmark, runtime: Runtime) -> None: ...
+
+    def submit(self, case: Case, repeat: int, *, seed: int, timeout_s: float | None) -> Awaitable[EvalRecord]: ...
+
+    async def close(self) -> None: ...
+
+
+class AsyncioExecutor:
+    """The default: every pair is a task in this process's event loop."""
+
+    async def start(self, benchmark: Benchmark, runtime: Runtime) -> None:
+        self.benchmark, self.runtime = benchmark, runtime
+
+    def submit(self, case: Case, repeat: int, *, seed: int, timeout_s: float | None) -> Awaitable[EvalRecord]:
+        return run_one(self.benchmark, case, repeat, self.runtime, seed=seed, timeout_s=timeout_s)
+
+    async def close(self) -> None:
+        return None
+
+
 async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, concurrency: int = 8,
                    repeats: int = 1, timeout_s: float | None = None, limit: int | None = None, seed: int = 0,
-                   resume: bool = False, progress: bool = True, console: Console | None = None) -> EvalSummary:
-    """Run `benchmark` into `store`. With `resume`, pairs already in the store are skipped."""
+                   resume: bool = False, progress: bool = True, console: Console | None = None,
+                   executor: Executor | None = None) -> EvalSummary:
+    """Run `benchmark` into `store`. With `resume`, pairs already in the store are skipped.
+    Results are written here, by this process, whichever executor ran them."""
     if concurrency < 1 or repeats < 1:
         raise UserError("concurrency and repeats must be at least 1")
     meta = store.meta()
@@ -88,6 +113,8 @@ async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, 
     done = store.done() if resume else set()
     total = sum(1 for _ in itertools.islice(benchmark.cases(), limit)) * repeats
     todo = total - len(done)
+    executor = executor or AsyncioExecutor()
+    await executor.start(benchmark, runtime)
     writer = store.writer()
     started = time.perf_counter()
     errors = 0
@@ -97,7 +124,7 @@ async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, 
                    disable=not progress, transient=False)
     with bar:
         task = bar.add_task(benchmark.name, total=total, completed=len(done), rate="-", errors=0)
-        pending: set[asyncio.Task[EvalRecord]] = set()
+        pending: set[asyncio.Future[EvalRecord]] = set()
         pairs = _pairs(benchmark, repeats, limit, done)
         finished = 0
         try:
@@ -106,8 +133,8 @@ async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, 
                     nxt = next(pairs, None)
                     if nxt is None:
                         break
-                    pending.add(asyncio.create_task(run_one(benchmark, nxt[0], nxt[1], runtime, seed=seed,
-                                                            timeout_s=timeout_s)))
+                    pending.add(asyncio.ensure_future(executor.submit(nxt[0], nxt[1], seed=seed,
+                                                                      timeout_s=timeout_s)))
                 if not pending:
                     break
                 completed, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -123,6 +150,7 @@ async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, 
             for t in pending:
                 t.cancel()
             writer.close()
+            await executor.close()
     return EvalSummary(store.eval_id, store.dir, total, finished, total - todo, errors, time.perf_counter() - started)
 
 
