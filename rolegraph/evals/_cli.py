@@ -175,7 +175,8 @@ def eval_compare(a: str, b: str, scorer: Annotated[str, typer.Option()] = "accur
 
 def optimize_command(
     role: Annotated[str, typer.Argument(help="answerer (the MCQ benchmark) or mcq_writer (MicroVQA stage 1)")],
-    data: Annotated[Path, typer.Option("--data", help="MCQs for answerer; question/answer pairs for mcq_writer")],
+    data: Annotated[Path, typer.Option("--data", "--benchmark", help="The benchmark data: MCQs for answerer; "
+                                                                "question/answer pairs for mcq_writer")],
     optimizer: Annotated[str, typer.Option(help="bootstrap (BootstrapFewShot) or mipro (MIPROv2)")] = "bootstrap",
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the new prompt version.")] = Path("prompts"),
     max_demos: Annotated[int, typer.Option(min=0)] = 3,

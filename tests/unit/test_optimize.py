@@ -4,6 +4,7 @@ format): metric before and after, demos, and a prompt file the agent can load.""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +20,23 @@ from tests.conftest import ROOT, SAMPLE_MCQS
 pytest.importorskip("dspy", reason="optimisation needs the [optimize] extra (make setup installs it)")
 
 
+VALUES = {
+    "answer": "b",
+    "question_stem": "A stained section shows dark granules. What are they?",
+    "choices": '["Glycogen deposits", "Lipid droplets", "Iron deposits", "Melanin granules"]',
+    "correct_index": "0",
+}
+
+
 def chat_format(body: dict) -> str:
+    """Answer in DSPy's chat format with whatever output fields the request's system message asks
+    for (so the optimisers' own proposal prompts parse too)."""
     system = body["messages"][0]["content"]
-    if "question_stem" in system:  # the stage-1 writer
-        return ("[[ ## reasoning ## ]]\nA vignette.\n\n[[ ## question_stem ## ]]\nA stained section shows dark granules. "
-                "What are they?\n\n[[ ## choices ## ]]\n[\"Glycogen deposits\", \"Lipid droplets\", \"Iron deposits\", "
-                "\"Melanin granules\"]\n\n[[ ## correct_index ## ]]\n0\n\n[[ ## completed ## ]]")
-    return "[[ ## reasoning ## ]]\nThe stem points to it.\n\n[[ ## answer ## ]]\nb\n\n[[ ## completed ## ]]"
+    block = re.search(r"Your output fields are:(.*?)(?:All interactions|\Z)", system, re.S)
+    fields = re.findall(r"\d+\. `(\w+)`", block.group(1)) if block else ["answer"]
+    parts = [f"[[ ## {f} ## ]]\n{VALUES.get(f, 'Answer carefully; end with the letter of the best option.')}\n"
+             for f in fields]
+    return "\n".join(parts) + "\n[[ ## completed ## ]]"
 
 
 @pytest.fixture
@@ -96,3 +107,13 @@ def test_stage1_writer_metric_and_optimisation(stub_url: tuple[str, StubServer],
                       out_dir=tmp_path / "prompts", max_demos=1)
     assert result.after >= 0.5 and result.demos == 1
     assert "Example 1:" in PromptLibrary(tmp_path / "prompts").get("mcq/write").source
+
+
+def test_mipro_runs_against_the_endpoint(stub_url: tuple[str, StubServer], tmp_path: Path) -> None:
+    from rolegraph.evals.optimize import optimize
+
+    url, server = stub_url
+    result = optimize("answerer", SAMPLE_MCQS, runtime_for(url, tmp_path), optimizer="mipro",
+                      out_dir=tmp_path / "prompts", max_demos=1)
+    assert server.requests > 50  # proposals, trials and evaluations all went to the endpoint
+    assert result.after >= result.before and result.prompt_file.exists()
