@@ -70,6 +70,13 @@ class TracesSettings(_Strict):
     enabled: bool = True
 
 
+class MemorySettings(_Strict):
+    dir: str = "memory"
+    """Where memories persist (memory.sqlite plus vector indexes), relative to the working directory."""
+    embed_model: str | None = None
+    """A local sentence-transformers model directory; default: all-MiniLM-L6-v2 from its package."""
+
+
 class RuntimeConfig(_Strict):
     """Everything `Runtime.load()` reads. The defaults run every role on the embedded model."""
 
@@ -77,6 +84,7 @@ class RuntimeConfig(_Strict):
     roles: dict[str, RoleConfig] = Field(default_factory=lambda: {"default": RoleConfig()})
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
     traces: TracesSettings = Field(default_factory=TracesSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
 
     @model_validator(mode="after")
     def _check_refs(self) -> RuntimeConfig:

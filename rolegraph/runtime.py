@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rolegraph.config import EMBEDDED, EndpointConfig, RoleConfig, RuntimeConfig, load_config
-from rolegraph.errors import ConfigError, UnknownRoleError
+from rolegraph.errors import ConfigError, ServerStartError, UnknownRoleError
+from rolegraph.memory._base import MemoryStore, TokenCounter
+from rolegraph.memory._recorded import RecordedMemory
 from rolegraph.models import ChatModel, Endpoint, OpenAICompatModel, RetryPolicy
 from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
 from rolegraph.prompts import PromptLibrary
@@ -38,6 +40,7 @@ class Runtime:
         env: Mapping[str, str] | None = None,
         traces: TraceStore | None = None,
         trace_parent: ForkOrigin | None = None,
+        memory_store: MemoryStore | None = None,
     ) -> None:
         self.config = config or RuntimeConfig()
         self.prompts = prompts or PromptLibrary()
@@ -46,6 +49,11 @@ class Runtime:
         self.trace_parent = trace_parent
         self.tool_source: ToolSource | None = None
         """Set by replay: answers tool calls from a trace instead of running the tools."""
+        self.memory_store = memory_store
+        """Where memories persist; None keeps them in this process only."""
+        self.memory_source: Trace | None = None
+        """Set by replay: memory reads are answered from this trace."""
+        self._memories: dict[tuple[str, str, str], RecordedMemory] = {}
         self._env = os.environ if env is None else env
         self._given: dict[str, ChatModel] = dict(models or {})
         self._models: dict[str, ChatModel] = {}
@@ -59,16 +67,17 @@ class Runtime:
         prompts = PromptLibrary(prompts_dir) if prompts_dir else PromptLibrary()
         config = load_config(path, env=env)
         traces = TraceStore(config.traces.dir) if config.traces.enabled else None
-        return cls(config, prompts=prompts, env=env, traces=traces)
+        memory = MemoryStore(Path(config.memory.dir) / "memory.sqlite")
+        return cls(config, prompts=prompts, env=env, traces=traces, memory_store=memory)
 
     @classmethod
     def from_models(cls, models: Mapping[str, ChatModel], *, prompts: PromptLibrary | None = None,
                     traces: TraceStore | str | Path | None = None,
-                    trace_parent: ForkOrigin | None = None) -> Runtime:
+                    trace_parent: ForkOrigin | None = None, memory_store: MemoryStore | None = None) -> Runtime:
         """A runtime whose roles are exactly `models` ("default" answers unlisted roles)."""
         store = traces if isinstance(traces, TraceStore) or traces is None else TraceStore(traces)
         return cls(RuntimeConfig(roles={}), models=models, prompts=prompts, traces=store,
-                   trace_parent=trace_parent)
+                   trace_parent=trace_parent, memory_store=memory_store)
 
     # -- roles ---------------------------------------------------------------------------
 
@@ -103,6 +112,39 @@ class Runtime:
         d = inner.defaults
         return OpenAICompatModel(endpoint=inner.endpoint, model=model_name, temperature=d["temperature"],
                                  top_p=d["top_p"], max_tokens=d["max_tokens"], seed=d["seed"])
+
+    def memory(self, name: str, *, kind: str = "buffer", scope: str = "", **options: Any) -> RecordedMemory:
+        """The memory `name` of `kind` (buffer, notes, summary, vector) in `scope`, created on first
+        use and persisted in the runtime's memory store; reads and writes are traced."""
+        key = (kind, name, scope)
+        if key not in self._memories:
+            from rolegraph.memory import make_memory
+
+            if kind == "vector":
+                options.setdefault("embed_model", self.config.memory.embed_model)
+            inner = make_memory(kind, name, scope, runtime=self, store=self.memory_store,
+                                counter=self.token_counter(options.pop("role", "default")), **options)
+            self._memories[key] = RecordedMemory(inner, kind, replay=self.memory_source)
+        return self._memories[key]
+
+    def token_counter(self, role: str = "default") -> TokenCounter:
+        """Exact counts with the serving model's tokenizer when it is the embedded GGUF, else an
+        estimate that never undercounts (UTF-8 bytes)."""
+        try:
+            rc = self.config.roles.get(role) or self.config.roles.get("default")
+        except AttributeError:
+            rc = None
+        if rc is not None and rc.endpoint == EMBEDDED:
+            try:
+                from rolegraph.memory import LlamaTokens
+                from rolegraph.models.servers import find_default_gguf
+
+                return LlamaTokens(self.config.embedded.model_path or find_default_gguf())
+            except (ImportError, ServerStartError):
+                pass
+        from rolegraph.memory import ByteEstimate
+
+        return ByteEstimate()
 
     async def call_tool(self, name: str, fn: Callable[[Any], Awaitable[Any]], value: Any) -> Any:
         """Run a tool, recorded in the trace (and answered from it when replaying)."""

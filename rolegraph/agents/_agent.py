@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from pydantic import BaseModel, ValidationError
 
 from rolegraph.errors import AgentOutputError
+from rolegraph.memory._recorded import MemoryFeed
 from rolegraph.models import ChatRequest, ChatResponse, Message, ToolSpec, Usage, decode_json
 from rolegraph.traces._recorder import attempt_result, attempt_scope
 
@@ -79,6 +80,8 @@ class Agent(Generic[T]):
     temperature: float | None = None
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: str | None = None
+    memory: tuple[MemoryFeed, ...] = ()
+    """Memories that fill prompt variables before each run (read through the runtime, traced)."""
 
     @property
     def model_role(self) -> str:
@@ -99,6 +102,8 @@ class Agent(Generic[T]):
     async def invoke(self, runtime: Runtime, *, history: Sequence[Message] = (),
                      seed: int | None = None, **inputs: Any) -> AgentResult[T]:
         """Like `run`, but returns the whole conversation and every attempt as well."""
+        for feed in self.memory:
+            inputs[feed.var] = await feed.read(runtime, inputs)
         rendered = runtime.prompts.render(self.prompt, **inputs)
         model = runtime.model(self.model_role)
         messages: list[Message] = [*history, *rendered.messages]

@@ -134,6 +134,31 @@ class ToolCall(_Event):
     replayed: bool = False
 
 
+class MemoryWrite(_Event):
+    kind: Literal["memory_write"] = "memory_write"
+    memory: str
+    memory_kind: str
+    scope: str
+    item: dict[str, Any]
+    node_key: str | None = None
+
+
+class MemoryRead(_Event):
+    kind: Literal["memory_read"] = "memory_read"
+    memory: str
+    memory_kind: str
+    scope: str
+    op: Literal["recall", "window"]
+    query: str | None = None
+    k: int | None = None
+    budget_tokens: int | None = None
+    items: list[dict[str, Any]] = Field(default_factory=list)
+    node_key: str | None = None
+    read_index: int = 0
+    """The n-th memory read within its node execution (how a replay finds it)."""
+    replayed: bool = False
+
+
 class AgentRetry(_Event):
     kind: Literal["agent_retry"] = "agent_retry"
     agent: str
@@ -168,7 +193,8 @@ class RunFinished(_Event):
 
 
 Event = Annotated[
-    RunStarted | RunResumed | NodeStarted | NodeFinished | ModelCall | ToolCall | AgentRetry | ErrorEvent | RunFinished,
+    RunStarted | RunResumed | NodeStarted | NodeFinished | ModelCall | ToolCall | MemoryRead | MemoryWrite
+    | AgentRetry | ErrorEvent | RunFinished,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

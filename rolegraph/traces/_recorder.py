@@ -59,6 +59,7 @@ class NodeContext:
     step: int
     path: list[str] = field(default_factory=list)
     calls: int = 0
+    memory_reads: int = 0
     tools: int = 0
 
 

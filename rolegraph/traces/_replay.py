@@ -188,6 +188,7 @@ async def replay_step(trace: Trace, step: int, *, spec: Any = None, library: Any
     replayers = {r: ReplayModel(trace) for r in roles}
     runtime = Runtime.from_models(replayers, prompts=library or PromptLibrary())
     runtime.tool_source = ReplayTools(trace)
+    runtime.memory_source = trace
     graph = spec.prepare(manifest, runtime, None).graph
     wrapper = graph.builder.nodes[started.node].runnable
     fn = getattr(getattr(wrapper, "afunc", None) or getattr(wrapper, "func", None), "rolegraph_inner", None)
@@ -266,6 +267,8 @@ async def replay_run(trace: Trace, *, store: Any = None, live: Any = None, live_
     runtime = Runtime.from_models(replayers, prompts=library, traces=store,
                                   trace_parent=ForkOrigin(run_id=trace.run_id, live_from=live_from, changes=changes))
     runtime.tool_source = ReplayTools(trace, live_from=live_from)
+    if live_from is None:
+        runtime.memory_source = trace  # every memory read answered as recorded
     try:
         result = await run_graph(spec, manifest, runtime, checkpoint=live_from is not None)
     finally:
