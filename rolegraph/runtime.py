@@ -223,7 +223,11 @@ class Runtime:
             await model.aclose()
 
     def close(self) -> None:
-        """Stop servers this runtime started."""
+        """Write memories' indexes and stop servers this runtime started."""
+        for memory in self._memories.values():
+            flush = getattr(memory.inner, "flush", None)
+            if flush is not None:
+                flush()
         if self._embedded is not None:
             self._embedded.stop()
 

@@ -55,17 +55,31 @@ class VectorMemory(_Stored):
         else:
             self.index = VectorStoreIndex(nodes=[], embed_model=self._embed)
         self._by_id = {i.id: i for i in self._items}
+        indexed = set(self.index.docstore.docs)
+        missing = [i for i in self._items if i.id not in indexed]  # added after the last flush
+        if missing:
+            self._insert(missing)
+        self._dirty = bool(missing)
 
     async def add(self, item: MemoryItem) -> MemoryItem:
+        await super().add(item)  # the SQLite row is written now; the index on flush()
+        self._by_id[item.id] = item
+        self._insert([item])
+        self._dirty = True
+        return item
+
+    def _insert(self, items: list[MemoryItem]) -> None:
         from llama_index.core.schema import TextNode
 
-        await super().add(item)
-        self._by_id[item.id] = item
-        self.index.insert_nodes([TextNode(text=item.content, id_=item.id,
-                                          metadata={"role": item.role, "timestamp": item.timestamp})])
-        if self._dir is not None:
+        self.index.insert_nodes([TextNode(text=i.content, id_=i.id, metadata={"role": i.role, "timestamp": i.timestamp})
+                                 for i in items])
+
+    def flush(self) -> None:
+        """Write the index beside the store (rewriting it whole, so not on every add). Items added
+        since the last flush are re-embedded when the memory is reopened, so none is lost."""
+        if self._dir is not None and self._dirty:
             self.index.storage_context.persist(persist_dir=str(self._dir))
-        return item
+            self._dirty = False
 
     async def recall(self, query: str, k: int = 5) -> list[MemoryItem]:
         if not self._items:

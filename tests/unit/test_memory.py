@@ -114,10 +114,14 @@ async def test_vector_recall_with_real_embeddings_and_persistence(tmp_path: Path
     near = [i.content for i in await mem.recall("a car engine starts", k=6)]
     assert near.index("car engine starting") < near.index("people talking in a cafe")
     assert near.index("an automobile motor starts up") < near.index("a dog barking at night")
+    rt.close()  # writes the index beside the store
+    assert (tmp_path / "mem" / "vectors" / "sounds" / "_" / "docstore.json").exists()
+    await mem.add(MemoryItem(content="a kettle whistling"))  # then "crash": no flush for this one
     store.close()
     reopened = Runtime.from_models({}, memory_store=MemoryStore(tmp_path / "mem" / "memory.sqlite"))
     again = reopened.memory("sounds", kind="vector")
-    assert len(again.items()) == 6 and (await again.recall("dog", k=1))[0].content == "a dog barking at night"
+    assert len(again.items()) == 7 and (await again.recall("dog", k=1))[0].content == "a dog barking at night"
+    assert (await again.recall("whistling kettle", k=1))[0].content == "a kettle whistling"  # re-embedded
 
 
 async def test_buffer_persists_across_runtimes(tmp_path: Path) -> None:
