@@ -60,7 +60,8 @@ async def main(sizes: list[int]) -> None:
         nodes = []
         for i in range(n):
             v = base[i % len(base)] + rng.normal(0, 0.01, base.shape[1])
-            nodes.append(TextNode(text=f"{texts[i % len(texts)]} #{i}", id_=f"i{i}", embedding=(v / np.linalg.norm(v)).tolist()))
+            unit = (v / np.linalg.norm(v)).tolist()
+            nodes.append(TextNode(text=f"{texts[i % len(texts)]} #{i}", id_=f"i{i}", embedding=unit))
             mem.inner._by_id[f"i{i}"] = MemoryItem(id=f"i{i}", content=nodes[-1].text)
             mem.inner._items.append(mem.inner._by_id[f"i{i}"])
         mem.inner.index.insert_nodes(nodes)
