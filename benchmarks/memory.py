@@ -81,6 +81,7 @@ async def main(sizes: list[int]) -> None:
         items = sentences(300, seed=2)
         for s in items:
             await mem.add(MemoryItem(role="p1", content=s))
+        rt.close()  # writes the index
         store.close()
         size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
     other = Table(title="embedding and disk", title_justify="left")
