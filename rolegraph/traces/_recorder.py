@@ -8,6 +8,7 @@ import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
@@ -87,14 +88,20 @@ def current_node() -> NodeContext | None:
     return _NODE.get()
 
 
-def package_versions() -> dict[str, str]:
-    out = {}
+@lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
+    out = []
     for name in PACKAGES:
         try:
-            out[name] = version(name)
+            out.append((name, version(name)))
         except PackageNotFoundError:
             continue
-    return out
+    return tuple(out)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a run depends on (read once per process: parsing metadata is slow)."""
+    return dict(_versions())
 
 
 @contextlib.asynccontextmanager
