@@ -125,6 +125,9 @@ async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, 
     with bar:
         task = bar.add_task(benchmark.name, total=total, completed=len(done), rate="-", errors=0)
         pending: set[asyncio.Future[EvalRecord]] = set()
+        # finished futures arrive on a queue: O(1) per completion, where asyncio.wait would
+        # re-register a callback on every pending future each time one finishes
+        finished_q: asyncio.Queue[asyncio.Future[EvalRecord]] = asyncio.Queue()
         pairs = _pairs(benchmark, repeats, limit, done)
         finished = 0
         try:
@@ -133,11 +136,15 @@ async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, 
                     nxt = next(pairs, None)
                     if nxt is None:
                         break
-                    pending.add(asyncio.ensure_future(executor.submit(nxt[0], nxt[1], seed=seed,
-                                                                      timeout_s=timeout_s)))
+                    fut = asyncio.ensure_future(executor.submit(nxt[0], nxt[1], seed=seed, timeout_s=timeout_s))
+                    fut.add_done_callback(finished_q.put_nowait)
+                    pending.add(fut)
                 if not pending:
                     break
-                completed, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                completed = [await finished_q.get()]
+                while not finished_q.empty():
+                    completed.append(finished_q.get_nowait())
+                pending.difference_update(completed)
                 for t in completed:
                     record = t.result()
                     writer.put(record)

@@ -130,6 +130,7 @@ class Endpoint:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
             weakref.WeakKeyDictionary()
         )
+        self._last: tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI] | None = None
         self._resolved_url: str | None = base_url if isinstance(base_url, str) else None
         self._url_lock: asyncio.Lock | None = None
 
@@ -148,6 +149,9 @@ class Endpoint:
 
     async def client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0] is loop:  # the hot path: a weak-dict lookup costs ~50 us
+            return last[1]
         client = self._clients.get(loop)
         if client is None:
             url = await self.url()
@@ -162,6 +166,7 @@ class Endpoint:
                     http_client=http,
                 )
                 self._clients[loop] = client
+        self._last = (loop, client)
         return client
 
     async def dialect(self) -> Dialect:
@@ -240,6 +245,8 @@ class Endpoint:
         except RuntimeError:
             loop = None
         client = self._clients.pop(loop, None) if loop is not None else None
+        if self._last is not None and self._last[0] is loop:
+            self._last = None
         if client is not None:
             await client.close()
 
