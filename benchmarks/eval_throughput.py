@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
-import resource
 import subprocess
 import sys
 import tempfile
@@ -104,12 +102,13 @@ print(s.ran, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).r
 """
 
 
-async def main(n: int, delay: float, levels: list[int], memory_cases: int) -> None:
+async def main(n: int, delay: float, levels: list[int], memory_cases: int, trials: int) -> None:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(delay)], stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None and server.stdout.readline().strip() == "ready"
     url = f"http://127.0.0.1:{port}/v1"
-    table = Table(title=f"{n} single-call cases, server delay {delay * 1000:.0f} ms", title_justify="left")
+    table = Table(title=f"{n} single-call cases, server delay {delay * 1000:.0f} ms, best of {trials}",
+                  title_justify="left")
     for col in ("concurrency", "ideal s", "bare openai s", "rolegraph s", "rolegraph / ideal", "rolegraph / bare",
                 "bare / ideal", "CPU ms per case"):
         table.add_column(col, justify="right")
@@ -118,10 +117,13 @@ async def main(n: int, delay: float, levels: list[int], memory_cases: int) -> No
             await bare(url, 20, 4)  # warm up
             for c in levels:
                 ideal = n * delay / c
-                b = await bare(url, n, c)
-                cpu0 = time.process_time()
-                o = await ours(url, n, c, Path(tmp))
-                cpu = (time.process_time() - cpu0) / n * 1000
+                bs, os_, cpus = [], [], []
+                for trial in range(trials):  # alternate and keep each one's best: a 2-core VM is noisy
+                    bs.append(await bare(url, n, c))
+                    cpu0 = time.process_time()
+                    os_.append(await ours(url, n, c, Path(tmp) / f"t{trial}"))
+                    cpus.append((time.process_time() - cpu0) / n * 1000)
+                b, o, cpu = min(bs), min(os_), min(cpus)
                 table.add_row(str(c), f"{ideal:.2f}", f"{b:.2f}", f"{o:.2f}", f"{ideal / o:.2f}", f"{b / o:.2f}",
                               f"{ideal / b:.2f}", f"{cpu:.2f}")
     finally:
@@ -146,6 +148,6 @@ if __name__ == "__main__":
     p.add_argument("--delay", type=float, default=0.05)
     p.add_argument("--concurrency", default="1,16,64")
     p.add_argument("--memory-cases", type=int, default=100_000)
+    p.add_argument("--trials", type=int, default=3)
     a = p.parse_args()
-    asyncio.run(main(a.cases, a.delay, [int(x) for x in a.concurrency.split(",")], a.memory_cases))
-    del itertools, resource
+    asyncio.run(main(a.cases, a.delay, [int(x) for x in a.concurrency.split(",")], a.memory_cases, a.trials))

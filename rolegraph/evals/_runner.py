@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from rolegraph.errors import ModelUnreachable, UserError
-from rolegraph.evals._core import Benchmark, Case, EvalRecord
+from rolegraph.evals._core import RECORD_VERSION, Benchmark, Case, EvalRecord
 from rolegraph.evals._store import EvalStore
 
 if TYPE_CHECKING:
@@ -66,9 +66,12 @@ async def run_one(benchmark: Benchmark, case: Case, repeat: int, runtime: Runtim
     except Exception as exc:  # noqa: BLE001 - recorded as this case's failure; the run goes on
         return EvalRecord(**base, status="error", error=f"{type(exc).__name__}: {exc}",
                           latency_s=time.perf_counter() - started)
-    return EvalRecord(**base, status="ok", output=to_jsonable_python(solved.output, fallback=str), scores=scores,
-                      trace_id=solved.trace_id, trace_dir=solved.trace_dir, latency_s=time.perf_counter() - started,
-                      prompt_tokens=solved.prompt_tokens, completion_tokens=solved.completion_tokens)
+    # every field is built here from typed values: skip re-validating them (this is the hot path)
+    return EvalRecord.model_construct(**base, status="ok", output=to_jsonable_python(solved.output, fallback=str),
+                                      scores=scores, error=None, trace_id=solved.trace_id, trace_dir=solved.trace_dir,
+                                      latency_s=time.perf_counter() - started, prompt_tokens=solved.prompt_tokens,
+                                      completion_tokens=solved.completion_tokens, format_version=RECORD_VERSION,
+                                      kind="result", finished_at=0.0)
 
 
 class Executor(Protocol):
@@ -150,9 +153,10 @@ async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, 
                     writer.put(record)
                     finished += 1
                     errors += record.status != "ok"
-                elapsed = time.perf_counter() - started
-                bar.update(task, advance=len(completed), rate=f"{finished / elapsed:.1f}" if elapsed else "-",
-                           errors=errors)
+                if progress:
+                    elapsed = time.perf_counter() - started
+                    bar.update(task, advance=len(completed), rate=f"{finished / elapsed:.1f}" if elapsed else "-",
+                               errors=errors)
         finally:
             for t in pending:
                 t.cancel()
