@@ -56,7 +56,7 @@ async def untraced_run(options: refinebot.RefineBotOptions, db: Path) -> int:
         saver = AsyncSqliteSaver(conn)
         g = graph.copy(update={"checkpointer": saver})
         raw = await g.ainvoke(prepared.initial, config={"recursion_limit": prepared.recursion_limit,
-                                                        "configurable": {"thread_id": db.stem}})
+                                                        "configurable": {"thread_id": db.stem}}, context=rt)
     return 4 * raw["iteration"] + 1
 
 

@@ -5,7 +5,6 @@ choices only, the last sentence only), optionally under a robustness transform."
 from __future__ import annotations
 
 import re
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,33 +37,14 @@ def variant(mcq: MCQ, name: str) -> MCQ:
     raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
 
 
-class _GraphSolver(ABC):
-    """A solver that runs one graph per case, compiled once per runtime."""
-
-    options: Any
-
-    @abstractmethod
-    def _build(self, runtime: Runtime) -> Any:
-        """Compile this solver's graph for `runtime`."""
-
-    def graph(self, runtime: Runtime) -> Any:
-        graphs: dict[int, Any] = self.__dict__.setdefault("_graphs", {})
-        if id(runtime) not in graphs:
-            graphs[id(runtime)] = self._build(runtime)
-        return graphs[id(runtime)]
-
-
-class MCQSolver(_GraphSolver):
+class MCQSolver:
     """Runs the one-node MCQ graph per case (recorded)."""
 
     def __init__(self, options: mcq_graph.MCQOptions) -> None:
         self.options = options
 
-    def _build(self, runtime: Runtime) -> Any:
-        return mcq_graph.build(runtime, self.options)
-
     async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
-        graph = self.graph(runtime)
+        graph = mcq_graph.build(runtime, self.options)  # compiled once per options, then cached
         answer = await mcq_graph.arun(case.input, runtime=runtime, seed=seed, options=self.options, graph=graph)
         return SolverOutput(output=answer.pred_index, trace_id=answer.trace_id, trace_dir=answer.trace_dir,
                             prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens)
@@ -95,7 +75,7 @@ def mcq_benchmark(data: str | Path, *, variant_name: str = "question", transform
                              "transform": repr(transform) if transform else None, "options": options.model_dump()})
 
 
-class RefineSolver(_GraphSolver):
+class RefineSolver:
     """Runs RefineBot on a case; the output is the exit code and the final MCQ."""
 
     def __init__(self, options: Any = None) -> None:
@@ -103,15 +83,10 @@ class RefineSolver(_GraphSolver):
 
         self.options = options or refinebot.RefineBotOptions()
 
-    def _build(self, runtime: Runtime) -> Any:
-        from rolegraph.graphs import refinebot
-
-        return refinebot.build(runtime, self.options)
-
     async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
         from rolegraph.graphs import refinebot
 
-        graph = self.graph(runtime)
+        graph = refinebot.build(runtime, self.options)
         result = await refinebot.arun(case.input, runtime=runtime, seed=seed, options=self.options, graph=graph)
         return SolverOutput(output={"exit_code": result.exit_code.value, "final": result.final.model_dump(mode="json")},
                             trace_id=result.trace_id, trace_dir=result.trace_dir)

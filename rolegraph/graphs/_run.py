@@ -68,12 +68,13 @@ async def run_graph(spec: GraphSpec, manifest: Manifest, runtime: Runtime, *, gr
                                   "configurable": {"thread_id": run.run_id}}
         try:
             if run.writer is None or not checkpoint:
-                raw = await prepared.graph.ainvoke(prepared.initial, config=config)
+                raw = await prepared.graph.ainvoke(prepared.initial, config=config, context=runtime)
             else:
                 async with aiosqlite.connect(str(run.writer.dir / CHECKPOINTS)) as conn:
                     saver = AsyncSqliteSaver(conn, serde=RedactingSerde(run.writer.store.redactor))
                     g = prepared.graph.copy(update={"checkpointer": saver})
-                    raw = await g.ainvoke(None if resume is not None else prepared.initial, config=config)
+                    raw = await g.ainvoke(None if resume is not None else prepared.initial, config=config,
+                                          context=runtime)
         except spec.recorded_failures as exc:
             result = spec.finish(manifest, None, exc, run.run_id)
         else:

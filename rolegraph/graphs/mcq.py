@@ -3,6 +3,7 @@ answer is a recorded, replayable run like any other graph's."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -55,16 +56,22 @@ class MCQAnswer(BaseModel):
 
 
 def build(runtime: Runtime, options: MCQOptions = MCQOptions()) -> Any:
-    runtime.require_roles(list(ROLES))
+    """The compiled graph (shared per options; nodes get the runtime from the run's context)."""
+    runtime.require_roles(["answerer", "paraphraser"] if options.paraphrase else ["answerer"])
+    return _compiled(options)
+
+
+@lru_cache(maxsize=16)
+def _compiled(options: MCQOptions) -> Any:
     answerer = Agent(name="answerer", prompt="mcq/answer", output=str, max_tokens=options.max_tokens)
     paraphraser = Agent(name="paraphraser", prompt="mcq/paraphrase", output=Paraphrase, max_tokens=256)
 
-    async def paraphrase(state: MCQState) -> dict[str, Any]:
+    async def paraphrase(state: MCQState, runtime: Runtime) -> dict[str, Any]:
         new = await paraphraser.run(runtime, seed=state.seed, question=state.mcq.question)
         return {"mcq": state.mcq.model_copy(update={"question": new.question, "metadata": {
             **state.mcq.metadata, "transform": {"name": "paraphrase", "original": state.mcq.question}}})}
 
-    async def answer(state: MCQState) -> dict[str, Any]:
+    async def answer(state: MCQState, runtime: Runtime) -> dict[str, Any]:
         mcq = state.mcq
         text = await answerer.run(runtime, seed=state.seed, question=mcq.question, options=mcq.options_text(),
                                   no_image=options.no_image, label_example=option_label(0, mcq.labels))

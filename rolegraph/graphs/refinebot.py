@@ -172,8 +172,14 @@ def shuffled(mcq: MCQ, seed: int) -> MCQ:
 
 
 def build(runtime: Runtime, options: RefineBotOptions = RefineBotOptions()) -> Any:
-    """The compiled LangGraph for `options`, bound to `runtime`'s models."""
+    """The compiled LangGraph for `options`, after checking `runtime` has every role. The graph is
+    compiled once per options and shared: nodes get the runtime from the run's context."""
     runtime.require_roles(list(ROLES))
+    return _compiled(options)
+
+
+@lru_cache(maxsize=32)
+def _compiled(options: RefineBotOptions) -> Any:
     evaluator = Agent(name="evaluator", prompt="refinebot/evaluate", output=str,
                       max_tokens=options.eval_max_tokens)
     reflector = Agent(name="reflector", prompt="refinebot/reflect", output=str,
@@ -183,7 +189,7 @@ def build(runtime: Runtime, options: RefineBotOptions = RefineBotOptions()) -> A
     checker = Agent(name="checker", prompt="refinebot/check", output=EquivalenceCheck,
                     max_tokens=options.check_max_tokens)
 
-    async def evaluate(state: RefineState) -> dict[str, Any]:
+    async def evaluate(state: RefineState, runtime: Runtime) -> dict[str, Any]:
         mcq = state.current
         evals = []
         for i in range(options.multi_eval):
@@ -204,12 +210,12 @@ def build(runtime: Runtime, options: RefineBotOptions = RefineBotOptions()) -> A
             update["exit_code"] = ExitCode.FAIL_ITERATIONS
         return update
 
-    async def reflect(state: RefineState) -> dict[str, Any]:
+    async def reflect(state: RefineState, runtime: Runtime) -> dict[str, Any]:
         result = await reflector.invoke(runtime, history=state.eval_conversation, seed=state.seed)
         return {"reflections": [*state.reflections,
                                 Reflection(text=result.output, conversation=list(result.messages))]}
 
-    async def rewrite(state: RefineState) -> dict[str, Any]:
+    async def rewrite(state: RefineState, runtime: Runtime) -> dict[str, Any]:
         new = await rewriter.run(
             runtime, seed=state.seed,
             n_chat=len(state.reflections), n_choices=options.n_choices,
@@ -218,7 +224,7 @@ def build(runtime: Runtime, options: RefineBotOptions = RefineBotOptions()) -> A
         )
         return {"rewrites": [*state.rewrites, RewriteBase.model_validate(new.model_dump())]}
 
-    async def check(state: RefineState) -> dict[str, Any]:
+    async def check(state: RefineState, runtime: Runtime) -> dict[str, Any]:
         new = state.rewrites[-1]
         verdict = await checker.run(
             runtime, seed=state.seed,

@@ -74,8 +74,7 @@ class ChatRequest(BaseModel):
     @cached_property
     def fingerprint(self) -> str:
         """A stable hash of the request's content, used to match recorded calls."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
 
 class Usage(BaseModel):

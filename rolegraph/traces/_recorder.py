@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,8 +14,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime as LGRuntime
 from pydantic_core import to_jsonable_python
 
+from rolegraph.errors import UserError
 from rolegraph.models import ChatModel, ChatRequest, ChatResponse
 from rolegraph.traces._events import (
     AgentRetry,
@@ -180,17 +183,30 @@ def node_key(name: str, config: Any) -> tuple[list[str], str]:
     return path, f"{'/'.join(path)}@{step}{push}"
 
 
+def takes_runtime(fn: Callable[..., Any]) -> bool:
+    """Whether a node function takes (state, runtime) rather than (state)."""
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return False
+    return len(params) >= 2
+
+
 def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[..., Awaitable[Any]]:
-    """Wrap a graph node (an async function of the state, or a compiled subgraph) so each
-    execution is numbered and recorded with its state delta.
+    """Wrap a graph node (an async function of the state, or of the state and the rolegraph
+    Runtime, or a compiled subgraph) so each execution is numbered and recorded with its state
+    delta. The Runtime reaches nodes as LangGraph's run context, so one compiled graph serves
+    every runtime.
 
     A node's key must be the same when the run is replayed. Inside a traced subgraph node the
     key is prefixed with the enclosing execution's key; otherwise a repeated key (an untraced
     subgraph entered twice) gets an occurrence number.
     """
     invoke = fn.ainvoke if hasattr(fn, "ainvoke") else None
+    wants_runtime = invoke is None and takes_runtime(fn)
 
-    async def node(state: Any, config: RunnableConfig) -> Any:
+    async def node(state: Any, config: RunnableConfig, runtime: LGRuntime[Any]) -> Any:
         run = _RUN.get()
         path, key = node_key(name, config)
         parent = _NODE.get()
@@ -212,7 +228,16 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
         token = _NODE.set(NodeContext(name, key, step, path))
         started = time.perf_counter()
         try:
-            update = await (invoke(state, config) if invoke is not None else fn(state))
+            if invoke is not None:
+                update = await invoke(state, config)
+            elif wants_runtime:  # the rolegraph Runtime travels as LangGraph's run context
+                context = runtime.context if runtime is not None else None
+                if context is None:
+                    raise UserError(f"node '{name}' needs the rolegraph Runtime: run the graph through its "
+                                    "arun()/run_graph(), or pass context=runtime to ainvoke()")
+                update = await fn(state, context)
+            else:
+                update = await fn(state)
         except BaseException as exc:
             if run is not None:
                 run.emit(NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter() - started,

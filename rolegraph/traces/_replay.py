@@ -174,7 +174,7 @@ async def replay_step(trace: Trace, step: int, *, spec: Any = None, library: Any
     from rolegraph import graphs
     from rolegraph.prompts import PromptLibrary
     from rolegraph.runtime import Runtime
-    from rolegraph.traces._recorder import RunContext, as_node
+    from rolegraph.traces._recorder import RunContext, as_node, takes_runtime
 
     started = next((e for e in trace.of_kind(NodeStarted) if e.step == step), None)
     finished = next((e for e in trace.of_kind(NodeFinished) if e.step == step), None)
@@ -197,7 +197,7 @@ async def replay_step(trace: Trace, step: int, *, spec: Any = None, library: Any
     schema = graph.builder.state_schema
     state = schema.model_validate(started.state) if hasattr(schema, "model_validate") else started.state
     async with as_node(RunContext(trace.run_id, None), started.node, started.key, step):
-        update = await fn(state)
+        update = await (fn(state, runtime) if takes_runtime(fn) else fn(state))
     return StepReplay(step, started.node, to_jsonable_python(update, fallback=str), finished.delta,
                       sum(m.answered for m in replayers.values()))
 

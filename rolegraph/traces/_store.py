@@ -61,7 +61,8 @@ class TraceStore:
     def __init__(self, root: str | Path, *, redactor: Redactor | None = None) -> None:
         self.root = Path(root)
         self.redactor = redactor or Redactor()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._con: sqlite3.Connection | None = None
 
     def __repr__(self) -> str:
         return f"TraceStore({str(self.root)!r})"
@@ -88,15 +89,18 @@ class TraceStore:
         return writer
 
     def _index(self) -> sqlite3.Connection:
-        self.root.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.root / "index.sqlite", timeout=30)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, graph TEXT, started REAL, "
-            "finished REAL, status TEXT, parent TEXT, pid INTEGER, model_calls INTEGER, tokens INTEGER, "
-            "summary TEXT)"
-        )
-        return con
+        """One connection per store, opened on first use (opening one per run cost milliseconds)."""
+        if self._con is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            con = sqlite3.connect(self.root / "index.sqlite", timeout=30, check_same_thread=False)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, graph TEXT, started REAL, "
+                "finished REAL, status TEXT, parent TEXT, pid INTEGER, model_calls INTEGER, tokens INTEGER, "
+                "summary TEXT)"
+            )
+            self._con = con
+        return self._con
 
     def _index_start(self, started: RunStarted) -> None:
         summary = json.dumps(started.manifest.input, default=str)[:2000]
@@ -136,7 +140,7 @@ class TraceStore:
             query += " WHERE " + " AND ".join(where)
         query += " ORDER BY started DESC LIMIT ?"
         args.append(limit)
-        with self._index() as con:
+        with self._lock, self._index() as con:
             rows = con.execute(query, args).fetchall()
         infos = [RunInfo(*row) for row in rows]
         for info in infos:
