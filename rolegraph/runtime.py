@@ -18,8 +18,9 @@ from rolegraph.models import ChatModel, Endpoint, OpenAICompatModel, RetryPolicy
 from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
 from rolegraph.prompts import PromptLibrary
 from rolegraph.traces._events import ForkOrigin, Manifest, RoleInfo
-from rolegraph.traces._recorder import RecordingModel, RunContext, ToolSource, record_run, record_tool
+from rolegraph.traces._recorder import RecordingModel, RunContext, record_run
 from rolegraph.traces._store import Trace, TraceStore
+from rolegraph.traces._tools import ToolSource, record_tool
 
 T = TypeVar("T")
 

@@ -1,7 +1,8 @@
 """Model clients: the ChatModel protocol, the OpenAI-compatible HTTP client, test doubles."""
 
 from rolegraph.models._dialects import Dialect, constrain_schema
-from rolegraph.models._openai import Endpoint, OpenAICompatModel, RetryPolicy, decode_json
+from rolegraph.models._endpoint import Endpoint, RetryPolicy
+from rolegraph.models._openai import OpenAICompatModel, decode_json
 from rolegraph.models._testing import FunctionModel, ScriptedModel
 from rolegraph.models._types import (
     ChatModel,

@@ -22,9 +22,10 @@ from rolegraph.traces._events import (
     Totals,
     parse_event,
 )
-from rolegraph.traces._recorder import record_tool, set_output, traced_node
+from rolegraph.traces._recorder import set_output, traced_node
 from rolegraph.traces._replay import ReplayMismatch, ReplayModel, replay_run, request_diff, resume_run
 from rolegraph.traces._store import Redactor, RunInfo, Trace, TraceStore
+from rolegraph.traces._tools import record_tool
 
 
 def load(ref: str, root: str = "runs") -> Trace:

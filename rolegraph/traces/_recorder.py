@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Protocol
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime as LGRuntime
@@ -367,39 +367,3 @@ _CALL: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar("role
 
 def current_call() -> CallContext | None:
     return _CALL.get()
-
-
-class ToolSource(Protocol):
-    """Answers tool calls from a recording (see ReplayTools)."""
-
-    def answer(self, name: str, node_key: str | None, step: int | None, index: int, value: Any) -> tuple[bool, Any]: ...
-
-
-async def record_tool(name: str, fn: Callable[[Any], Awaitable[Any]], value: Any,
-                      replay: ToolSource | None = None) -> Any:
-    """Run a tool (or take its recorded answer from `replay`) and write a ToolCall event
-    (large payloads go to the blob store)."""
-    run, node = _RUN.get(), _NODE.get()
-    index = 0
-    if node is not None:
-        index = node.tools
-        node.tools += 1
-    started = time.perf_counter()
-    error, output, replayed = None, None, False
-    try:
-        if replay is not None:
-            replayed, output = replay.answer(name, node.key if node else None, node.step if node else None, index, value)
-        if not replayed:
-            output = await fn(value)
-        return output
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        if run is not None:
-            run.totals.tool_calls += 1
-            if run.writer is not None:
-                run.emit(ToolCall(name=name, node_key=node.key if node else None, step=node.step if node else None,
-                                  call_index=index, input=run.writer.payload(value),
-                                  output=run.writer.payload(output), duration_s=time.perf_counter() - started,
-                                  error=error, replayed=replayed))
