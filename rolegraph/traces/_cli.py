@@ -36,7 +36,7 @@ def list_runs(runs: RunsDir = None, graph: Annotated[str | None, typer.Option()]
     if not found:
         out.print(f"no runs in {store.root}")  # type: ignore[attr-defined]
         return
-    out.print(runs_table(found))
+    out.print(runs_table(found, out.width))
 
 
 @trace_app.command("show")

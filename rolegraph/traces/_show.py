@@ -19,19 +19,29 @@ from rolegraph.traces._store import RunInfo, Trace
 
 
 def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+    return dt.datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S") if ts else "-"
 
 
-def runs_table(runs: Iterable[RunInfo]) -> Table:
+def runs_table(runs: Iterable[RunInfo], width: int = 200) -> Table:
+    """The run list; on a narrow terminal the parent and input columns are left out."""
+    runs = list(runs)
+    wide = width >= 130
+    parents = wide and any(r.parent for r in runs)
     table = Table(title="recorded runs", title_justify="left")
-    table.add_column("run", no_wrap=True, min_width=32)
-    for col in ("graph", "started", "status", "calls", "tokens", "parent"):
+    table.add_column("run", no_wrap=True)
+    for col in ("status", "calls", "tokens", "started"):
         table.add_column(col, no_wrap=True, justify="right" if col in ("calls", "tokens") else "left")
-    table.add_column("input", no_wrap=True, max_width=40, overflow="ellipsis")
+    if parents:
+        table.add_column("parent", no_wrap=True)
+    if wide:
+        table.add_column("input", no_wrap=True, overflow="ellipsis")
     for r in runs:
         colour = {"ok": "green", "error": "red", "incomplete": "yellow"}.get(r.status, "")
-        table.add_row(r.run_id, r.graph, _when(r.started), f"[{colour}]{r.status}[/]" if colour else r.status,
-                      str(r.model_calls), str(r.tokens), (r.parent or "")[:16], r.summary[:60])
+        row = [r.run_id, f"[{colour}]{r.status}[/]" if colour else r.status, str(r.model_calls), str(r.tokens),
+               _when(r.started)]
+        row += [r.parent or ""] if parents else []
+        row += [r.summary[:60]] if wide else []
+        table.add_row(*row)
     return table
 
 
