@@ -41,7 +41,7 @@ class Runtime:
         env: Mapping[str, str] | None = None,
         traces: TraceStore | None = None,
         trace_parent: ForkOrigin | None = None,
-        memory_store: MemoryStore | None = None,
+        memory_store: MemoryStore | str | Path | None = None,
     ) -> None:
         self.config = config or RuntimeConfig()
         self.prompts = prompts or PromptLibrary()
@@ -50,8 +50,8 @@ class Runtime:
         self.trace_parent = trace_parent
         self.tool_source: ToolSource | None = None
         """Set by replay: answers tool calls from a trace instead of running the tools."""
-        self.memory_store = memory_store
-        """Where memories persist; None keeps them in this process only."""
+        self._memory_store = memory_store
+        """Where memories persist (a path opens on first use); None keeps them in this process only."""
         self.memory_source: Trace | None = None
         """Set by replay: memory reads are answered from this trace."""
         self._memories: dict[tuple[str, str, str], RecordedMemory] = {}
@@ -68,7 +68,7 @@ class Runtime:
         prompts = PromptLibrary(prompts_dir) if prompts_dir else PromptLibrary()
         config = load_config(path, env=env)
         traces = TraceStore(config.traces.dir) if config.traces.enabled else None
-        memory = MemoryStore(Path(config.memory.dir) / "memory.sqlite")
+        memory = Path(config.memory.dir) / "memory.sqlite"  # created only if a memory is used
         return cls(config, prompts=prompts, env=env, traces=traces, memory_store=memory)
 
     @classmethod
@@ -123,10 +123,16 @@ class Runtime:
 
             if kind == "vector":
                 options.setdefault("embed_model", self.config.memory.embed_model)
-            inner = make_memory(kind, name, scope, runtime=self, store=self.memory_store,
+            inner = make_memory(kind, name, scope, runtime=self, store=self.memory_store,  # opens it if a path
                                 counter=self.token_counter(options.pop("role", "default")), **options)
             self._memories[key] = RecordedMemory(inner, kind, replay=self.memory_source)
         return self._memories[key]
+
+    @property
+    def memory_store(self) -> MemoryStore | None:
+        if isinstance(self._memory_store, (str, Path)):
+            self._memory_store = MemoryStore(self._memory_store)
+        return self._memory_store
 
     def token_counter(self, role: str = "default") -> TokenCounter:
         """Exact counts with the serving model's tokenizer when it is the embedded GGUF, else an
