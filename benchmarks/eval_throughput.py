@@ -29,9 +29,9 @@ from rolegraph.models.servers.embedded import free_port
 
 SERVER = """
 import asyncio, sys
-from rolegraph.models.servers.stub import StubServer
+from rolegraph.models.servers.loadtest import LoadTestServer
 async def main():
-    async with StubServer(delay_s=float(sys.argv[2]), port=int(sys.argv[1])):
+    async with LoadTestServer(delay_s=float(sys.argv[2]), port=int(sys.argv[1])):
         print("ready", flush=True)
         await asyncio.Event().wait()
 asyncio.run(main())

@@ -12,7 +12,7 @@ from rolegraph import Runtime
 from rolegraph.config import EndpointConfig, RoleConfig, RuntimeConfig, TracesSettings
 from rolegraph.evals import EvalStore, run_eval
 from rolegraph.evals.mcq_bench import mcq_benchmark
-from rolegraph.models.servers.stub import StubServer
+from rolegraph.models.servers.loadtest import LoadTestServer
 from tests.conftest import SAMPLE_MCQS
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs the [ray] extra (make setup installs it)")
@@ -21,7 +21,7 @@ ray = pytest.importorskip("ray", reason="the Ray executor needs the [ray] extra 
 async def test_ray_executor_runs_cases_on_workers_exactly_once(tmp_path: Path) -> None:
     from rolegraph.evals._ray import RayExecutor
 
-    async with StubServer(delay_s=0.02, reply="The answer is (c)") as server:
+    async with LoadTestServer(delay_s=0.02, reply="The answer is (c)") as server:
         config = RuntimeConfig(endpoints={"stub": EndpointConfig(base_url=server.base_url, dialect="openai")},
                                roles={"default": RoleConfig(endpoint="stub", model="stub")},
                                traces=TracesSettings(dir=str(tmp_path / "runs")))

@@ -23,7 +23,7 @@ from rolegraph import Runtime
 from rolegraph.config import EndpointConfig, RoleConfig, RuntimeConfig
 from rolegraph.evals import Benchmark, Case, EvalStore, Match, SolverOutput, run_eval, write_report
 from rolegraph.evals.mcq_bench import mcq_benchmark
-from rolegraph.models.servers.stub import StubServer
+from rolegraph.models.servers.loadtest import LoadTestServer
 from tests.conftest import SAMPLE_MCQS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +93,7 @@ async def test_resume_refuses_to_mix_benchmarks_and_needs_the_flag(tmp_path: Pat
 
 
 async def test_concurrency_limit_holds_over_real_http(tmp_path: Path) -> None:
-    async with StubServer(delay_s=0.05, reply="Reasoning. The answer is (b)") as server:
+    async with LoadTestServer(delay_s=0.05, reply="Reasoning. The answer is (b)") as server:
         config = RuntimeConfig(endpoints={"stub": EndpointConfig(base_url=server.base_url, dialect="openai")},
                                roles={"default": RoleConfig(endpoint="stub", model="stub")})
         runtime = Runtime(config)

@@ -13,7 +13,7 @@ import pytest
 
 from rolegraph import Runtime
 from rolegraph.evals.mcq import load_mcqs
-from rolegraph.models.servers.stub import StubServer
+from rolegraph.models.servers.loadtest import LoadTestServer
 from rolegraph.prompts import PromptLibrary
 from tests.conftest import ROOT, SAMPLE_MCQS
 
@@ -40,9 +40,9 @@ def chat_format(body: dict) -> str:
 
 
 @pytest.fixture
-def stub_url() -> Iterator[tuple[str, StubServer]]:
+def stub_url() -> Iterator[tuple[str, LoadTestServer]]:
     loop = asyncio.new_event_loop()
-    server = StubServer(delay_s=0.0, reply=chat_format)
+    server = LoadTestServer(delay_s=0.0, reply=chat_format)
     ready = threading.Event()
 
     def serve() -> None:
@@ -67,7 +67,7 @@ def runtime_for(url: str, tmp_path: Path) -> Runtime:
     return Runtime.load(cfg, env={})
 
 
-def test_bootstrap_optimises_the_answerer_and_writes_a_loadable_prompt(stub_url: tuple[str, StubServer],
+def test_bootstrap_optimises_the_answerer_and_writes_a_loadable_prompt(stub_url: tuple[str, LoadTestServer],
                                                                         tmp_path: Path) -> None:
     from rolegraph.evals.optimize import optimize
 
@@ -86,7 +86,7 @@ def test_bootstrap_optimises_the_answerer_and_writes_a_loadable_prompt(stub_url:
     assert (tmp_path / "prompts" / "optimize-answerer.json").exists()
 
 
-def test_stage1_writer_metric_and_optimisation(stub_url: tuple[str, StubServer], tmp_path: Path) -> None:
+def test_stage1_writer_metric_and_optimisation(stub_url: tuple[str, LoadTestServer], tmp_path: Path) -> None:
     import dspy
 
     from rolegraph.evals.optimize import optimize, writer_metric
@@ -109,7 +109,7 @@ def test_stage1_writer_metric_and_optimisation(stub_url: tuple[str, StubServer],
     assert "Example 1:" in PromptLibrary(tmp_path / "prompts").get("mcq/write").source
 
 
-def test_mipro_runs_against_the_endpoint(stub_url: tuple[str, StubServer], tmp_path: Path) -> None:
+def test_mipro_runs_against_the_endpoint(stub_url: tuple[str, LoadTestServer], tmp_path: Path) -> None:
     from rolegraph.evals.optimize import optimize
 
     url, server = stub_url

@@ -1,5 +1,5 @@
-"""A stub OpenAI-compatible server for load tests and benchmarks: answers every chat request
-with a fixed reply after a fixed delay, on 127.0.0.1, and counts requests in flight."""
+"""An OpenAI-compatible server for load tests and benchmarks: answers every chat request with a
+fixed reply after a fixed delay, on 127.0.0.1, and counts requests in flight."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp import web
 
 
-class StubServer:
-    """`async with StubServer(delay_s=0.05) as s:` then point a client at `s.base_url`."""
+class LoadTestServer:
+    """`async with LoadTestServer(delay_s=0.05) as s:` then point a client at `s.base_url`."""
 
     def __init__(self, *, delay_s: float = 0.05, reply: str | Callable[[dict[str, Any]], str] = "The answer is (a)",
                  host: str = "127.0.0.1", port: int = 0) -> None:
@@ -36,8 +36,8 @@ class StubServer:
             await asyncio.sleep(self.delay_s)
             text = self.reply(body) if callable(self.reply) else self.reply
             return web.json_response({
-                "id": f"stub-{self.requests}", "object": "chat.completion", "created": int(time.time()),
-                "model": body.get("model", "stub"),
+                "id": f"loadtest-{self.requests}", "object": "chat.completion", "created": int(time.time()),
+                "model": body.get("model", "loadtest"),
                 "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
                 "usage": {"prompt_tokens": len(json.dumps(body["messages"])) // 4, "completion_tokens": 8,
                           "total_tokens": len(json.dumps(body["messages"])) // 4 + 8},
@@ -46,9 +46,9 @@ class StubServer:
             self.in_flight -= 1
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "stub", "object": "model", "owned_by": "stub"}]})
+        return web.json_response({"object": "list", "data": [{"id": "loadtest", "object": "model", "owned_by": "rolegraph"}]})
 
-    async def start(self) -> StubServer:
+    async def start(self) -> LoadTestServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
@@ -63,7 +63,7 @@ class StubServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def __aenter__(self) -> StubServer:
+    async def __aenter__(self) -> LoadTestServer:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
