@@ -137,10 +137,7 @@ class Runtime:
     def token_counter(self, role: str = "default") -> TokenCounter:
         """Exact counts with the serving model's tokenizer when it is the embedded GGUF, else an
         estimate that never undercounts (UTF-8 bytes)."""
-        try:
-            rc = self.config.roles.get(role) or self.config.roles.get("default")
-        except AttributeError:
-            rc = None
+        rc = self.config.roles.get(role) or self.config.roles.get("default")
         if rc is not None and rc.endpoint == EMBEDDED:
             try:
                 from rolegraph.memory import LlamaTokens

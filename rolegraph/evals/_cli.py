@@ -57,7 +57,7 @@ def eval_mcq(
     from rolegraph.evals._store import EvalStore
     from rolegraph.evals.mcq import load_mcqs
     from rolegraph.evals.mcq_bench import VARIANTS, mcq_benchmark
-    from rolegraph.evals.metrics import paired_comparison
+    from rolegraph.evals.metrics import accuracy_ci, mean_ci, paired_comparison
     from rolegraph.evals.transforms import parse_transforms
     from rolegraph.runtime import Runtime
 
@@ -108,8 +108,6 @@ def eval_mcq(
         table.add_column(col, justify="left" if col == "run" else "right")
     clean = _scores(stores["mcq-question"], "accuracy") if "mcq-question" in stores else None
     summary: dict[str, Any] = {}
-    from rolegraph.evals.metrics import accuracy_ci
-
     if refine:
         codes: dict[str, int] = {}
         for r in stores["refinebot"].records():
@@ -122,8 +120,6 @@ def eval_mcq(
             continue
         per_case = _scores(store, "accuracy")
         acc = accuracy_ci([v >= 0.5 for v in per_case.values()]) if repeats == 1 else None
-        from rolegraph.evals.metrics import mean_ci
-
         est = acc if acc is not None else mean_ci(list(per_case.values()))
         drop, p = "", ""
         entry: dict[str, Any] = {"accuracy": est.__dict__, "report": str(write_report(store))}

@@ -51,9 +51,6 @@ class _Worker:
     async def run(self, case: Case, repeat: int, seed: int, timeout_s: float | None) -> EvalRecord:
         return await run_one(self.benchmark, case, repeat, self.runtime, seed=seed, timeout_s=timeout_s)
 
-    def pid(self) -> int:
-        return os.getpid()
-
 
 class RayExecutor:
     """`run_eval(..., executor=RayExecutor(workers=2))`; `address=None` starts a local Ray."""
@@ -88,9 +85,6 @@ class RayExecutor:
     def submit(self, case: Case, repeat: int, *, seed: int, timeout_s: float | None) -> Awaitable[EvalRecord]:
         ref = next(self._cycle).run.remote(case, repeat, seed, timeout_s)
         return asyncio.wrap_future(ref.future())
-
-    async def worker_pids(self) -> list[int]:
-        return list(await asyncio.gather(*(asyncio.wrap_future(a.pid.remote().future()) for a in self._actors)))
 
     async def close(self) -> None:
         import ray

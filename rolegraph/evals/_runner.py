@@ -164,10 +164,3 @@ async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, 
             await executor.close()
     return EvalSummary(store.eval_id, store.dir, total, finished, total - todo, errors, time.perf_counter() - started)
 
-
-def records_by_case(store: EvalStore) -> dict[str, list[EvalRecord]]:
-    out: dict[str, list[EvalRecord]] = {}
-    for r in store.records():
-        out.setdefault(r.case_id, []).append(r)
-    return out
-
