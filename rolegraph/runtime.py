@@ -8,7 +8,7 @@ import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from rolegraph.config import EMBEDDED, EndpointConfig, RoleConfig, RuntimeConfig, load_config
 from rolegraph.errors import ConfigError, ServerStartError, UnknownRoleError
@@ -60,6 +60,7 @@ class Runtime:
         self._models: dict[str, ChatModel] = {}
         self._endpoints: dict[str, Endpoint] = {}
         self._embedded: EmbeddedServer | None = None
+        self._resources: dict[str, Any] = {}
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, prompts_dir: str | Path | None = None,
@@ -133,6 +134,13 @@ class Runtime:
         if isinstance(self._memory_store, (str, Path)):
             self._memory_store = MemoryStore(self._memory_store)
         return self._memory_store
+
+    def resource(self, key: str, factory: Callable[[], T]) -> T:
+        """A heavy helper (a game engine process, a solver with its tables) made once per runtime
+        and shared by the runs it serves; its `close()`, if any, is called when the runtime closes."""
+        if key not in self._resources:
+            self._resources[key] = factory()
+        return cast(T, self._resources[key])
 
     def token_counter(self, role: str = "default") -> TokenCounter:
         """Exact counts with the serving model's tokenizer when it is the embedded GGUF, else an
@@ -232,6 +240,11 @@ class Runtime:
             flush = getattr(memory.inner, "flush", None)
             if flush is not None:
                 flush()
+        for resource in self._resources.values():
+            close = getattr(resource, "close", None)
+            if close is not None:
+                close()
+        self._resources.clear()
         if self._embedded is not None:
             self._embedded.stop()
 

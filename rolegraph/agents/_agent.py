@@ -82,6 +82,10 @@ class Agent(Generic[T]):
     tool_choice: str | None = None
     memory: tuple[MemoryFeed, ...] = ()
     """Memories that fill prompt variables before each run (read through the runtime, traced)."""
+    retry_prompt: str = RETRY_PROMPT
+    """The template that tells the model why its answer was refused (gets error, schema, attempt)."""
+    response_schema: dict[str, Any] | None = None
+    """A JSON schema to ask for instead of the output model's own (e.g. with an enum of legal moves)."""
 
     @property
     def model_role(self) -> str:
@@ -89,6 +93,8 @@ class Agent(Generic[T]):
 
     @property
     def schema(self) -> dict[str, Any] | None:
+        if self.response_schema is not None:
+            return self.response_schema
         out = self.output
         if isinstance(out, type) and issubclass(out, BaseModel):
             return _json_schema(out)
@@ -128,7 +134,7 @@ class Agent(Generic[T]):
                     error = _describe(exc)
                     attempt_result(scope, error=error)
                     attempts.append(AgentAttempt(index, response.text, error, response.usage))
-                    feedback = runtime.prompts.render(RETRY_PROMPT, error=error, schema=schema,
+                    feedback = runtime.prompts.render(self.retry_prompt, error=error, schema=schema,
                                                       attempt=index + 1, max_attempts=self.max_attempts)
                     messages += [response.as_message(), *feedback.messages]
                     continue

@@ -9,7 +9,7 @@ from types import ModuleType
 from rolegraph.errors import UserError
 from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
 
-GRAPHS = {"refinebot": "rolegraph.graphs.refinebot", "mcq": "rolegraph.graphs.mcq"}
+GRAPHS = {"refinebot": "rolegraph.graphs.refinebot", "mcq": "rolegraph.graphs.mcq", "spin": "rolegraph.graphs.spin"}
 
 
 __all__ = ["GRAPHS", "GraphSpec", "Prepared", "get", "run_graph"]

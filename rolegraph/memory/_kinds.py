@@ -69,10 +69,15 @@ class NotesMemory(_Stored):
 
     kind = "notes"
 
+    @staticmethod
+    def make_note(subject: str, text: str, *, episode: str = "", turn: int | None = None,
+                  role: str = "") -> MemoryItem:
+        return MemoryItem(role=role, content=f"{subject}: {text}",
+                          metadata={"subject": subject, "episode": episode, "turn": turn})
+
     async def note(self, subject: str, text: str, *, episode: str = "", turn: int | None = None,
                    role: str = "") -> MemoryItem:
-        return await self.add(MemoryItem(role=role, content=f"{subject}: {text}",
-                                         metadata={"subject": subject, "episode": episode, "turn": turn}))
+        return await self.add(self.make_note(subject, text, episode=episode, turn=turn, role=role))
 
     def about(self, subject: str) -> list[MemoryItem]:
         return [i for i in self._items if i.metadata.get("subject") == subject]

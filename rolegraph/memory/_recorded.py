@@ -39,6 +39,13 @@ class RecordedMemory:
                                  item=stored.model_dump(mode="json"), node_key=node.key if node else None))
         return stored
 
+    async def note(self, subject: str, text: str, *, episode: str = "", turn: int | None = None,
+                   role: str = "") -> MemoryItem:
+        """A notes memory's note(), recorded like any other write."""
+        from rolegraph.memory._kinds import NotesMemory
+
+        return await self.add(NotesMemory.make_note(subject, text, episode=episode, turn=turn, role=role))
+
     async def recall(self, query: str, k: int = 5) -> list[MemoryItem]:
         return await self._read("recall", {"query": query, "k": k}, lambda: self.inner.recall(query, k))
 
