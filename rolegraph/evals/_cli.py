@@ -191,3 +191,12 @@ def optimize_command(
     table.add_row(f"{result.before:.3f}", f"{result.after:.3f}", str(result.demos), str(result.prompt_file))
     out.print(table)
     out.print(f"report: {result.report_file}")
+
+
+def _register_spin() -> None:
+    from rolegraph.evals.spin._cli import register
+
+    register(eval_app)
+
+
+_register_spin()

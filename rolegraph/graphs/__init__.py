@@ -9,7 +9,8 @@ from types import ModuleType
 from rolegraph.errors import UserError
 from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
 
-GRAPHS = {"refinebot": "rolegraph.graphs.refinebot", "mcq": "rolegraph.graphs.mcq", "spin": "rolegraph.graphs.spin"}
+GRAPHS = {"refinebot": "rolegraph.graphs.refinebot", "mcq": "rolegraph.graphs.mcq", "spin": "rolegraph.graphs.spin",
+          "spin_pddl": "rolegraph.graphs.spin_pddl"}
 
 
 __all__ = ["GRAPHS", "GraphSpec", "Prepared", "get", "run_graph"]

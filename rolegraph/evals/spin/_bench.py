@@ -1,0 +1,264 @@
+"""SPIN-Bench's games as benchmarks on the evals runner: each case is one game (seats, seed,
+action mode), the solver plays it as a recorded graph run, and scorers grade the LLM's seat:
+win / draw / loss, illegal tries, move quality against a solver, and Hanabi's fireworks total."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rolegraph.evals._core import Benchmark, Case, EvalRecord, Score, SolverOutput
+from rolegraph.evals.spin._games import ConnectFour, TicTacToe, make_env
+from rolegraph.evals.spin._solvers import BitBullySolver, StockfishPlayer, tictactoe_move_values
+from rolegraph.evals.spin.elo import PairRecord, tally
+from rolegraph.graphs import spin as spin_graph
+from rolegraph.runtime import Runtime
+
+
+def game_cases(game: str, *, games: int, opponent: str, player: str = "llm", players: int = 2,
+               mode: str = "free", seed: int = 0, **spec: Any) -> Iterator[Case]:
+    """`games` games of the LLM seat against `opponent`. Two-player games swap colours halfway:
+    the LLM moves first in the first half and second in the rest. Hanabi seats the LLM first and
+    fills the other seats with `opponent` (a bot, or 'llm' for all-LLM tables)."""
+    for i in range(games):
+        if game == "hanabi":
+            seats = [spin_graph.Seat.parse(player)] + [spin_graph.Seat.parse(opponent) for _ in range(players - 1)]
+            llm_seat, category = 0, f"{players} players"
+        else:
+            first = i < (games + 1) // 2
+            pair = [spin_graph.Seat.parse(player), spin_graph.Seat.parse(opponent)]
+            seats = pair if first else pair[::-1]
+            llm_seat, category = (0, "moves first") if first else (1, "moves second")
+        s = spin_graph.GameSpec(game=game, seats=seats, seed=seed + i, mode=mode, **spec)  # type: ignore[arg-type]
+        yield Case(id=f"{game}-{i:04d}", input=s.model_dump(mode="json"),
+                   metadata={"category": category, "llm_seat": llm_seat, "opponent": opponent, "mode": mode})
+
+
+class GameSolver:
+    """Plays the case's game (one recorded run)."""
+
+    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
+        spec = spin_graph.GameSpec.model_validate(case.input)
+        if repeat:
+            spec = spec.model_copy(update={"seed": spec.seed + 100_003 * repeat})
+        result = await spin_graph.arun(spec, runtime=runtime)
+        return SolverOutput(output=result.model_dump(mode="json", exclude={"trace_dir"}), trace_id=result.trace_id,
+                            trace_dir=result.trace_dir, prompt_tokens=result.prompt_tokens,
+                            completion_tokens=result.completion_tokens)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """1.0 when the LLM seat's result is `which` (win, draw or loss), else 0.0."""
+
+    which: str
+
+    @property
+    def name(self) -> str:
+        return self.which
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        seat = int(case.metadata["llm_seat"])
+        r = output["returns"][seat]
+        got = "win" if r > 0 else "loss" if r < 0 else "draw"
+        why = f"{got}" + (" (forfeit)" if output.get("forfeit") is not None else "")
+        return Score(value=1.0 if got == self.which else 0.0, explanation=why)
+
+
+@dataclass(frozen=True)
+class HanabiScore:
+    """The fireworks total (0-25)."""
+
+    name: str = "fireworks"
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        return Score(value=float(output["score"]), explanation=f"{output['termination']}")
+
+
+@dataclass(frozen=True)
+class IllegalTries:
+    """Refused tries per move of the LLM seat(s)."""
+
+    name: str = "illegal_per_move"
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        llm = [t for t in output["turns"] if t["seat"].startswith("llm:")]
+        tries = sum(len(t["errors"]) for t in llm)
+        return Score(value=tries / max(1, len(llm)), explanation=f"{tries} refused tries over {len(llm)} turns")
+
+
+@dataclass
+class MoveQuality:
+    """The mean value the LLM seat lost per move against the best move: minimax value
+    (tic-tac-toe), bitbully score (connect four) or centipawns from Stockfish (chess)."""
+
+    game: str
+    depth: int = 10
+    _bitbully: BitBullySolver = field(default_factory=BitBullySolver)
+    _stockfish: StockfishPlayer | None = None
+
+    @property
+    def name(self) -> str:
+        return {"tictactoe": "minimax_loss", "connect4": "bitbully_loss", "chess": "centipawn_loss"}[self.game]
+
+    def losses(self, output: Any, seat: int) -> list[float]:
+        moves = output["moves"]
+        played = [t for t in output["turns"] if t["move"] is not None]
+        plies = [i for i, t in enumerate(played) if t["player"] == seat]
+        if self.game == "chess":
+            if self._stockfish is None:
+                self._stockfish = StockfishPlayer()
+            return self._stockfish.centipawn_losses(moves, plies, depth=self.depth)
+        out: list[float] = []
+        for ply in plies:
+            env = make_env(self.game, moves=moves[:ply])
+            if isinstance(env, TicTacToe):
+                values: dict[str, int] = tictactoe_move_values(env)
+            else:
+                assert isinstance(env, ConnectFour)
+                values = self._bitbully.scores(env)
+            out.append(float(max(values.values()) - values[moves[ply]]))
+        return out
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        seat = int(case.metadata["llm_seat"])
+        losses = await asyncio.to_thread(self.losses, output, seat)
+        if not losses:
+            return Score(value=0.0, explanation="no moves played", metadata={"moves": 0})
+        return Score(value=sum(losses) / len(losses), explanation=f"{len(losses)} moves, worst {max(losses):g}",
+                     metadata={"moves": len(losses), "losses": losses})
+
+    def close(self) -> None:
+        if self._stockfish is not None:
+            self._stockfish.close()
+
+
+def game_benchmark(game: str, *, games: int = 10, opponent: str | None = None, player: str = "llm",
+                   players: int = 2, mode: str = "free", seed: int = 0, quality: bool = True,
+                   **spec: Any) -> Benchmark:
+    """The SPIN-Bench benchmark for one game against one opponent."""
+    opponent = opponent or {"tictactoe": "minimax", "connect4": "bitbully", "chess": "stockfish-0",
+                            "hanabi": "hanabi-bot"}[game]
+    scorers: list[Any]
+    if game == "hanabi":
+        scorers = [HanabiScore(), IllegalTries()]
+    else:
+        scorers = [Outcome("win"), Outcome("draw"), Outcome("loss"), IllegalTries()]
+        if quality:
+            scorers.append(MoveQuality(game))
+
+    def cases() -> Iterator[Case]:
+        return game_cases(game, games=games, opponent=opponent, player=player, players=players, mode=mode,
+                          seed=seed, **spec)
+
+    name = f"spin-{game}-{opponent}-{mode}" + (f"-{players}p" if game == "hanabi" else "")
+    return Benchmark(name=name, cases=cases, solver=GameSolver(), scorers=scorers,
+                     config={"game": game, "opponent": opponent, "player": player, "players": players, "mode": mode,
+                             "games": games, **spec})
+
+
+def elo_pairs(records: Iterable[EvalRecord]) -> list[PairRecord]:
+    """The pairwise results of finished two-player games, for compute_elo."""
+    games: list[tuple[str, str, float]] = []
+    for r in records:
+        if r.status != "ok" or r.output is None or len(r.output["seats"]) != 2 or r.output["game"] == "hanabi":
+            continue
+        a, b = r.output["seats"]
+        ra = r.output["returns"][0]
+        games.append((a, b, 1.0 if ra > 0 else 0.0 if ra < 0 else 0.5))
+    return tally(games)
+
+
+def outcome_counts(records: Sequence[EvalRecord]) -> dict[str, int]:
+    counts = {"win": 0, "draw": 0, "loss": 0, "error": 0}
+    for r in records:
+        if r.status != "ok":
+            counts["error"] += 1
+            continue
+        for k in ("win", "draw", "loss"):
+            if k in r.scores and r.scores[k].value == 1.0:
+                counts[k] += 1
+    return counts
+
+
+# --- PDDL ---------------------------------------------------------------------------------------
+
+class PlanSolver:
+    """Runs the planner graph on the case's PDDL task."""
+
+    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
+        from rolegraph.evals.spin.pddl import PDDLTask
+        from rolegraph.graphs import spin_pddl
+
+        result = await spin_pddl.arun(PDDLTask.model_validate(case.input), runtime=runtime, seed=seed + repeat)
+        return SolverOutput(output=result.model_dump(mode="json", exclude={"trace_dir"}), trace_id=result.trace_id,
+                            trace_dir=result.trace_dir, prompt_tokens=result.prompt_tokens,
+                            completion_tokens=result.completion_tokens)
+
+
+@dataclass(frozen=True)
+class PlanValid:
+    name: str = "valid"
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        c = output["check"]
+        why = "valid" if c["valid"] else f"step {c['failing_step']} {c['failing_action'] or ''}: {c['reason']}"
+        return Score(value=1.0 if c["valid"] else 0.0, explanation=why)
+
+
+@dataclass(frozen=True)
+class PlanLookahead:
+    """The share of the plan that executes from the start (N-step look-ahead)."""
+
+    name: str = "lookahead"
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        c = output["check"]
+        value = c["executable"] / c["length"] if c["length"] else 0.0
+        return Score(value=value, explanation=f"{c['executable']} of {c['length']} steps execute")
+
+
+@dataclass
+class PlanOptimality:
+    """optimal length / plan length for a valid plan (1.0 is optimal); 0 for an invalid plan.
+    The optimum comes from Fast Downward, once per problem, through `cache`; when it is unknown
+    (not solved in time) the score is 0 and says so."""
+
+    cache: Any
+    timeout_s: float = 60.0
+    name: str = "optimality"
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        from rolegraph.evals.spin.pddl import PDDLTask
+
+        c = output["check"]
+        if not c["valid"]:
+            return Score(value=0.0, explanation="invalid plan", metadata={"optimal": None})
+        optimal = await asyncio.to_thread(self.cache.get, PDDLTask.model_validate(case.input), timeout_s=self.timeout_s)
+        if optimal is None:
+            return Score(value=0.0, explanation="optimum unknown", metadata={"optimal": None})
+        return Score(value=optimal / max(1, c["length"]), explanation=f"{c['length']} steps, optimum {optimal}",
+                     metadata={"optimal": optimal, "length": c["length"]})
+
+
+def pddl_benchmark(data: Any = None, *, domains: Sequence[str] | None = None, per_domain: int | None = None,
+                   optimal_cache: Any = None, optimal_timeout_s: float = 60.0) -> Benchmark:
+    """PDDL planning: validity, look-ahead and optimality per domain (the case category)."""
+    from pathlib import Path
+
+    from rolegraph.evals.spin.pddl import OptimalCache, find_data, load_tasks
+
+    root = find_data(data)
+    cache = OptimalCache(optimal_cache or Path.home() / ".cache" / "rolegraph" / "pddl-optimal.json")
+
+    def cases() -> Iterator[Case]:
+        for t in load_tasks(root, domains=domains, per_domain=per_domain):
+            yield Case(id=f"{t.domain}/{t.instance}", input=t.model_dump(mode="json"), metadata={"category": t.domain})
+
+    scorers: list[Any] = [PlanValid(), PlanLookahead()]
+    if optimal_cache is not False:
+        scorers.append(PlanOptimality(cache, optimal_timeout_s))
+    return Benchmark(name="spin-pddl", cases=cases, solver=PlanSolver(), scorers=scorers,
+                     config={"data": str(root), "domains": list(domains or []), "per_domain": per_domain})

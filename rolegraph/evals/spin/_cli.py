@@ -1,0 +1,190 @@
+"""`rolegraph eval spin.<env>`: SPIN-Bench's environments from the shell, with a progress bar,
+traces, an HTML report, and a summary table (win/draw/loss with CIs, move quality, Elo)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rolegraph.errors import UserError
+
+out = Console()
+err = Console(stderr=True)
+
+Concurrency = Annotated[int, typer.Option(min=1, help="Games played at once.")]
+Seed = Annotated[int, typer.Option(help="Seeds the deal and the solvers' tie-breaking (game i uses seed + i).")]
+Resume = Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")]
+OutDir = Annotated[Path, typer.Option("--out", help="Where evaluations are written.")]
+ConfigOpt = Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")]
+Mode = Annotated[str, typer.Option(help="free (as in the paper) or constrained (legal moves as a schema enum).")]
+Games = Annotated[int, typer.Option(min=1, help="Games to play; two-player games swap colours halfway.")]
+HistoryK = Annotated[int, typer.Option("--history-k", min=0, help="Past moves (with reasons) the player sees.")]
+MaxIllegal = Annotated[int | None, typer.Option(min=1, help="Refused tries before a forfeit (default: 10; "
+                                                            "Hanabi 5).")]
+OpponentOpt = Annotated[str, typer.Option(help="The other seat(s): a solver (minimax, bitbully, mcts-N, "
+                                                "stockfish-L with skill L 0-20, hanabi-bot, random) or llm:ROLE.")]
+Player = Annotated[str, typer.Option(help="The evaluated seat: llm (role 'player') or llm:ROLE.")]
+
+
+def _run(benchmark: Any, *, concurrency: int, seed: int, resume: Path | None, out_dir: Path,
+         config: Path | None) -> tuple[Any, Path]:
+    from rolegraph.evals._runner import new_eval_id, run_eval
+    from rolegraph.evals._store import EvalStore
+    from rolegraph.runtime import Runtime
+
+    directory = resume if resume is not None else out_dir / new_eval_id(benchmark.name)
+    store = EvalStore(directory / "results.sqlite")
+    runtime = Runtime.load(config)
+
+    async def go() -> None:
+        try:
+            await run_eval(benchmark, runtime, store=store, concurrency=concurrency, seed=seed,
+                           resume=resume is not None, console=err)
+        finally:
+            await runtime.aclose()
+
+    with runtime:
+        asyncio.run(go())
+    for scorer in benchmark.scorers:
+        close = getattr(scorer, "close", None)
+        if close is not None:
+            close()
+    return store, directory
+
+
+def _est(values: list[float], binary: bool) -> str:
+    from rolegraph.evals.metrics import mean_ci, wilson_ci
+
+    if not values:
+        return "-"
+    e = wilson_ci(int(sum(values)), len(values)) if binary else mean_ci(values)
+    return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
+
+
+def summarize_games(store: Any, directory: Path) -> dict[str, Any]:
+    """Print and write (summary.json) the table of one SPIN-Bench evaluation."""
+    from rolegraph.evals._report import write_report
+    from rolegraph.evals.spin._bench import elo_pairs, outcome_counts
+    from rolegraph.evals.spin.elo import compute_elo
+
+    records = list(store.records())
+    scores: dict[str, list[float]] = {}
+    for r in records:
+        for name, s in r.scores.items():
+            scores.setdefault(name, []).append(s.value)
+    table = Table(title=f"{store.meta().get('benchmark')}  ({len(records)} results)", title_justify="left")
+    table.add_column("metric")
+    table.add_column("mean [95% CI]", justify="right")
+    table.add_column("n", justify="right")
+    summary: dict[str, Any] = {"benchmark": store.meta().get("benchmark"), "metrics": {}}
+    for name, values in scores.items():
+        binary = name in ("win", "draw", "loss", "valid")
+        table.add_row(name, _est(values, binary), str(len(values)))
+        summary["metrics"][name] = {"mean": sum(values) / len(values), "n": len(values)}
+    out.print(table)
+    counts = outcome_counts(records)
+    if any(counts[k] for k in ("win", "draw", "loss")):
+        out.print("win / draw / loss / error: " + " / ".join(str(counts[k]) for k in ("win", "draw", "loss", "error")))
+        summary["outcomes"] = counts
+    pairs = elo_pairs(records)
+    if pairs:
+        ratings = compute_elo(pairs)
+        elo = Table(title="Elo (K=32, from 1000)", title_justify="left")
+        elo.add_column("player")
+        elo.add_column("Elo", justify="right")
+        for name, rating in sorted(ratings.items(), key=lambda kv: -kv[1]):
+            elo.add_row(name, f"{rating:.0f}")
+        out.print(elo)
+        summary["elo"] = ratings
+    report = write_report(store)
+    summary["report"] = str(report)
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    out.print(f"report: {report}   summary: {directory / 'summary.json'}")
+    return summary
+
+
+def _game_command(game: str, default_opponent: str) -> Callable[..., None]:
+    def command(
+        games: Games = 10,
+        opponent: OpponentOpt = default_opponent,
+        mode: Mode = "free",
+        players: Annotated[int, typer.Option(min=2, max=5, help="Hanabi: seats at the table.")] = 2,
+        player: Player = "llm",
+        history_k: HistoryK = 5,
+        max_illegal: MaxIllegal = None,
+        quality: Annotated[bool, typer.Option(help="Grade each LLM move against the solver.")] = True,
+        concurrency: Concurrency = 4,
+        seed: Seed = 0,
+        resume: Resume = None,
+        out_dir: OutDir = Path("evals"),
+        config: ConfigOpt = None,
+    ) -> None:
+        from rolegraph.evals.spin._bench import game_benchmark
+        from rolegraph.evals.spin._solvers import make_opponent
+
+        if mode not in ("free", "constrained"):
+            raise UserError(f"--mode is free or constrained, not {mode!r}")
+        if game != "hanabi" and players != 2:
+            raise UserError(f"{game} is a two-player game; --players is for Hanabi")
+        if not opponent.startswith("llm"):
+            make_opponent(opponent, game)  # a bad name fails now, not in every game
+        bench = game_benchmark(game, games=games, opponent=opponent, player=player, players=players, mode=mode,
+                               seed=seed, quality=quality, history_k=history_k, max_illegal=max_illegal)
+        store, directory = _run(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir,
+                                config=config)
+        summarize_games(store, directory)
+
+    command.__doc__ = (f"Play {game} games (SPIN-Bench): the LLM seat against a solver or another LLM role; "
+                       "reports win/draw/loss with CIs, illegal tries, move quality and Elo.")
+    return command
+
+
+def eval_pddl(
+    data: Annotated[Path | None, typer.Option("--data", help="SPIN-Bench's PDDL dataset folder (default: the "
+                                                             "shared copy beside this checkout).")] = None,
+    domains: Annotated[str, typer.Option(help="Comma-separated domains; default all.")] = "",
+    per_domain: Annotated[int | None, typer.Option(min=1, help="Only the first N instances of each domain.")] = None,
+    optimal: Annotated[bool, typer.Option(help="Compare valid plans with Fast Downward's optimum (cached).")] = True,
+    optimal_cache: Annotated[Path | None, typer.Option(help="Where optimal lengths are cached.")] = None,
+    optimal_timeout: Annotated[float, typer.Option(help="Seconds Fast Downward gets per problem.")] = 60.0,
+    concurrency: Concurrency = 4,
+    seed: Seed = 0,
+    resume: Resume = None,
+    out_dir: OutDir = Path("evals"),
+    config: ConfigOpt = None,
+) -> None:
+    """Plan PDDL problems (SPIN-Bench): validity, look-ahead and optimality per domain, each plan
+    checked with unified-planning."""
+    from rolegraph.evals.spin._bench import pddl_benchmark
+
+    chosen = [d.strip() for d in domains.split(",") if d.strip()] or None
+    bench = pddl_benchmark(data, domains=chosen, per_domain=per_domain,
+                           optimal_cache=(optimal_cache if optimal else False), optimal_timeout_s=optimal_timeout)
+    store, directory = _run(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config)
+    summarize_games(store, directory)
+    by_domain: dict[str, list[float]] = {}
+    for r in store.records():
+        if "valid" in r.scores:
+            by_domain.setdefault(r.category, []).append(r.scores["valid"].value)
+    table = Table(title="plan validity per domain", title_justify="left")
+    table.add_column("domain")
+    table.add_column("valid [95% CI]", justify="right")
+    table.add_column("n", justify="right")
+    for d, v in sorted(by_domain.items()):
+        table.add_row(d, _est(v, True), str(len(v)))
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("spin.tictactoe")(_game_command("tictactoe", "minimax"))
+    app.command("spin.connect4")(_game_command("connect4", "bitbully"))
+    app.command("spin.chess")(_game_command("chess", "stockfish-0"))
+    app.command("spin.hanabi")(_game_command("hanabi", "hanabi-bot"))
+    app.command("spin.pddl")(eval_pddl)
