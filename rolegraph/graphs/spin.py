@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -220,9 +219,9 @@ def _compiled() -> Any:
             notes_mem = runtime.memory(NOTES_MEMORY, kind="notes", scope=_scope(spec, seat_index))
             notes = "\n".join(i.content for i in await notes_mem.window(spec.history_tokens))
         agent = player_agent(env, spec.mode, spec.illegal_limit, seat.name)
-        inputs = {"game": spec.game, "game_title": TITLES[spec.game], "player_name": env.player_name(seat_index),
-                  "state": env.describe(seat_index), "legal_moves": env.legal_moves(), "reasoning": history,
-                  "notes": notes}
+        inputs: dict[str, Any] = {
+            "game": spec.game, "game_title": TITLES[spec.game], "player_name": env.player_name(seat_index),
+            "state": env.describe(seat_index), "legal_moves": env.legal_moves(), "reasoning": history, "notes": notes}
         try:
             result = await agent.invoke(runtime, seed=spec.seed + ply, **inputs)
         except AgentOutputError as exc:

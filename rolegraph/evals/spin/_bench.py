@@ -31,7 +31,7 @@ def game_cases(game: str, *, games: int, opponent: str, player: str = "llm", pla
             pair = [spin_graph.Seat.parse(player), spin_graph.Seat.parse(opponent)]
             seats = pair if first else pair[::-1]
             llm_seat, category = (0, "moves first") if first else (1, "moves second")
-        s = spin_graph.GameSpec(game=game, seats=seats, seed=seed + i, mode=mode, **spec)  # type: ignore[arg-type]
+        s = spin_graph.GameSpec(game=game, seats=seats, seed=seed + i, mode=mode, **spec)
         yield Case(id=f"{game}-{i:04d}", input=s.model_dump(mode="json"),
                    metadata={"category": category, "llm_seat": llm_seat, "opponent": opponent, "mode": mode})
 
@@ -262,3 +262,77 @@ def pddl_benchmark(data: Any = None, *, domains: Sequence[str] | None = None, pe
         scorers.append(PlanOptimality(cache, optimal_timeout_s))
     return Benchmark(name="spin-pddl", cases=cases, solver=PlanSolver(), scorers=scorers,
                      config={"data": str(root), "domains": list(domains or []), "per_domain": per_domain})
+
+
+# --- Diplomacy ----------------------------------------------------------------------------------
+
+class DiplomacySolver:
+    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
+        from rolegraph.graphs import spin_diplomacy
+
+        spec = spin_diplomacy.DiplomacySpec.model_validate(case.input)
+        result = await spin_diplomacy.arun(spec.model_copy(update={"seed": spec.seed + repeat}), runtime=runtime)
+        return SolverOutput(output=result.model_dump(mode="json", exclude={"trace_dir"}), trace_id=result.trace_id,
+                            trace_dir=result.trace_dir, prompt_tokens=result.prompt_tokens,
+                            completion_tokens=result.completion_tokens)
+
+
+@dataclass(frozen=True)
+class SupplyCenters:
+    """Mean supply centres held by the LLM powers at the end."""
+
+    name: str = "supply_centers"
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        llm = output["llm_powers"]
+        held = {p: output["centers"][p] for p in llm}
+        return Score(value=sum(held.values()) / max(1, len(held)), explanation=", ".join(f"{p} {n}" for p, n in held.items()),
+                     metadata={"centers": output["centers"], "ended": output["ended"]})
+
+
+@dataclass(frozen=True)
+class JudgeField:
+    """One of the judge's negotiation fields, as a rate over the LLM powers' messages:
+    alignment, mutual_benefit (share of proposals), peace, perspective_taking, conditional_thinking."""
+
+    field: str
+
+    @property
+    def name(self) -> str:
+        return f"judge_{self.field}"
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        verdicts = [j for j in output.get("judgements", []) if j is not None]
+        if self.field == "mutual_benefit":
+            proposals = [p for j in verdicts for p in j["proposals"]]
+            hits, n = sum(p["label"] == "mutual_benefit" for p in proposals), len(proposals)
+        elif self.field == "peace":
+            hits, n = sum(j["peace_or_conflict"] == "peace" for j in verdicts), len(verdicts)
+        else:
+            hits, n = sum(int(j[self.field]) for j in verdicts), len(verdicts)
+        return Score(value=hits / n if n else 0.0, explanation=f"{hits} of {n}", metadata={"n": n})
+
+
+JUDGE_FIELDS = ("alignment", "mutual_benefit", "peace", "perspective_taking", "conditional_thinking")
+
+
+def diplomacy_benchmark(*, games: int = 1, llm_powers: Sequence[str] = ("FRANCE",), negotiation_rounds: int = 3,
+                        end_year: int = 1902, token_budget: int | None = None, judge: bool = False,
+                        mode: str = "free", seed: int = 0) -> Benchmark:
+    from rolegraph.graphs.spin_diplomacy import DiplomacySpec
+
+    def cases() -> Iterator[Case]:
+        for i in range(games):
+            spec = DiplomacySpec(llm_powers=list(llm_powers), negotiation_rounds=negotiation_rounds,
+                                 end_year=end_year, token_budget=token_budget, judge=judge, seed=seed + i,
+                                 mode=mode)
+            yield Case(id=f"diplomacy-{i:04d}", input=spec.model_dump(mode="json"),
+                       metadata={"category": ",".join(spec.llm_powers)})
+
+    scorers: list[Any] = [SupplyCenters()]
+    if judge:
+        scorers += [JudgeField(f) for f in JUDGE_FIELDS]
+    return Benchmark(name=f"spin-diplomacy-{mode}", cases=cases, solver=DiplomacySolver(), scorers=scorers,
+                     config={"llm_powers": list(llm_powers), "negotiation_rounds": negotiation_rounds,
+                             "end_year": end_year, "token_budget": token_budget, "judge": judge, "games": games,
+                             "mode": mode})

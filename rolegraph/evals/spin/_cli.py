@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -182,9 +183,40 @@ def eval_pddl(
     out.print(table)
 
 
+def eval_diplomacy(
+    powers: Annotated[str, typer.Option(help="The LLM powers, comma-separated; the others are bots that give the "
+                                             "first legal order per unit.")] = "FRANCE",
+    games: Games = 1,
+    rounds: Annotated[int, typer.Option(min=0, help="Negotiation rounds per movement phase.")] = 3,
+    end_year: Annotated[int, typer.Option(min=1901, help="Stop after this year.")] = 1902,
+    token_budget: Annotated[int | None, typer.Option(min=1, help="Stop once a game has used this many tokens.")] = None,
+    judge: Annotated[bool, typer.Option(help="Have the 'judge' role annotate every message (SPIN-Bench's fields).")] = False,
+    mode: Mode = "free",
+    concurrency: Concurrency = 2,
+    seed: Seed = 0,
+    resume: Resume = None,
+    out_dir: OutDir = Path("evals"),
+    config: ConfigOpt = None,
+) -> None:
+    """Play Diplomacy (SPIN-Bench): LLM powers negotiate and order against bots; reports supply
+    centres and, with --judge, the negotiation annotations."""
+    from rolegraph.evals.spin._bench import diplomacy_benchmark
+
+    chosen = [p.strip() for p in powers.split(",") if p.strip()]
+    try:
+        bench = diplomacy_benchmark(games=games, llm_powers=chosen, negotiation_rounds=rounds, end_year=end_year,
+                                    token_budget=token_budget, judge=judge, mode=mode, seed=seed)
+        next(iter(bench.cases()))  # validates the powers before anything starts
+    except ValidationError as exc:
+        raise UserError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())) from None
+    store, directory = _run(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config)
+    summarize_games(store, directory)
+
+
 def register(app: typer.Typer) -> None:
     app.command("spin.tictactoe")(_game_command("tictactoe", "minimax"))
     app.command("spin.connect4")(_game_command("connect4", "bitbully"))
     app.command("spin.chess")(_game_command("chess", "stockfish-0"))
     app.command("spin.hanabi")(_game_command("hanabi", "hanabi-bot"))
+    app.command("spin.diplomacy")(eval_diplomacy)
     app.command("spin.pddl")(eval_pddl)

@@ -9,7 +9,7 @@ import random
 import shutil
 import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any, Protocol
 
 from rolegraph.errors import UserError
@@ -53,7 +53,7 @@ def _winner(cells: tuple[str, ...]) -> str | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _negamax(cells: tuple[str, ...], mark: str) -> int:
     """The value of the position for `mark`, to move: +1 win, 0 draw, -1 loss."""
     other = "O" if mark == "X" else "X"
@@ -62,7 +62,7 @@ def _negamax(cells: tuple[str, ...], mark: str) -> int:
     empty = [i for i, c in enumerate(cells) if c == "."]
     if not empty:
         return 0
-    return max(-_negamax(cells[:i] + (mark,) + cells[i + 1:], other) for i in empty)
+    return max(-_negamax((*cells[:i], mark, *cells[i + 1:]), other) for i in empty)
 
 
 def tictactoe_move_values(env: TicTacToe) -> dict[str, int]:
@@ -73,7 +73,7 @@ def tictactoe_move_values(env: TicTacToe) -> dict[str, int]:
     values = {}
     for move in env.legal_moves():
         i = "ABC".index(move[0]) + 3 * (int(move[1]) - 1)
-        values[move] = -_negamax(cells[:i] + (mark,) + cells[i + 1:], other)
+        values[move] = -_negamax((*cells[:i], mark, *cells[i + 1:]), other)
     return values
 
 

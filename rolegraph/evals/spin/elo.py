@@ -25,9 +25,8 @@ def tally(games: Iterable[tuple[str, str, float]]) -> list[PairRecord]:
     """Per pair of players (in first-seen order), wins and draws from (a, b, score of a) games,
     where the score is 1 for a win, 0.5 for a draw and 0 for a loss."""
     pairs: dict[tuple[str, str], PairRecord] = {}
-    for a, b, score in games:
-        if (b, a) in pairs:
-            a, b, score = b, a, 1.0 - score
+    for first, second, result in games:
+        a, b, score = (second, first, 1.0 - result) if (second, first) in pairs else (first, second, result)
         rec = pairs.setdefault((a, b), PairRecord(a, b))
         if score == 1.0:
             rec.wins_a += 1
