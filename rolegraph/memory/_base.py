@@ -73,25 +73,24 @@ def _quiet(level: int, text: bytes, user_data: Any) -> None:
     return None
 
 
-_QUIET_LOG: Any = None
+@lru_cache(maxsize=1)
+def _quiet_log() -> Any:
+    """A no-op log callback, kept alive by the cache: llama.cpp holds on to the pointer."""
+    import llama_cpp
+
+    return llama_cpp.llama_log_callback(_quiet)
 
 
 @lru_cache(maxsize=4)
 def _vocab(path: str) -> Any:
-    global _QUIET_LOG
-    if _QUIET_LOG is None:
-        import llama_cpp
-
-        _QUIET_LOG = llama_cpp.llama_log_callback(_quiet)  # kept alive: llama.cpp holds the pointer
     import atexit
-
     import ctypes
 
     import llama_cpp
 
     # verbose=False does not reach llama.cpp's own log ("n_ctx_seq > n_ctx_train ..." on every
     # load); only the tokenizer runs in this process, so its log is silenced here
-    llama_cpp.llama_log_set(_QUIET_LOG, ctypes.c_void_p(0))
+    llama_cpp.llama_log_set(_quiet_log(), ctypes.c_void_p(0))
     vocab = llama_cpp.Llama(path, vocab_only=True, verbose=False)
     atexit.register(vocab.close)  # before interpreter teardown, or its __del__ fails noisily
     return vocab
