@@ -26,7 +26,8 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, low: Sequence[f
     """Vertical bars; `low`/`high` draw an interval on each bar."""
     if not values:
         return ""
-    top = y_max if y_max is not None else max([*values, *(high or []), 1e-9]) * 1.1
+    finite = [v for v in [*values, *(high or [])] if not math.isnan(v)]
+    top = y_max if y_max is not None else (max(finite, default=0.0) * 1.1 or 1.0)  # all zero: a 0-1 axis
     n = len(values)
     slot = (W - PAD_L - 8) / n
     plot_h = H - PAD_B - PAD_T

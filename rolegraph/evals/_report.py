@@ -31,6 +31,11 @@ def _num(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 6)
 
 
+def _ci(values: list[float], binary: bool) -> metrics.Estimate:
+    """Wilson's interval for 0/1 scores (sound at small n and at 0% or 100%), else a bootstrap."""
+    return metrics.wilson_ci(int(sum(values)), len(values)) if binary else metrics.mean_ci(values)
+
+
 def summarize(store: EvalStore) -> dict[str, Any]:
     """Everything the report shows, as JSON-ready data."""
     meta = store.meta()
@@ -50,9 +55,9 @@ def summarize(store: EvalStore) -> dict[str, Any]:
     repeats = max((len(v) for v in by_case.values()), default=0)
     scorer_stats: dict[str, Any] = {}
     for name, values in scores.items():
-        entry: dict[str, Any] = {"mean": _est(metrics.mean_ci(values)),
-                                 "categories": {c: _est(metrics.mean_ci(v)) for c, v in sorted(by_category[name].items())}}
         binary = all(v in (0.0, 1.0) for v in values)
+        entry: dict[str, Any] = {"mean": _est(_ci(values, binary)), "binary": binary,
+                                 "categories": {c: _est(_ci(v, binary)) for c, v in sorted(by_category[name].items())}}
         if binary and repeats > 1:
             outcomes = {cid: [rec.scores[name].value == 1.0 for rec in recs if name in rec.scores]
                         for cid, recs in by_case.items()}
@@ -101,7 +106,7 @@ def write_report(store: EvalStore, out_dir: str | Path | None = None, *, trace_p
             plots.append(bar_chart(labels, [cats[c]["value"] or 0.0 for c in labels],
                                    low=[cats[c]["low"] if cats[c]["low"] is not None else math.nan for c in labels],
                                    high=[cats[c]["high"] if cats[c]["high"] is not None else math.nan for c in labels],
-                                   title=f"{name} by category (95% CI)"))
+                                   y_max=1.0 if entry["binary"] else None, title=f"{name} by category (95% CI)"))
     plots.append(histogram([float(r.prompt_tokens + r.completion_tokens) for r in records], title="tokens per case"))
     plots.append(histogram([r.latency_s for r in records], title="latency per case", unit=" s"))
     rows = []
