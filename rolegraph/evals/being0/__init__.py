@@ -1,0 +1,30 @@
+"""Being-0's world: a simulated office with a humanoid's pose, active head camera and detector,
+its skill library and action grammar, the connector's composite skills, and long-horizon tasks."""
+
+from rolegraph.evals.being0._connector import Connector, Options, Report
+from rolegraph.evals.being0._skills import COMPOSITES, PRIMITIVES, Action, ActionError, parse_action, run_primitive
+from rolegraph.evals.being0._tasks import TASKS, Task, get_task, reference_length
+from rolegraph.evals.being0._world import Detection, Layout, Pose, Thing, World, default_office, detect
+
+__all__ = [
+    "COMPOSITES",
+    "PRIMITIVES",
+    "TASKS",
+    "Action",
+    "ActionError",
+    "Connector",
+    "Detection",
+    "Layout",
+    "Options",
+    "Pose",
+    "Report",
+    "Task",
+    "Thing",
+    "World",
+    "default_office",
+    "detect",
+    "get_task",
+    "parse_action",
+    "reference_length",
+    "run_primitive",
+]
