@@ -10,7 +10,8 @@ from rolegraph.errors import UserError
 from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
 
 GRAPHS = {"refinebot": "rolegraph.graphs.refinebot", "mcq": "rolegraph.graphs.mcq", "spin": "rolegraph.graphs.spin",
-          "spin_pddl": "rolegraph.graphs.spin_pddl", "spin_diplomacy": "rolegraph.graphs.spin_diplomacy"}
+          "spin_pddl": "rolegraph.graphs.spin_pddl", "spin_diplomacy": "rolegraph.graphs.spin_diplomacy",
+          "being0": "rolegraph.graphs.being0"}
 
 
 __all__ = ["GRAPHS", "GraphSpec", "Prepared", "get", "run_graph"]

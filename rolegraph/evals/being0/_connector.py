@@ -26,7 +26,7 @@ class Options:
 
     active_vision: bool = True
     pose_adjustment: bool = True
-    stop_distance: float = 0.9
+    stop_distance: float = 0.7
     max_steps: int = 40
 
 
@@ -90,8 +90,9 @@ class Connector:
     def blocked_ahead(self, distance: float) -> bool:
         r = self.world.robot
         a = math.radians(r.heading)
-        return any(self.layout.blocked(r.x + math.cos(a) * s, r.y + math.sin(a) * s)
-                   for s in (distance * f for f in (0.25, 0.5, 0.75, 1.0)))
+        n = max(1, math.ceil(distance / 0.05))
+        return any(self.layout.blocked(r.x + math.cos(a) * distance * i / n, r.y + math.sin(a) * distance * i / n)
+                   for i in range(1, n + 1))
 
     # -- composite skills ------------------------------------------------------------------------
 
@@ -109,11 +110,18 @@ class Connector:
     def move_towards(self, target: str, stop: float | None = None) -> Report:
         target = canonical(target)
         stop = stop if stop is not None else (0.3 if target.endswith("_door") else self.options.stop_distance)
+        last: tuple[float, float] | None = None
         for _ in range(self.options.max_steps):
             det = self.look_for(target)
             if det is None:
+                if last is not None and last[0] < 2.0 and not self.options.active_vision:
+                    # a fixed head loses near things below its view: walk the last estimate blind
+                    self.face(last[1])
+                    self.do("go_straight", distance=round(max(0.0, last[0] - stop), 2))
+                    return Report(True, f"walked to where {target} was last seen")
                 return Report(False, f"lost sight of {target}")
             distance, bearing = self.estimate(det)
+            last = (distance, bearing)
             if distance <= stop:
                 if abs(bearing) > 15:
                     self.face(bearing)
@@ -131,7 +139,9 @@ class Connector:
                 if out.ok:
                     self.do("go_straight", distance=min(0.5, step))
                 continue
-            self.do("go_straight", distance=round(step, 2))
+            if not self.do("go_straight", distance=round(step, 2)).ok:  # grazed a corner: step aside
+                self.do("sidestep_left" if not self.layout.blocked(*self._beside(0.3, 90)) else "sidestep_right",
+                        distance=0.3)
             if self.options.active_vision and det.y2 > 0.85 and self.world.head_tilt > -35:
                 self.do("tilt_head", angle=self.world.head_tilt - 15)
         return Report(False, f"did not reach {target} in {self.options.max_steps} moves")
@@ -147,9 +157,11 @@ class Connector:
         if self.options.active_vision:
             self.do("tilt_head", angle=-35.0)
         lo, hi = near
-        for _ in range(12):
+        for _ in range(16):
             det = self.look_for(target)
             if det is None:
+                if not self.options.active_vision:
+                    return Report(True, f"{target} is out of view; trying from here")
                 return Report(False, f"cannot see {target} to line up")
             distance, bearing = self.estimate(det)
             if lo <= distance <= hi and abs(bearing) <= tolerance:
@@ -157,10 +169,19 @@ class Connector:
             if abs(bearing) > tolerance:
                 self.face(bearing)
             if distance > hi:
-                self.do("go_straight", distance=round(min(0.3, distance - (lo + hi) / 2), 2))
+                out = self.do("go_straight", distance=round(min(0.3, distance - (lo + hi) / 2), 2))
+                if not out.ok:  # the furniture's edge is in the way: slide along it, toward the target
+                    self.slide(target, distance)
             elif distance < lo:
                 self.do("walk_backwards", distance=0.15)
         return Report(False, f"could not line up with {target}")
+
+    def slide(self, target: str, distance: float) -> None:
+        """Sidestep along an obstacle: left first, and back to the right if that took us further."""
+        self.do("sidestep_left", distance=0.2)
+        det = self.find(target)
+        if det is None or self.estimate(det)[0] >= distance:
+            self.do("sidestep_right", distance=0.4)
 
     def approach(self, target: str, for_grasp: bool) -> Report:
         found = self.search_for(target)
