@@ -16,6 +16,7 @@ from rich.table import Table
 from rolegraph import __version__
 from rolegraph.errors import RolegraphError, one_line
 from rolegraph.evals._cli import eval_app, optimize_command
+from rolegraph.evals.being0._bench import register as register_being0
 from rolegraph.traces._cli import replay_command, resume_command, trace_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -27,6 +28,7 @@ app.add_typer(serve_app, name="serve")
 app.add_typer(trace_app, name="trace")
 app.add_typer(eval_app, name="eval")
 app.command("optimize")(optimize_command)
+register_being0(run_app, eval_app)
 app.command("replay")(replay_command)
 app.command("resume")(resume_command)
 

@@ -153,7 +153,7 @@ def candidate_calls(world: World, options: Being0Options) -> list[str]:
             if "distance" in params:
                 out += [f"{name}(distance={d})" for d in (0.3, 1.0, 2.0)]
             elif "angle" in params:
-                angles = (-30.0, 0.0) if name == "tilt_head" else (-45.0, 0.0, 45.0) if name == "turn_head" else (15.0, 45.0, 90.0)
+                angles = {"tilt_head": (-30.0, 0.0), "turn_head": (-45.0, 0.0, 45.0)}.get(name, (15.0, 45.0, 90.0))
                 out += [f"{name}(angle={a})" for a in angles]
             else:
                 out.append(f"{name}()")
@@ -161,10 +161,11 @@ def candidate_calls(world: World, options: Being0Options) -> list[str]:
     places = [f.name for f in layout.furniture] + [d.name for d in layout.doors]
     things = [t.name for t in world.things.values() if t.graspable]
     people = [t.name for t in world.things.values() if t.kind == "person"]
-    return ([f'search_and_move_towards(target_name="{p}")' for p in [*places, *things, *people]]
-            + [f'grab(object_name="{t}")' for t in things]
-            + [f'place_on(target_name="{f.name}")' for f in layout.furniture]
-            + [f'handout(person_name="{p}")' for p in people] + ["open_beer()"])
+    # single quotes: llama.cpp's grammar cannot hold a double quote inside an enum choice
+    return ([f"search_and_move_towards(target_name='{p}')" for p in [*places, *things, *people]]
+            + [f"grab(object_name='{t}')" for t in things]
+            + [f"place_on(target_name='{f.name}')" for f in layout.furniture]
+            + [f"handout(person_name='{p}')" for p in people] + ["open_beer()"])
 
 
 def _planner(options: Being0Options, world: World) -> Agent[PlanOut]:

@@ -69,6 +69,12 @@ def _constrain(node: Any, max_string: int, max_enum_range: int,
         return 0
     kind = node.get("type")
     has_choice = any(k in node for k in ("enum", "const"))
+    choices = [*node.get("enum", ()), *([node["const"]] if "const" in node else [])]
+    bad = [c for c in choices if isinstance(c, str) and ('"' in c or "\\" in c)]
+    if bad:
+        # llama-cpp-python 0.3.36 writes such a choice into a grammar it then cannot parse, and its
+        # server dies on the request: refuse it here, with the reason
+        raise ValueError(f"a schema enum/const string containing '\"' or '\\' breaks llama.cpp's grammar: {bad[0]!r}")
     if kind == "integer" and not has_choice:
         low = node.get("minimum", node["exclusiveMinimum"] + 1 if "exclusiveMinimum" in node else None)
         high = node.get("maximum", node["exclusiveMaximum"] - 1 if "exclusiveMaximum" in node else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from pydantic import BaseModel, Field
 
 from rolegraph.models import constrain_schema
@@ -46,3 +47,11 @@ def test_dialect_detection_and_formats() -> None:
     schema = {"type": "object"}
     assert response_format("llama_cpp", schema, "n") == {"type": "json_object", "schema": schema}
     assert response_format("vllm", schema, "n")["json_schema"] == {"name": "n", "schema": schema}
+
+
+def test_enum_strings_with_double_quotes_are_refused_before_they_reach_llama_cpp() -> None:
+    schema = {"type": "object", "properties": {"action": {"type": "string", "enum": ['grab(name="cup")']}}}
+    with pytest.raises(ValueError, match="breaks llama.cpp's grammar"):
+        constrain_schema(schema)
+    ok = {"type": "object", "properties": {"action": {"type": "string", "enum": ["grab(name='cup')"]}}}
+    assert constrain_schema(ok)["properties"]["action"]["enum"] == ["grab(name='cup')"]

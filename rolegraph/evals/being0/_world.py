@@ -228,7 +228,7 @@ def landmarks(layout: Layout, world: World) -> list[tuple[str, float, float, flo
         if t.on == "robot":
             continue
         f = layout.furniture_named(t.on) if t.on else None
-        out.append((t.name, t.x, t.y, f.height if f else (0.0 if t.kind != "person" else 0.0), t.size))
+        out.append((t.name, t.x, t.y, f.height if f else 0.0, t.size))
     for f in layout.furniture:  # seen at its usable edge (its anchor), where things are put
         out.append((f.name, *f.anchor, 0.0, f.height))
     for d in layout.doors:
@@ -320,8 +320,9 @@ def top_down(layout: Layout, world: World, scale: int = 50) -> object:
     rad = ROBOT_RADIUS * scale
     draw.ellipse([cx - rad, cy - rad, cx + rad, cy + rad], fill=(230, 90, 60), outline=(0, 0, 0))
     for edge in (-H_FOV / 2, H_FOV / 2):
-        a = math.radians(r.heading + world.head_yaw + edge)
-        draw.line([(cx, cy), (cx + math.cos(a) * 1.5 * scale, cy - math.sin(a) * 1.5 * scale)], fill=(230, 90, 60))
+        ray = math.radians(r.heading + world.head_yaw + edge)
+        draw.line([(cx, cy), (cx + math.cos(ray) * 1.5 * scale, cy - math.sin(ray) * 1.5 * scale)],
+                  fill=(230, 90, 60))
     if world.holding:
         draw.text((cx + rad, cy + rad), f"holding {world.holding}", fill=(150, 30, 30))
     return img

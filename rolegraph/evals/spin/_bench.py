@@ -163,7 +163,8 @@ def elo_pairs(records: Iterable[EvalRecord]) -> list[PairRecord]:
     """The pairwise results of finished two-player games, for compute_elo."""
     games: list[tuple[str, str, float]] = []
     for r in records:
-        if r.status != "ok" or r.output is None or len(r.output["seats"]) != 2 or r.output["game"] == "hanabi":
+        if (r.status != "ok" or not isinstance(r.output, dict) or len(r.output.get("seats", ())) != 2
+                or r.output.get("game") == "hanabi"):
             continue
         a, b = r.output["seats"]
         ra = r.output["returns"][0]
