@@ -51,7 +51,7 @@ def test_dialect_detection_and_formats() -> None:
 
 def test_enum_strings_with_double_quotes_are_refused_before_they_reach_llama_cpp() -> None:
     schema = {"type": "object", "properties": {"action": {"type": "string", "enum": ['grab(name="cup")']}}}
-    with pytest.raises(ValueError, match="breaks llama.cpp's grammar"):
+    with pytest.raises(ValueError, match=r"breaks llama\.cpp's grammar"):
         constrain_schema(schema)
     ok = {"type": "object", "properties": {"action": {"type": "string", "enum": ["grab(name='cup')"]}}}
     assert constrain_schema(ok)["properties"]["action"]["enum"] == ["grab(name='cup')"]
