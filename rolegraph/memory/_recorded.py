@@ -73,13 +73,18 @@ class RecordedMemory:
                                      f"now {self.name}.{op}")
             items = [MemoryItem.model_validate(i) for i in recorded.items]
             replayed = True
+            calls = recorded.model_calls
+            if node is not None:  # the calls the recorded read made are not made again: skip their numbers
+                node.calls += calls
         else:
+            before = node.calls if node is not None else 0
             items = await live()
+            calls = node.calls - before if node is not None else 0
         run = current_run()
         if run is not None and run.writer is not None:
             run.emit(MemoryRead(memory=self.name, memory_kind=self.kind, scope=self.scope, op=op,
                                 items=[i.model_dump(mode="json") for i in items], node_key=key, read_index=index,
-                                replayed=replayed, **args))
+                                model_calls=calls, replayed=replayed, **args))
         return items
 
 

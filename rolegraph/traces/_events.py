@@ -156,6 +156,8 @@ class MemoryRead(_Event):
     node_key: str | None = None
     read_index: int = 0
     """The n-th memory read within its node execution (how a replay finds it)."""
+    model_calls: int = 0
+    """Model calls the read made itself (a summary memory's summarizer); a replay skips them."""
     replayed: bool = False
 
 

@@ -308,3 +308,16 @@ async def test_benchmark_and_render(tmp_path: Path) -> None:
         {"planner": scripted_planner(FETCH), "summarizer": FunctionModel(lambda r: "s")}), seed=2)
     gif = render_episode(result, tmp_path / "frames")
     assert gif.is_file() and len(list((tmp_path / "frames").glob("step-*.png"))) == len(result.records) + 1
+
+
+async def test_an_episode_replays_offline_even_when_the_summary_memory_called_its_model(tmp_path: Path) -> None:
+    from rolegraph.traces import replay_run
+
+    summarizer = FunctionModel(lambda r: "earlier steps, folded")
+    rt = Runtime.from_models({"planner": scripted_planner(FETCH), "summarizer": summarizer}, traces=tmp_path)
+    result = await being0.arun("fetch_bottle", runtime=rt, seed=2, options=being0.Being0Options(history_tokens=60))
+    assert summarizer.requests  # the memory's own model calls happened inside the infer node
+    store = TraceStore(tmp_path)
+    replayed = await replay_run(store.load(result.trace_id), store=store)  # no live model at all
+    assert [r.action for r in replayed.records] == [r.action for r in result.records]
+    assert replayed.success == result.success and replayed.distance == result.distance
