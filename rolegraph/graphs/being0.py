@@ -319,7 +319,8 @@ def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: s
                          trace_id=run_id)
 
 
-SPEC = GraphSpec(NAME, _prepare, _finish)
+SPEC = GraphSpec(NAME, _prepare, _finish, output_exclude=frozenset(
+    {"trace_id", "trace_dir", "prompt_tokens", "completion_tokens", "frames"}))  # frames: in the checkpoints
 
 
 async def arun(task: str, *, runtime: Runtime, seed: int = 0, options: Being0Options = Being0Options(),
