@@ -69,11 +69,11 @@ def oracle(task: str) -> FunctionModel:
 
 async def scripted(episodes: int, console: Console) -> None:
     table = Table(title="scripted planner (knows each plan; retries failed calls), all six tasks", title_justify="left")
-    for col in ("agent", "episodes", "success", "sub-tasks", "efficiency", "skills/episode", "episodes/min"):
+    for col in ("agent", "episodes", "success", "sub-tasks", "efficiency", "planner steps", "skills", "episodes/min"):
         table.add_column(col, justify="left" if col == "agent" else "right")
     with tempfile.TemporaryDirectory() as tmp:
-        for label, ablate in (("full", []), ("without active vision", ["active_vision"]),
-                              ("without pose adjustment", ["pose_adjustment"])):
+        for label, ablate in (("full", []), ("no active vision", ["active_vision"]),
+                              ("no pose adjustment", ["pose_adjustment"])):
             options = options_for(ablate, max_steps=16)
             results = []
             t = time.perf_counter()
@@ -86,7 +86,7 @@ async def scripted(episodes: int, console: Console) -> None:
             n = len(results)
             table.add_row(label, str(n), f"{sum(r.success for r in results) / n:.2f}",
                           f"{sum(r.subtasks_done / r.subtasks_total for r in results) / n:.2f}",
-                          f"{sum(r.efficiency for r in results) / n:.2f}",
+                          f"{sum(r.efficiency for r in results) / n:.2f}", f"{sum(r.steps for r in results) / n:.1f}",
                           f"{sum(r.skill_steps for r in results) / n:.0f}", f"{n / elapsed * 60:,.0f}")
     console.print(table)
 
