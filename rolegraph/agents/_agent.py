@@ -86,6 +86,8 @@ class Agent(Generic[T]):
     """The template that tells the model why its answer was refused (gets error, schema, attempt)."""
     response_schema: dict[str, Any] | None = None
     """A JSON schema to ask for instead of the output model's own (e.g. with an enum of legal moves)."""
+    top_logprobs: int | None = None
+    """Ask for each generated token's most likely alternatives (AgentResult.response.logprobs)."""
 
     @property
     def model_role(self) -> str:
@@ -101,18 +103,23 @@ class Agent(Generic[T]):
         return None
 
     async def run(self, runtime: Runtime, *, history: Sequence[Message] = (), seed: int | None = None,
-                  **inputs: Any) -> T:
-        """Render the prompt with `inputs`, ask the role's model, return the validated output."""
-        return (await self.invoke(runtime, history=history, seed=seed, **inputs)).output
+                  images: Sequence[str] = (), **inputs: Any) -> T:
+        """Render the prompt with `inputs`, ask the role's model, return the validated output.
+        `images` (URLs, e.g. base64 data URLs) go with the prompt's last user message."""
+        return (await self.invoke(runtime, history=history, seed=seed, images=images, **inputs)).output
 
     async def invoke(self, runtime: Runtime, *, history: Sequence[Message] = (),
-                     seed: int | None = None, **inputs: Any) -> AgentResult[T]:
+                     seed: int | None = None, images: Sequence[str] = (), **inputs: Any) -> AgentResult[T]:
         """Like `run`, but returns the whole conversation and every attempt as well."""
         for feed in self.memory:
             inputs[feed.var] = await feed.read(runtime, inputs)
         rendered = runtime.prompts.render(self.prompt, **inputs)
         model = runtime.model(self.model_role)
-        messages: list[Message] = [*history, *rendered.messages]
+        prompt = list(rendered.messages)
+        if images:
+            last = max(i for i, m in enumerate(prompt) if m.role == "user")
+            prompt[last] = prompt[last].model_copy(update={"images": tuple(images)})
+        messages: list[Message] = [*history, *prompt]
         attempts: list[AgentAttempt] = []
         schema = self.schema
         for index in range(self.max_attempts):
@@ -125,6 +132,7 @@ class Agent(Generic[T]):
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
                 seed=seed,
+                top_logprobs=self.top_logprobs,
             )
             with attempt_scope(self.name, index, rendered.name, rendered.sha256) as scope:
                 response = await model.chat(request)

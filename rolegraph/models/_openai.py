@@ -94,6 +94,9 @@ class OpenAICompatModel:
 
 def _message_dict(message: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.images:  # OpenAI content parts: the text, then each image
+        out["content"] = [{"type": "text", "text": message.content or ""},
+                          *({"type": "image_url", "image_url": {"url": url}} for url in message.images)]
     if message.tool_calls:
         out["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}

@@ -34,6 +34,9 @@ class Message(BaseModel):
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str | None = None
+    images: tuple[str, ...] = Field(default=(), exclude_if=lambda v: not v)
+    """Images sent with the text, as URLs (usually `data:image/jpeg;base64,...`). Left out of the
+    serialised message when empty, so text-only requests keep their recorded fingerprints."""
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None

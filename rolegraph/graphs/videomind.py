@@ -1,0 +1,335 @@
+"""VideoMind as a graph: a planner picks a route (answer only; ground then answer; ground, verify,
+answer; ground only), a grounder proposes up to five moments, a verifier widens each by half its
+length on both sides, judges it Yes or No and re-ranks by its score, and an answerer answers the
+MCQ from the best moment (at least 32 s, or a share of the video) ending in "Best Option: (X)".
+
+Each role is a runtime role, so `rolegraph.toml` can bind each to its own LoRA adapter on one
+vLLM base model (Chain-of-LoRA). Frames are sampled per role with VideoMind's caps; with a
+text-only model (the embedded default) the frame-description tool stands in for vision, and the
+result says which mode ran. Frame sampling is a recorded tool call, so a replay needs no video."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from functools import lru_cache
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rolegraph.agents import Agent, OutputInvalid
+from rolegraph.errors import AgentOutputError
+from rolegraph.evals.grounding import clip_span
+from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
+from rolegraph.models import ChatResponse, decode_json
+from rolegraph.runtime import Runtime
+from rolegraph.traces import Manifest, RoleInfo, traced_node
+
+NAME = "videomind"
+ROLES = ("planner", "grounder", "verifier", "answerer")
+PROMPTS = ("videomind/planner", "videomind/grounder", "videomind/verifier", "videomind/answerer", "videomind/_video")
+FALLBACK_PLAN = ("grounder", "verifier", "answerer")
+"""VideoMind's default when the plan cannot be read: ground, verify, answer."""
+
+
+class VideoMindOptions(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    vision: bool = False
+    """Send frames as images (a vision-language model); else the frame-description tool's text."""
+    min_answer_seconds: float = 32.0
+    min_answer_ratio: float | None = None
+    """If set, the answerer's clip is at least this share of the video instead of 32 s."""
+    candidates: int = 5
+    logprobs: bool = True
+    """Ask for the verifier's first-token log-probabilities (P(Yes), P(No))."""
+    frame_size: int = 224
+
+
+class VideoQuestion(BaseModel):
+    """The input: a video and a question (with options for an MCQ; without, grounding only)."""
+
+    video: str
+    question: str
+    options: list[str] = Field(default_factory=list)
+    query: str | None = None
+    """A grounding query to use as is (else the planner's, else the question)."""
+
+
+class Step(BaseModel):
+    type: Literal["grounder", "verifier", "answerer"]
+    value: str | None = None
+
+
+class Candidate(BaseModel):
+    start: float
+    end: float
+    confidence: float = 0.0
+    score: float | None = None
+    """The verifier's score, when it ran."""
+
+
+class Spans(BaseModel):
+    spans: list[Candidate] = Field(default_factory=list)
+
+
+class VideoMindState(BaseModel):
+    q: VideoQuestion
+    duration: float
+    route: list[str] = Field(default_factory=list)
+    plan_parsed: bool = False
+    query: str = ""
+    candidates: list[Candidate] = Field(default_factory=list)
+    grounder_parsed: bool = False
+    verifier_source: str = ""
+    answer_text: str = ""
+    answer_index: int | None = None
+    clip: tuple[float, float] | None = None
+
+
+class VideoMindResult(BaseModel):
+    video: str
+    question: str
+    mode: Literal["vision", "frame-description"]
+    route: list[str]
+    plan_parsed: bool
+    query: str
+    candidates: list[Candidate]
+    grounder_parsed: bool
+    verifier_source: str
+    """'logprobs' or 'text' (how P(Yes) was read), or '' if the verifier did not run."""
+    clip: tuple[float, float] | None
+    answer_index: int | None
+    answer_text: str
+    trace_id: str | None = None
+    trace_dir: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def best_span(self) -> tuple[float, float] | None:
+        return (self.candidates[0].start, self.candidates[0].end) if self.candidates else None
+
+
+def parse_plan(text: str) -> list[Step]:
+    """The planner's JSON list of steps; raises OutputInvalid unless it is one of the four routes."""
+    try:
+        raw = decode_json(text)
+    except ValueError:
+        raise OutputInvalid("not JSON") from None
+    if isinstance(raw, dict):
+        raw = [raw]
+    try:
+        steps = [Step.model_validate(s) for s in raw]
+    except (ValidationError, TypeError):
+        raise OutputInvalid("each step is {\"type\": grounder|verifier|answerer}") from None
+    route = tuple(s.type for s in steps)
+    if route not in (("answerer",), ("grounder", "answerer"), ("grounder", "verifier", "answerer"), ("grounder",)):
+        raise OutputInvalid(f"not one of the four plans: {list(route)}")
+    return steps
+
+
+def fallback_windows(duration: float, verify: bool) -> list[Candidate]:
+    """VideoMind's candidates when the grounder's answer cannot be read: five overlapping windows
+    (for the verifier to rank), or the whole video."""
+    if verify:
+        return [Candidate(start=i * duration / 6, end=(i + 2) * duration / 6) for i in range(5)]
+    return [Candidate(start=0.0, end=duration)]
+
+
+def yes_score(response: ChatResponse) -> tuple[float, str]:
+    """VideoMind's verifier score, sigmoid(P(Yes) - P(No)), from the first token's top
+    log-probabilities when the server gave them, else from the answer's text."""
+    if response.logprobs:
+        first = response.logprobs[0]
+        probs = {"yes": 0.0, "no": 0.0}
+        for token, lp in [(first.token, first.logprob), *first.top]:
+            key = token.strip().lower()
+            if key in probs:
+                probs[key] = max(probs[key], math.exp(lp))
+        if probs["yes"] or probs["no"]:
+            return 1 / (1 + math.exp(-(probs["yes"] - probs["no"]))), "logprobs"
+    text = response.text.strip().lower()
+    p_yes = 1.0 if text.startswith("yes") else 0.0
+    p_no = 1.0 if text.startswith("no") else 0.0
+    return 1 / (1 + math.exp(-(p_yes - p_no))), "text"
+
+
+_BEST = re.compile(r"best option\s*:?\s*\(?\s*([A-J])\b", re.IGNORECASE)
+
+
+def parse_option(text: str, n: int) -> int | None:
+    """The option letter after "Best Option:", else a lone "(X)" or a leading letter."""
+    m = _BEST.search(text) or re.search(r"\(([A-J])\)", text) or re.match(r"\s*([A-J])\b", text)
+    if not m:
+        return None
+    index = ord(m.group(1).upper()) - ord("A")
+    return index if index < n else None
+
+
+def build(runtime: Runtime, options: VideoMindOptions = VideoMindOptions()) -> Any:
+    runtime.require_roles(list(ROLES))
+    return _compiled(options)
+
+
+@lru_cache(maxsize=8)
+def _compiled(options: VideoMindOptions) -> Any:
+    planner = Agent(name="planner", prompt="videomind/planner", output=parse_plan, max_attempts=1, max_tokens=160)
+    grounder = Agent(name="grounder", prompt="videomind/grounder", output=Spans, max_attempts=1, max_tokens=240)
+    verifier = Agent(name="verifier", prompt="videomind/verifier", output=str, max_attempts=1, max_tokens=3,
+                     top_logprobs=5 if options.logprobs else None)
+    answerer = Agent(name="answerer", prompt="videomind/answerer", output=str, max_attempts=1, max_tokens=64)
+
+    async def look(runtime: Runtime, state: VideoMindState, role: str, start: float = 0.0,
+                   end: float | None = None) -> dict[str, Any]:
+        """Frames for `role` (VideoMind's caps) as prompt inputs: images, or their description."""
+        async def sample(value: dict[str, Any]) -> dict[str, Any]:
+            import asyncio
+
+            from rolegraph.tools.video import describe_text, image_parts, sample_frames
+
+            frames = await asyncio.to_thread(sample_frames, value["video"], role=value["role"], start=value["start"],
+                                             end=value["end"], size=options.frame_size)
+            if options.vision:
+                parts = image_parts(frames)
+                return {"images": [p["image_url"]["url"] for p in parts if p["type"] == "image_url"],
+                        "times": [f.t for f in frames]}
+            return {"text": describe_text(frames), "times": [f.t for f in frames]}
+
+        seen = await runtime.call_tool(f"video.frames.{role}", sample, {"video": state.q.video, "role": role,
+                                                                         "start": start, "end": end})
+        return {"vision": options.vision, "duration": round(state.duration, 1), "frames": seen.get("text", ""),
+                "_images": seen.get("images", [])}
+
+    async def plan(state: VideoMindState, runtime: Runtime) -> dict[str, Any]:
+        video = await look(runtime, state, "planner")
+        images = video.pop("_images")
+        try:
+            steps = await planner.run(runtime, question=state.q.question, images=images, **video)
+            parsed = True
+        except AgentOutputError:
+            steps, parsed = [Step(type=t) for t in FALLBACK_PLAN], False
+        route = [s.type for s in steps]
+        if not state.q.options and "answerer" in route:  # grounding only: nothing to answer
+            route = [r for r in route if r != "answerer"] or ["grounder"]
+        query = state.q.query or next((s.value for s in steps if s.type == "grounder" and s.value), None) or state.q.question
+        return {"route": route, "plan_parsed": parsed, "query": query}
+
+    async def ground(state: VideoMindState, runtime: Runtime) -> dict[str, Any]:
+        video = await look(runtime, state, "grounder")
+        images = video.pop("_images")
+        verify = "verifier" in state.route
+        try:
+            found = await grounder.run(runtime, query=state.query, k=options.candidates, images=images, **video)
+            spans = [c for c in found.spans if c.end > c.start][: options.candidates]
+        except AgentOutputError:
+            spans = []
+        if not spans:
+            return {"candidates": fallback_windows(state.duration, verify), "grounder_parsed": False}
+        clipped = []
+        for c in spans:
+            s, e = clip_span((c.start, c.end), state.duration)
+            clipped.append(Candidate(start=round(s, 3), end=round(e, 3), confidence=c.confidence))
+        return {"candidates": clipped, "grounder_parsed": True}
+
+    async def verify(state: VideoMindState, runtime: Runtime) -> dict[str, Any]:
+        if len(state.candidates) < 2:
+            return {}
+        scored: list[Candidate] = []
+        source = "text"
+        for c in state.candidates[: options.candidates]:
+            offset = (c.end - c.start) / 2  # widen by half the length on each side
+            s1, e1 = clip_span((c.start - offset, c.end + offset), state.duration)
+            video = await look(runtime, state, "verifier", s1, e1)
+            images = video.pop("_images")
+            try:
+                result = await verifier.invoke(runtime, query=state.query, start=round(c.start, 1),
+                                               end=round(c.end, 1), clip_start=round(s1, 1), clip_end=round(e1, 1),
+                                               images=images, **video)
+                score, source = yes_score(result.response)
+            except AgentOutputError:
+                score = 0.5
+            scored.append(c.model_copy(update={"score": round(score, 6)}))
+        ranked = sorted(scored, key=lambda c: -(c.score or 0.0))  # stable: ties keep the grounder's order
+        return {"candidates": ranked + state.candidates[options.candidates:], "verifier_source": source}
+
+    async def answer(state: VideoMindState, runtime: Runtime) -> dict[str, Any]:
+        d = state.duration
+        best = (state.candidates[0].start, state.candidates[0].end) if state.candidates else (0.0, d)
+        min_len = d * options.min_answer_ratio if options.min_answer_ratio else options.min_answer_seconds
+        s, e = clip_span(best, d, min_len)
+        video = await look(runtime, state, "answerer", s, e)
+        images = video.pop("_images")
+        whole = s <= 0 and e >= d
+        try:
+            text = await answerer.run(runtime, question=state.q.question, options=state.q.options,
+                                      clip_start=None if whole else round(s, 1), clip_end=None if whole else round(e, 1),
+                                      images=images, **video)
+        except AgentOutputError:
+            text = ""
+        return {"answer_text": text, "answer_index": parse_option(text, len(state.q.options)), "clip": (s, e)}
+
+    def after_plan(state: VideoMindState) -> str:
+        return "grounder" if "grounder" in state.route else "answerer"
+
+    def after_ground(state: VideoMindState) -> str:
+        if "verifier" in state.route:
+            return "verifier"
+        return "answerer" if "answerer" in state.route else END
+
+    def after_verify(state: VideoMindState) -> str:
+        return "answerer" if "answerer" in state.route else END
+
+    graph = StateGraph(VideoMindState)
+    graph.add_node("planner", traced_node("planner", plan))
+    graph.add_node("grounder", traced_node("grounder", ground))
+    graph.add_node("verifier", traced_node("verifier", verify))
+    graph.add_node("answerer", traced_node("answerer", answer))
+    graph.add_edge(START, "planner")
+    graph.add_conditional_edges("planner", after_plan, ["grounder", "answerer"])
+    graph.add_conditional_edges("grounder", after_ground, ["verifier", "answerer", END])
+    graph.add_conditional_edges("verifier", after_verify, ["answerer", END])
+    graph.add_edge("answerer", END)
+    return graph.compile(name=NAME)
+
+
+def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:
+    options = VideoMindOptions.model_validate(manifest.options)
+    q = VideoQuestion.model_validate(manifest.input)
+    duration = float(manifest.input.get("_duration") or 0.0) if isinstance(manifest.input, dict) else 0.0
+    return Prepared(graph if graph is not None else build(runtime, options), VideoMindState(q=q, duration=duration))
+
+
+def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: str) -> VideoMindResult:
+    options = VideoMindOptions.model_validate(manifest.options)
+    state = VideoMindState.model_validate(raw)
+    return VideoMindResult(video=state.q.video, question=state.q.question,
+                           mode="vision" if options.vision else "frame-description", route=state.route,
+                           plan_parsed=state.plan_parsed, query=state.query, candidates=state.candidates,
+                           grounder_parsed=state.grounder_parsed, verifier_source=state.verifier_source,
+                           clip=state.clip, answer_index=state.answer_index, answer_text=state.answer_text,
+                           trace_id=run_id)
+
+
+SPEC = GraphSpec(NAME, _prepare, _finish)
+
+
+async def arun(q: VideoQuestion, *, runtime: Runtime, options: VideoMindOptions = VideoMindOptions(),
+               graph: Any = None) -> VideoMindResult:
+    """Answer (or ground) one question about a video, recorded."""
+    from rolegraph.tools.video import probe
+
+    info = probe(q.video)  # a missing or unreadable video fails here, before any model call
+    graph = graph if graph is not None else build(runtime, options)
+    manifest = Manifest(graph=NAME, input={**q.model_dump(mode="json"), "_duration": info.duration},
+                        options=options.model_dump(mode="json"),
+                        prompts={p: runtime.prompts.get(p).sha256 for p in PROMPTS},
+                        roles=dict.fromkeys(ROLES, RoleInfo()), mermaid=graph.get_graph().draw_mermaid())
+    result: VideoMindResult = await run_graph(SPEC, manifest, runtime, graph=graph)
+    return result
+
+
+def result_json(result: VideoMindResult) -> str:
+    return json.dumps(result.model_dump(mode="json", exclude={"trace_dir"}), indent=2)

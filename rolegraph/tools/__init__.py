@@ -1,0 +1,1 @@
+"""Typed tools the graphs call: video input (frames, descriptions, synthetic videos)."""
