@@ -17,6 +17,7 @@ from rolegraph import __version__
 from rolegraph.errors import RolegraphError, one_line
 from rolegraph.evals._cli import eval_app, optimize_command
 from rolegraph.evals.being0._bench import register as register_being0
+from rolegraph.evals.videomind_bench import register as register_videomind
 from rolegraph.traces._cli import replay_command, resume_command, trace_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -29,6 +30,7 @@ app.add_typer(trace_app, name="trace")
 app.add_typer(eval_app, name="eval")
 app.command("optimize")(optimize_command)
 register_being0(run_app, eval_app)
+register_videomind(run_app, eval_app)
 app.command("replay")(replay_command)
 app.command("resume")(resume_command)
 
@@ -138,6 +140,45 @@ def serve_embedded(
         pass
     finally:
         server.stop()
+
+
+@serve_app.command("vllm")
+def serve_vllm(
+    base: Annotated[str, typer.Option(help="The base model (path or name).")],
+    lora: Annotated[list[str] | None, typer.Option(help="ROLE=PATH: a LoRA adapter served under the role's "
+                                                        "name; repeat for each role.")] = None,
+    roles: Annotated[str, typer.Option(help="Roles to bind in the config; those without an adapter use the "
+                                            "base model.")] = "planner,grounder,verifier,answerer",
+    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 unless you mean it.")] = "127.0.0.1",
+    tool_call_parser: Annotated[str | None, typer.Option(help="e.g. hermes, llama3_json")] = None,
+    max_loras: Annotated[int | None, typer.Option(min=1, help="Adapters resident at once (default: all).")] = None,
+    max_lora_rank: Annotated[int | None, typer.Option(min=1)] = None,
+    config_out: Annotated[Path, typer.Option("--config-out", help="Where to write the runtime config.")] = Path(
+        "rolegraph.toml"),
+    dry_run: Annotated[bool, typer.Option(help="Print the command and write the config; start nothing.")] = False,
+) -> None:
+    """Serve one base model with a LoRA adapter per role on vLLM (Chain-of-LoRA), wait until every
+    adapter is listed, and write the rolegraph.toml that maps roles to adapters."""
+    from rolegraph.models.servers.vllm import VllmSpec, launch, parse_loras, show
+
+    spec = VllmSpec(base=base, loras=parse_loras(lora or []), host=host, port=port,
+                    tool_call_parser=tool_call_parser, max_loras=max_loras, max_lora_rank=max_lora_rank)
+    role_list = [r.strip() for r in roles.split(",") if r.strip()]
+    if dry_run:
+        cmd, _ = launch(spec, role_list, config_out=config_out, dry_run=True)
+        out.print(show(cmd), soft_wrap=True)
+        console.print(f"config: {config_out}")
+        return
+    console.print(f"starting vLLM; config: {config_out}")
+    cmd, proc = launch(spec, role_list, config_out=config_out, log=Path("vllm.log"))
+    assert proc is not None
+    console.print(f"serving at {spec.base_url}: {', '.join([spec.model_name, *spec.loras])} (Ctrl-C stops it; "
+                  "log: vllm.log)")
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
 
 
 def main() -> None:
