@@ -60,11 +60,11 @@ def test_loaders(tmp_path: Path) -> None:
     ann = tmp_path / "charades.txt"
     ann.write_text("AO8RW 0.0 6.9##a person is putting a book on a shelf.\n\n3MSZA 24.3 30.4##person turn a light on.\n")
     items = list(load_charades(ann, tmp_path / "videos"))
-    assert [(i.video.endswith("AO8RW.mp4"), i.span, i.query) for i in items][0] == (
+    assert next((i.video.endswith("AO8RW.mp4"), i.span, i.query) for i in items) == (
         True, (0.0, 6.9), "a person is putting a book on a shelf.")
     assert items[1].span == (24.3, 30.4)
     ann.write_text("AO8RW 0.0##no end\n")
-    with pytest.raises(UserError, match="charades.txt:1"):
+    with pytest.raises(UserError, match=r"charades\.txt:1"):
         list(load_charades(ann, tmp_path))
     data = synthetic_benchmark(tmp_path / "syn", n=2)
     rows = list(load_jsonl(data))
@@ -99,7 +99,8 @@ def test_sampling_caps_and_timestamps(video: Path) -> None:
 
 def test_plan_parsing() -> None:
     assert [s.type for s in vm.parse_plan('[{"type": "answerer"}]')] == ["answerer"]
-    steps = vm.parse_plan('```json\n[{"type": "grounder", "value": "the dog"}, {"type": "verifier"}, {"type": "answerer"}]\n```')
+    steps = vm.parse_plan('```json\n[{"type": "grounder", "value": "the dog"}, {"type": "verifier"}, '
+                          '{"type": "answerer"}]\n```')
     assert steps[0].value == "the dog" and len(steps) == 3
     assert [s.type for s in vm.parse_plan('{"type": "grounder", "value": "x"}')] == ["grounder"]
     for bad in ("ground then answer", '[{"type": "verifier"}]', '[{"type": "answerer"}, {"type": "grounder"}]',
