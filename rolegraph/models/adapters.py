@@ -1,0 +1,350 @@
+"""Chain-of-LoRA on CPU: train a small LoRA adapter per text role on the embedded base model
+(SmolLM2-135M-Instruct, read from its packaged GGUF with transformers) with peft, and serve the
+base with all adapters behind one OpenAI-compatible endpoint that switches adapter per request by
+model name, as VideoMind's inference code does with `set_adapter(role)`.
+
+The training data are role examples made from synthetic videos' frame descriptions, rendered with
+the graph's own prompt templates, so each role learns its output format (a plan, spans, Yes/No,
+"Best Option: (X)")."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rolegraph.prompts import PromptLibrary
+
+TEXT_ROLES = ("planner", "grounder", "verifier", "answerer")
+CACHE = Path.home() / ".cache" / "rolegraph"
+
+
+def base_dir(gguf: str | Path | None = None) -> Path:
+    """The base model in transformers format, converted once from the packaged GGUF and cached."""
+    from rolegraph.models.servers import find_default_gguf
+
+    src = Path(gguf) if gguf else Path(find_default_gguf())
+    key = hashlib.sha256(f"{src}:{src.stat().st_size}".encode()).hexdigest()[:12]
+    out = CACHE / f"base-{src.stem}-{key}"
+    if not (out / "config.json").is_file():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+        loaded = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)  # dequantised to float32
+        config = loaded.config
+        if hasattr(config, "quantization_config"):  # the weights are plain floats now: save them as such
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
+        model.load_state_dict(loaded.state_dict())
+        out.mkdir(parents=True, exist_ok=True)
+        tok.save_pretrained(out)
+        model.save_pretrained(out)
+    return out
+
+
+def load_base(path: str | Path | None = None) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    d = Path(path) if path else base_dir()
+    return AutoModelForCausalLM.from_pretrained(d), AutoTokenizer.from_pretrained(d)
+
+
+# --- role examples --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Example:
+    role: str
+    messages: list[dict[str, str]]
+    target: str
+
+
+def _scenes(rng: random.Random) -> tuple[list[tuple[str, float, float, bool]], int]:
+    """(colour, start, end, has the moving shape) per scene, and the index of the event scene."""
+    colours = rng.sample(["red", "green", "blue", "yellow", "purple", "orange", "cyan"], 4)
+    n = rng.choice([3, 4])
+    t, out = 0.0, []
+    for c in colours[:n]:
+        d = float(rng.choice([3, 4, 5, 6]))
+        out.append((c, t, t + d, False))
+        t += d
+    event = rng.randrange(n)
+    c, s, e, _ = out[event]
+    out[event] = (c, s, e, True)
+    return out, event
+
+
+def _describe(scenes: list[tuple[str, float, float, bool]], fps: float, start: float = 0.0,
+              end: float | None = None) -> str:
+    """What the frame-description tool says about such a video (same format, no decoding)."""
+    end = scenes[-1][2] if end is None else end
+    lines, prev = [], None
+    n = max(1, int((end - start) * fps))
+    for i in range(n):
+        t = start + (i + 0.5) * (end - start) / n
+        c, _, _, moving = next(x for x in scenes if x[1] <= t < x[2] or x is scenes[-1])
+        cut = prev is not None and c != prev
+        lines.append(f"{t:.1f}s: mostly {c}, brightness 0.85, motion {0.03 if moving else 0.0:.2f}"
+                     + (" [new shot]" if cut else ""))
+        prev = c
+    return "\n".join(lines)
+
+
+def role_examples(role: str, n: int, *, seed: int = 0, prompts: PromptLibrary | None = None) -> list[Example]:
+    """`n` examples of `role`'s prompt (our templates) and the answer it should give."""
+    lib = prompts or PromptLibrary()
+    rng = random.Random(f"{role}:{seed}")
+    out = []
+    for _ in range(n):
+        scenes, event = _scenes(rng)
+        duration = scenes[-1][2]
+        shape = rng.choice(["circle", "square"])
+        colour, s, e, _ = scenes[event]
+        options = [c for c, *_ in scenes]
+        rng.shuffle(options)
+        question = f"What is the background colour while the grey {shape} moves?"
+        video = {"vision": False, "duration": duration}
+        if role == "planner":
+            rendered = lib.render("videomind/planner", question=question, frames=_describe(scenes, 1.0), **video)
+            target = json.dumps([{"type": "grounder", "value": f"a grey {shape} moves across the screen"},
+                                 {"type": "verifier"}, {"type": "answerer"}])
+        elif role == "grounder":
+            rendered = lib.render("videomind/grounder", query=f"a grey {shape} moves across the screen", k=5,
+                                  frames=_describe(scenes, 1.0), **video)
+            target = json.dumps({"spans": [{"start": s, "end": e, "confidence": 0.9}]})
+        elif role == "verifier":
+            right = rng.random() < 0.5
+            ps, pe = (s, e) if right else next((a, b) for c, a, b, m in scenes if not m)
+            offset = (pe - ps) / 2
+            cs, ce = max(0.0, ps - offset), min(duration, pe + offset)
+            rendered = lib.render("videomind/verifier", query=f"a grey {shape} moves across the screen",
+                                  start=ps, end=pe, clip_start=cs, clip_end=ce,
+                                  frames=_describe(scenes, 2.0, cs, ce), **video)
+            target = "Yes" if right else "No"
+        elif role == "answerer":
+            rendered = lib.render("videomind/answerer", question=question, options=options, clip_start=None,
+                                  clip_end=None, frames=_describe(scenes, 2.0), **video)
+            target = f"Best Option: ({'ABCDEFGHIJ'[options.index(colour)]})"
+        else:
+            raise ValueError(f"no examples for role {role!r}; roles: {', '.join(TEXT_ROLES)}")
+        out.append(Example(role, [{"role": m.role, "content": m.content or ""} for m in rendered.messages], target))
+    return out
+
+
+def format_ok(role: str, text: str) -> bool:
+    """Whether `text` is in the role's output format (what the adapter is trained to give)."""
+    from rolegraph.agents import OutputInvalid
+    from rolegraph.graphs import videomind as vm
+
+    try:
+        if role == "planner":
+            vm.parse_plan(text)
+        elif role == "grounder":
+            spans = vm.Spans.model_validate_json(text.strip().strip("`").removeprefix("json").strip())
+            return bool(spans.spans)
+        elif role == "verifier":
+            return text.strip().lower().rstrip(".") in ("yes", "no")
+        else:
+            return text.strip().lower().startswith("best option: (")
+    except (ValueError, OutputInvalid):  # pydantic's ValidationError is a ValueError
+        return False
+    return True
+
+
+# --- training ---------------------------------------------------------------------------------------
+
+@dataclass
+class TrainReport:
+    role: str
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    path: str = ""
+
+
+def _encode(tokenizer: Any, ex: Example, max_len: int) -> tuple[list[int], list[int]]:
+    prompt = tokenizer.apply_chat_template(ex.messages, add_generation_prompt=True, tokenize=False)
+    full = prompt + ex.target + (tokenizer.eos_token or "")
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(full, add_special_tokens=False)["input_ids"][-max_len:]
+    cut = max(0, len(ids) - (len(tokenizer(full, add_special_tokens=False)["input_ids"]) - len(p_ids)))
+    labels = [-100] * cut + ids[cut:]  # learn only the answer
+    return ids, labels
+
+
+def train_adapter(model: Any, tokenizer: Any, examples: list[Example], out_dir: str | Path, *, steps: int = 40,
+                  lr: float = 2e-3, rank: int = 8, alpha: int = 16, max_len: int = 768, seed: int = 0,
+                  progress: Any = None) -> TrainReport:
+    """Train one LoRA adapter (q/k/v/o projections) on `examples` and save it to `out_dir`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    role = examples[0].role
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
+                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    peft_model = get_peft_model(model, config)
+    peft_model.train()
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=lr)
+    data = [_encode(tokenizer, ex, max_len) for ex in examples]
+    report = TrainReport(role=role, steps=steps, seconds=0.0)
+    started = time.perf_counter()
+    for step in range(steps):
+        ids, labels = data[step % len(data)]
+        out = peft_model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
+        out.loss.backward()
+        optim.step()
+        optim.zero_grad()
+        report.losses.append(round(out.loss.item(), 4))
+        if progress is not None:
+            progress(step + 1, report.losses[-1])
+    report.seconds = time.perf_counter() - started
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    peft_model.save_pretrained(str(out_dir))
+    report.path = str(out_dir)
+    peft_model.unload()  # give the base model back without the adapter layers
+    return report
+
+
+# --- serving -----------------------------------------------------------------------------------------
+
+class AdapterModels:
+    """A base model with named LoRA adapters; `generate(name, ...)` uses that adapter, or none
+    for the base model's name. Calls are serialised (one model in memory)."""
+
+    def __init__(self, base: str | Path | None, adapters: dict[str, str | Path], *, base_name: str = "base") -> None:
+        from peft import PeftModel
+
+        model, self.tokenizer = load_base(base)
+        self.base_name = base_name
+        self.names = list(adapters)
+        if adapters:
+            first, *rest = adapters.items()
+            model = PeftModel.from_pretrained(model, str(first[1]), adapter_name=first[0])
+            for name, path in rest:
+                model.load_adapter(str(path), adapter_name=name)
+        self.model = model.eval()
+        self._lock = threading.Lock()
+
+    def generate(self, name: str, messages: list[dict[str, Any]], *, max_tokens: int = 128,
+                 top_logprobs: int | None = None) -> tuple[str, int, int, list[dict[str, Any]] | None]:
+        """(text, prompt tokens, completion tokens, first-token top log-probabilities)."""
+        import contextlib
+
+        import torch
+
+        if name != self.base_name and name not in self.names:
+            raise KeyError(name)
+        text_messages = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str) else
+                          " ".join(p.get("text", "") for p in m["content"] if isinstance(p, dict))} for m in messages]
+        prompt = self.tokenizer.apply_chat_template(text_messages, add_generation_prompt=True, tokenize=False)
+        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        with self._lock, torch.inference_mode():
+            if name == self.base_name:
+                ctx: Any = self.model.disable_adapter() if self.names else contextlib.nullcontext()
+            else:
+                self.model.set_adapter(name)
+                ctx = contextlib.nullcontext()
+            with ctx:
+                out = self.model.generate(ids, max_new_tokens=max_tokens, do_sample=False, output_scores=True,
+                                          return_dict_in_generate=True, pad_token_id=self.tokenizer.eos_token_id)
+        new = out.sequences[0, ids.shape[1]:]
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        top = None
+        if top_logprobs and out.scores:
+            lp = torch.log_softmax(out.scores[0][0].float(), dim=-1)
+            values, idx = lp.topk(top_logprobs)
+            first = int(new[0]) if len(new) else int(idx[0])
+            top = [{"token": self.tokenizer.decode([first]), "logprob": float(lp[first]),
+                    "top_logprobs": [{"token": self.tokenizer.decode([int(i)]), "logprob": float(v)}
+                                     for v, i in zip(values, idx, strict=True)]}]
+        return text, int(ids.shape[1]), len(new), top
+
+
+class AdapterServer:
+    """OpenAI-compatible chat server for AdapterModels on 127.0.0.1 (the model name picks the adapter)."""
+
+    def __init__(self, models: AdapterModels, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.models, self.host, self.port = models, host, port
+        self._runner: Any = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    async def _chat(self, request: Any) -> Any:
+        from aiohttp import web
+
+        body = await request.json()
+        name = body.get("model", self.models.base_name)
+        try:
+            text, p, c, top = await asyncio.to_thread(
+                self.models.generate, name, body["messages"], max_tokens=int(body.get("max_tokens") or 128),
+                top_logprobs=body.get("top_logprobs") if body.get("logprobs") else None)
+        except KeyError:
+            known = [self.models.base_name, *self.models.names]
+            return web.json_response({"error": {"message": f"no model {name!r}; serving {known}"}}, status=404)
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+        if top is not None:
+            choice["logprobs"] = {"content": top}
+        return web.json_response({"id": f"peft-{time.time_ns()}", "object": "chat.completion",
+                                  "created": int(time.time()), "model": name, "choices": [choice],
+                                  "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}})
+
+    async def _models(self, request: Any) -> Any:
+        from aiohttp import web
+
+        names = [self.models.base_name, *self.models.names]
+        return web.json_response({"object": "list", "data": [{"id": n, "object": "model", "owned_by": "rolegraph-peft"}
+                                                             for n in names]})
+
+    async def _health(self, request: Any) -> Any:
+        from aiohttp import web
+
+        return web.json_response({"status": "ok"})
+
+    async def start(self) -> AdapterServer:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/health", self._health)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> AdapterServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def format_report(models: AdapterModels, roles: list[str], *, n: int = 10, seed: int = 1000) -> dict[str, dict[str, float]]:
+    """Per role, the share of held-out examples answered in the role's format, with its adapter
+    and with the base model alone."""
+    report: dict[str, dict[str, float]] = {}
+    for role in roles:
+        examples = role_examples(role, n, seed=seed)
+        row = {}
+        for label, name in (("adapter", role), ("base", models.base_name)):
+            if label == "adapter" and role not in models.names:
+                continue
+            ok = sum(format_ok(role, models.generate(name, ex.messages, max_tokens=96)[0]) for ex in examples)
+            row[label] = ok / n
+        report[role] = row
+    return report
