@@ -160,13 +160,15 @@ def serve_vllm(
     config_out: Annotated[Path, typer.Option("--config-out", help="Where to write the runtime config.")] = Path(
         "rolegraph.toml"),
     dry_run: Annotated[bool, typer.Option(help="Print the command and write the config; start nothing.")] = False,
+    python: Annotated[str | None, typer.Option(help="The Python that has vllm (e.g. its own venv's).")] = None,
 ) -> None:
     """Serve one base model with a LoRA adapter per role on vLLM (Chain-of-LoRA), wait until every
     adapter is listed, and write the rolegraph.toml that maps roles to adapters."""
     from rolegraph.models.servers.vllm import VllmSpec, launch, parse_loras, show
 
     spec = VllmSpec(base=base, loras=parse_loras(lora or []), host=host, port=port,
-                    tool_call_parser=tool_call_parser, max_loras=max_loras, max_lora_rank=max_lora_rank)
+                    tool_call_parser=tool_call_parser, max_loras=max_loras, max_lora_rank=max_lora_rank,
+                    python=python or sys.executable)
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
     if dry_run:
         cmd, _ = launch(spec, role_list, config_out=config_out, dry_run=True)

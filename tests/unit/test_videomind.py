@@ -212,7 +212,7 @@ def test_vllm_command_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     for bad in (["planner"], ["=x"], ["a=1", "a=2"]):
         with pytest.raises(UserError):
             vllm.parse_loras(bad)
-    monkeypatch.setattr(vllm, "vllm_installed", lambda: False)
+    monkeypatch.setattr(vllm, "vllm_installed", lambda python=None: False)
     with pytest.raises(UserError, match="pip install vllm"):
         vllm.launch(spec, ["planner"], config_out=tmp_path / "x.toml")
     assert not (tmp_path / "x.toml").exists()

@@ -41,6 +41,8 @@ class VllmSpec:
     max_lora_rank: int | None = None
     extra: tuple[str, ...] = ()
     """Further arguments, passed through as given."""
+    python: str = sys.executable
+    """The Python that has vllm installed (it may live in its own environment)."""
 
     @property
     def base_url(self) -> str:
@@ -64,10 +66,10 @@ def parse_loras(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def vllm_command(spec: VllmSpec, *, python: str = sys.executable) -> list[str]:
+def vllm_command(spec: VllmSpec, *, python: str | None = None) -> list[str]:
     """The server command: vLLM's OpenAI API server (the entry point `vllm serve` runs, and the
     one that works for the CPU build too) with the adapters as LoRA modules."""
-    cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", spec.base,
+    cmd = [python or spec.python, "-m", "vllm.entrypoints.openai.api_server", "--model", spec.base,
            "--host", spec.host, "--port", str(spec.port)]
     if spec.served_name:
         cmd += ["--served-model-name", spec.served_name]
@@ -116,8 +118,10 @@ def wait_ready(spec: VllmSpec, *, timeout_s: float = 900.0, proc: subprocess.Pop
     raise ServerStartError(f"vLLM did not list {sorted(want)} at {spec.base_url} within {timeout_s:.0f} s")
 
 
-def vllm_installed() -> bool:
-    return importlib.util.find_spec("vllm") is not None
+def vllm_installed(python: str = sys.executable) -> bool:
+    if python == sys.executable:
+        return importlib.util.find_spec("vllm") is not None
+    return subprocess.run([python, "-c", "import vllm"], capture_output=True, check=False).returncode == 0
 
 
 def launch(spec: VllmSpec, roles: list[str], *, config_out: Path, dry_run: bool = False,
@@ -125,7 +129,7 @@ def launch(spec: VllmSpec, roles: list[str], *, config_out: Path, dry_run: bool 
     """Write the runtime config, then (unless `dry_run`) start vLLM and wait until it is ready.
     Returns the command and the running process."""
     cmd = vllm_command(spec)
-    if not dry_run and not vllm_installed():
+    if not dry_run and not vllm_installed(spec.python):
         raise UserError(INSTALL_HINT)
     config_out.write_text(runtime_config(spec, roles))
     if dry_run:
