@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -20,51 +19,9 @@ from rich.table import Table
 from rolegraph import Runtime
 from rolegraph.evals.being0 import TASKS
 from rolegraph.evals.being0._bench import options_for
+from rolegraph.evals.being0._scripted import PLANS, scripted_planner
 from rolegraph.graphs import being0
-from rolegraph.models import ChatRequest
 from rolegraph.models._testing import FunctionModel
-
-DOOR = "search_and_move_towards(target_name='{}')"
-PLANS = {
-    "fetch_bottle": [DOOR.format("kitchen_office_door"), "grab(object_name='bottle')",
-                     DOOR.format("kitchen_office_door"), "place_on(target_name='desk')"],
-    "prepare_coffee": [DOOR.format("kitchen_meeting_door"), "grab(object_name='cup')",
-                       DOOR.format("kitchen_meeting_door"), "place_on(target_name='coffee_machine')",
-                       "grab(object_name='cup')", DOOR.format("kitchen_office_door"),
-                       DOOR.format("office_lounge_door"), "place_on(target_name='lounge_table')"],
-    "carry_basket": [DOOR.format("kitchen_meeting_door"), "grab(object_name='basket')",
-                     DOOR.format("kitchen_meeting_door"), "place_on(target_name='kitchen_table')"],
-    "serve_beer": [DOOR.format("office_lounge_door"), DOOR.format("kitchen_office_door"), "grab(object_name='beer')",
-                   "open_beer()", DOOR.format("kitchen_office_door"), DOOR.format("office_lounge_door"),
-                   "place_on(target_name='lounge_table')"],
-    "handout_snack": [DOOR.format("meeting_lounge_door"), DOOR.format("kitchen_meeting_door"),
-                      "grab(object_name='snack')", DOOR.format("kitchen_meeting_door"),
-                      DOOR.format("meeting_lounge_door"), "handout(person_name='alice')"],
-    "tidy_mug": [DOOR.format("office_lounge_door"), "grab(object_name='mug')", DOOR.format("kitchen_office_door"),
-                 "place_on(target_name='kitchen_counter')"],
-}
-
-
-def oracle(task: str) -> FunctionModel:
-    """Follows the task's plan; repeats a failed call (as a reflecting planner would)."""
-    todo = list(PLANS[task])
-
-    def answer(request: ChatRequest) -> str:
-        text = "\n".join(m.content or "" for m in request.messages)
-        if "information-gathering stage" in text:
-            return json.dumps({"image_description": "-", "target_name": "-", "area": "-"})
-        if "self-reflection stage" in text:
-            return json.dumps({"success": "succeeded" in text, "reason": "-"})
-        if "task-inference stage" in text:
-            return json.dumps({"history_summary": "-", "subtask": "-"})
-        if "action-planning stage" in text:
-            last = text.split("Last action: ")[1].split("\n")[0] if "Last action: " in text else ""
-            if "-> failed" in last:
-                return json.dumps({"reasoning": "again", "action": last.split(" -> ")[0]})
-            return json.dumps({"reasoning": "-", "action": todo.pop(0) if todo else "open_beer()"})
-        return "-"
-
-    return FunctionModel(answer)
 
 
 async def scripted(episodes: int, console: Console) -> None:
@@ -79,8 +36,8 @@ async def scripted(episodes: int, console: Console) -> None:
             t = time.perf_counter()
             for task in TASKS:
                 for seed in range(episodes):
-                    rt = Runtime.from_models({"planner": oracle(task), "summarizer": FunctionModel(lambda r: "-")},
-                                             traces=Path(tmp) / label)
+                    rt = Runtime.from_models({"planner": scripted_planner(PLANS[task]),
+                                              "summarizer": FunctionModel(lambda r: "-")}, traces=Path(tmp) / label)
                     results.append(await being0.arun(task, runtime=rt, seed=seed, options=options))
             elapsed = time.perf_counter() - t
             n = len(results)

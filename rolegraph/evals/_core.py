@@ -43,6 +43,13 @@ class SolverOutput(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    @classmethod
+    def of(cls, result: Any, *, exclude: Iterable[str] = ()) -> SolverOutput:
+        """From a graph's result model: its trace and token counts, and the rest as the output."""
+        return cls(output=result.model_dump(mode="json", exclude={"trace_dir", *exclude}), trace_id=result.trace_id,
+                   trace_dir=result.trace_dir, prompt_tokens=result.prompt_tokens,
+                   completion_tokens=result.completion_tokens)
+
 
 class Solver(Protocol):
     """Answers one case. `repeat` and `seed` let repeats differ (pass^k, flip rates)."""

@@ -32,9 +32,7 @@ class VideoMindSolver:
         q = videomind.VideoQuestion(video=item.video, question=item.question or item.query, options=item.options,
                                     query=None if item.question else item.query)
         result = await videomind.arun(q, runtime=runtime, options=self.options)
-        return SolverOutput(output=result.model_dump(mode="json", exclude={"trace_dir"}), trace_id=result.trace_id,
-                            trace_dir=result.trace_dir, prompt_tokens=result.prompt_tokens,
-                            completion_tokens=result.completion_tokens)
+        return SolverOutput.of(result)
 
 
 def _ranked(output: Any) -> list[tuple[float, float]]:
@@ -144,8 +142,8 @@ def eval_videomind(
 ) -> None:
     """Evaluate VideoMind: R@1 and R@5 at IoU 0.3/0.5/0.7, mIoU and MCQ accuracy, with a report."""
     from rolegraph.evals._runner import new_eval_id
+    from rolegraph.evals._shell import print_summary, run_in_shell
     from rolegraph.evals.grounding import synthetic_benchmark
-    from rolegraph.evals.spin._cli import _run, summarize_games
     from rolegraph.graphs.videomind import VideoMindOptions
 
     chosen = sum(x is not None for x in (data, charades, synthetic))
@@ -163,8 +161,8 @@ def eval_videomind(
         items = list(load_jsonl(data))
     items = items[:limit] if limit else items
     bench = videomind_benchmark(items, options=VideoMindOptions(vision=vision))
-    store, directory = _run(bench, concurrency=concurrency, seed=0, resume=resume, out_dir=out_dir, config=config)
-    summarize_games(store, directory)
+    store, directory = run_in_shell(bench, concurrency=concurrency, seed=0, resume=resume, out_dir=out_dir, config=config)
+    print_summary(store, directory)
     records = [r for r in store.records() if r.status == "ok" and r.target and r.target.get("span")]
     if records:
         g = grounding_scores([_ranked(r.output) for r in records], [r.target["span"] for r in records])

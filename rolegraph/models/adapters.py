@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rolegraph.models.servers._http import LocalHTTPServer
 from rolegraph.prompts import PromptLibrary
 
 TEXT_ROLES = ("planner", "grounder", "verifier", "answerer")
@@ -267,16 +268,12 @@ class AdapterModels:
         return text, int(ids.shape[1]), len(new), top
 
 
-class AdapterServer:
+class AdapterServer(LocalHTTPServer):
     """OpenAI-compatible chat server for AdapterModels on 127.0.0.1 (the model name picks the adapter)."""
 
     def __init__(self, models: AdapterModels, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.models, self.host, self.port = models, host, port
-        self._runner: Any = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
+        super().__init__(host=host, port=port)
+        self.models = models
 
     async def _chat(self, request: Any) -> Any:
         from aiohttp import web
@@ -309,29 +306,10 @@ class AdapterServer:
 
         return web.json_response({"status": "ok"})
 
-    async def start(self) -> AdapterServer:
-        from aiohttp import web
-
-        app = web.Application()
+    def routes(self, app: Any) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def __aenter__(self) -> AdapterServer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
 
 def format_report(models: AdapterModels, roles: list[str], *, n: int = 10, seed: int = 1000) -> dict[str, dict[str, float]]:

@@ -3,7 +3,6 @@ graph with a scripted planner, and the ablation flags."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -26,9 +25,9 @@ from rolegraph.evals.being0 import (
     run_primitive,
 )
 from rolegraph.evals.being0._bench import being0_benchmark, options_for, render_episode
+from rolegraph.evals.being0._scripted import scripted_planner
 from rolegraph.evals.being0._world import camera_image
 from rolegraph.graphs import being0
-from rolegraph.models import ChatRequest
 from rolegraph.models._testing import FunctionModel
 from rolegraph.runtime import Runtime
 from rolegraph.traces import MemoryRead, ToolCall, TraceStore
@@ -210,31 +209,6 @@ def test_action_parser_rejects_everything_else(text: str) -> None:
 
 FETCH = ['search_and_move_towards(target_name="kitchen_office_door")', 'grab(object_name="bottle")',
          'search_and_move_towards(target_name="kitchen_office_door")', 'place_on(target_name="desk")']
-
-
-def scripted_planner(plan: list[str], bad_first: bool = False) -> FunctionModel:
-    todo = list(plan)
-    state = {"bad": bad_first}
-
-    def answer(request: ChatRequest) -> str:
-        text = "\n".join(m.content or "" for m in request.messages)
-        if "information-gathering stage" in text:
-            return json.dumps({"image_description": "a room", "target_name": "bottle", "area": "office"})
-        if "self-reflection stage" in text:
-            return json.dumps({"success": "succeeded" in text, "reason": "as the skill reported"})
-        if "task-inference stage" in text:
-            return json.dumps({"history_summary": "so far", "subtask": "the next step"})
-        if "action-planning stage" in text:
-            if state["bad"]:
-                state["bad"] = False
-                return json.dumps({"reasoning": "x", "action": "import os"})
-            last = text.split("Last action: ")[1].split("\n")[0] if "Last action: " in text else ""
-            if "-> failed" in last:
-                return json.dumps({"reasoning": "try again", "action": last.split(" -> ")[0]})
-            return json.dumps({"reasoning": "next", "action": todo.pop(0) if todo else "open_beer()"})
-        return "a short summary"
-
-    return FunctionModel(answer)
 
 
 async def test_a_scripted_planner_completes_a_task(tmp_path: Path) -> None:

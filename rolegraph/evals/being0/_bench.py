@@ -42,9 +42,7 @@ class EpisodeSolver:
 
         result = await being0.arun(case.input["task"], runtime=runtime, seed=int(case.input["seed"]) + 1000 * repeat,
                                    options=self.options)
-        return SolverOutput(output=result.model_dump(mode="json", exclude={"trace_dir", "frames"}),
-                            trace_id=result.trace_id, trace_dir=result.trace_dir, prompt_tokens=result.prompt_tokens,
-                            completion_tokens=result.completion_tokens)
+        return SolverOutput.of(result, exclude={"frames"})
 
 
 @dataclass(frozen=True)
@@ -151,13 +149,13 @@ def eval_being0(
 ) -> None:
     """Evaluate Being-0 on the office tasks: success rate with a CI, sub-task success, navigation
     efficiency, planner calls, tokens and wall time, per task; ablations as flags."""
-    from rolegraph.evals.spin._cli import _run, summarize_games
+    from rolegraph.evals._shell import print_summary, run_in_shell
 
     names = list(TASKS) if tasks == "all" else [t.strip() for t in tasks.split(",") if t.strip()]
     bench = being0_benchmark(names, episodes=episodes, seed=seed,
                              options=options_for(_ablate(ablate), constrained=constrained, max_steps=max_steps))
-    store, directory = _run(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config)
-    summary = summarize_games(store, directory)
+    store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config)
+    summary = print_summary(store, directory)
     by_task: dict[str, list[Any]] = {}
     for r in store.records():
         by_task.setdefault(r.category, []).append(r)

@@ -44,9 +44,7 @@ class GameSolver:
         if repeat:
             spec = spec.model_copy(update={"seed": spec.seed + 100_003 * repeat})
         result = await spin_graph.arun(spec, runtime=runtime)
-        return SolverOutput(output=result.model_dump(mode="json", exclude={"trace_dir"}), trace_id=result.trace_id,
-                            trace_dir=result.trace_dir, prompt_tokens=result.prompt_tokens,
-                            completion_tokens=result.completion_tokens)
+        return SolverOutput.of(result)
 
 
 @dataclass(frozen=True)
@@ -194,9 +192,7 @@ class PlanSolver:
         from rolegraph.graphs import spin_pddl
 
         result = await spin_pddl.arun(PDDLTask.model_validate(case.input), runtime=runtime, seed=seed + repeat)
-        return SolverOutput(output=result.model_dump(mode="json", exclude={"trace_dir"}), trace_id=result.trace_id,
-                            trace_dir=result.trace_dir, prompt_tokens=result.prompt_tokens,
-                            completion_tokens=result.completion_tokens)
+        return SolverOutput.of(result)
 
 
 @dataclass(frozen=True)
@@ -273,9 +269,7 @@ class DiplomacySolver:
 
         spec = spin_diplomacy.DiplomacySpec.model_validate(case.input)
         result = await spin_diplomacy.arun(spec.model_copy(update={"seed": spec.seed + repeat}), runtime=runtime)
-        return SolverOutput(output=result.model_dump(mode="json", exclude={"trace_dir"}), trace_id=result.trace_id,
-                            trace_dir=result.trace_dir, prompt_tokens=result.prompt_tokens,
-                            completion_tokens=result.completion_tokens)
+        return SolverOutput.of(result)
 
 
 @dataclass(frozen=True)

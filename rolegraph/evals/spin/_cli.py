@@ -3,11 +3,9 @@ traces, an HTML report, and a summary table (win/draw/loss with CIs, move qualit
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph.errors import UserError
+from rolegraph.evals._shell import estimate_text, print_summary, run_in_shell
 
 out = Console()
 err = Console(stderr=True)
@@ -32,83 +31,6 @@ MaxIllegal = Annotated[int | None, typer.Option(min=1, help="Refused tries befor
 OpponentOpt = Annotated[str, typer.Option(help="The other seat(s): a solver (minimax, bitbully, mcts-N, "
                                                 "stockfish-L with skill L 0-20, hanabi-bot, random) or llm:ROLE.")]
 Player = Annotated[str, typer.Option(help="The evaluated seat: llm (role 'player') or llm:ROLE.")]
-
-
-def _run(benchmark: Any, *, concurrency: int, seed: int, resume: Path | None, out_dir: Path,
-         config: Path | None) -> tuple[Any, Path]:
-    from rolegraph.evals._runner import new_eval_id, run_eval
-    from rolegraph.evals._store import EvalStore
-    from rolegraph.runtime import Runtime
-
-    directory = resume if resume is not None else out_dir / new_eval_id(benchmark.name)
-    store = EvalStore(directory / "results.sqlite")
-    runtime = Runtime.load(config)
-
-    async def go() -> None:
-        try:
-            await run_eval(benchmark, runtime, store=store, concurrency=concurrency, seed=seed,
-                           resume=resume is not None, console=err)
-        finally:
-            await runtime.aclose()
-
-    with runtime:
-        asyncio.run(go())
-    for scorer in benchmark.scorers:
-        close = getattr(scorer, "close", None)
-        if close is not None:
-            close()
-    return store, directory
-
-
-def _est(values: list[float], binary: bool) -> str:
-    from rolegraph.evals.metrics import mean_ci, wilson_ci
-
-    if not values:
-        return "-"
-    e = wilson_ci(int(sum(values)), len(values)) if binary else mean_ci(values)
-    return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
-
-
-def summarize_games(store: Any, directory: Path) -> dict[str, Any]:
-    """Print and write (summary.json) the table of one SPIN-Bench evaluation."""
-    from rolegraph.evals._report import write_report
-    from rolegraph.evals.spin._bench import elo_pairs, outcome_counts
-    from rolegraph.evals.spin.elo import compute_elo
-
-    records = list(store.records())
-    scores: dict[str, list[float]] = {}
-    for r in records:
-        for name, s in r.scores.items():
-            scores.setdefault(name, []).append(s.value)
-    table = Table(title=f"{store.meta().get('benchmark')}  ({len(records)} results)", title_justify="left")
-    table.add_column("metric")
-    table.add_column("mean [95% CI]", justify="right")
-    table.add_column("n", justify="right")
-    summary: dict[str, Any] = {"benchmark": store.meta().get("benchmark"), "metrics": {}}
-    for name, values in scores.items():
-        binary = name in ("win", "draw", "loss", "valid")
-        table.add_row(name, _est(values, binary), str(len(values)))
-        summary["metrics"][name] = {"mean": sum(values) / len(values), "n": len(values)}
-    out.print(table)
-    counts = outcome_counts(records)
-    if any(counts[k] for k in ("win", "draw", "loss")):
-        out.print("win / draw / loss / error: " + " / ".join(str(counts[k]) for k in ("win", "draw", "loss", "error")))
-        summary["outcomes"] = counts
-    pairs = elo_pairs(records)
-    if pairs:
-        ratings = compute_elo(pairs)
-        elo = Table(title="Elo (K=32, from 1000)", title_justify="left")
-        elo.add_column("player")
-        elo.add_column("Elo", justify="right")
-        for name, rating in sorted(ratings.items(), key=lambda kv: -kv[1]):
-            elo.add_row(name, f"{rating:.0f}")
-        out.print(elo)
-        summary["elo"] = ratings
-    report = write_report(store)
-    summary["report"] = str(report)
-    (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    out.print(f"report: {report}   summary: {directory / 'summary.json'}")
-    return summary
 
 
 def _game_command(game: str, default_opponent: str) -> Callable[..., None]:
@@ -138,9 +60,9 @@ def _game_command(game: str, default_opponent: str) -> Callable[..., None]:
             make_opponent(opponent, game)  # a bad name fails now, not in every game
         bench = game_benchmark(game, games=games, opponent=opponent, player=player, players=players, mode=mode,
                                seed=seed, quality=quality, history_k=history_k, max_illegal=max_illegal)
-        store, directory = _run(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir,
+        store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir,
                                 config=config)
-        summarize_games(store, directory)
+        print_summary(store, directory)
 
     command.__doc__ = (f"Play {game} games (SPIN-Bench): the LLM seat against a solver or another LLM role; "
                        "reports win/draw/loss with CIs, illegal tries, move quality and Elo.")
@@ -168,8 +90,8 @@ def eval_pddl(
     chosen = [d.strip() for d in domains.split(",") if d.strip()] or None
     bench = pddl_benchmark(data, domains=chosen, per_domain=per_domain,
                            optimal_cache=(optimal_cache if optimal else False), optimal_timeout_s=optimal_timeout)
-    store, directory = _run(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config)
-    summarize_games(store, directory)
+    store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config)
+    print_summary(store, directory)
     by_domain: dict[str, list[float]] = {}
     for r in store.records():
         if "valid" in r.scores:
@@ -179,7 +101,7 @@ def eval_pddl(
     table.add_column("valid [95% CI]", justify="right")
     table.add_column("n", justify="right")
     for d, v in sorted(by_domain.items()):
-        table.add_row(d, _est(v, True), str(len(v)))
+        table.add_row(d, estimate_text(v, True), str(len(v)))
     out.print(table)
 
 
@@ -209,8 +131,8 @@ def eval_diplomacy(
         next(iter(bench.cases()))  # validates the powers before anything starts
     except ValidationError as exc:
         raise UserError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())) from None
-    store, directory = _run(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config)
-    summarize_games(store, directory)
+    store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config)
+    print_summary(store, directory)
 
 
 def register(app: typer.Typer) -> None:

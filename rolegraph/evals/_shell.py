@@ -1,0 +1,95 @@
+"""What the `rolegraph eval ...` commands share: run a benchmark into a new (or resumed)
+evaluation directory on the configured runtime, then print and write its summary (scores with
+CIs, win/draw/loss, Elo where games were played) next to the HTML report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console()
+err = Console(stderr=True)
+
+
+def run_in_shell(benchmark: Any, *, concurrency: int, seed: int, resume: Path | None, out_dir: Path,
+         config: Path | None) -> tuple[Any, Path]:
+    from rolegraph.evals._runner import new_eval_id, run_eval
+    from rolegraph.evals._store import EvalStore
+    from rolegraph.runtime import Runtime
+
+    directory = resume if resume is not None else out_dir / new_eval_id(benchmark.name)
+    store = EvalStore(directory / "results.sqlite")
+    runtime = Runtime.load(config)
+
+    async def go() -> None:
+        try:
+            await run_eval(benchmark, runtime, store=store, concurrency=concurrency, seed=seed,
+                           resume=resume is not None, console=err)
+        finally:
+            await runtime.aclose()
+
+    with runtime:
+        asyncio.run(go())
+    for scorer in benchmark.scorers:
+        close = getattr(scorer, "close", None)
+        if close is not None:
+            close()
+    return store, directory
+
+
+def estimate_text(values: list[float], binary: bool) -> str:
+    from rolegraph.evals.metrics import mean_ci, wilson_ci
+
+    if not values:
+        return "-"
+    e = wilson_ci(int(sum(values)), len(values)) if binary else mean_ci(values)
+    return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
+
+
+def print_summary(store: Any, directory: Path) -> dict[str, Any]:
+    """Print and write (summary.json) the table of one SPIN-Bench evaluation."""
+    from rolegraph.evals._report import write_report
+    from rolegraph.evals.spin._bench import elo_pairs, outcome_counts
+    from rolegraph.evals.spin.elo import compute_elo
+
+    records = list(store.records())
+    scores: dict[str, list[float]] = {}
+    for r in records:
+        for name, s in r.scores.items():
+            scores.setdefault(name, []).append(s.value)
+    table = Table(title=f"{store.meta().get('benchmark')}  ({len(records)} results)", title_justify="left")
+    table.add_column("metric")
+    table.add_column("mean [95% CI]", justify="right")
+    table.add_column("n", justify="right")
+    summary: dict[str, Any] = {"benchmark": store.meta().get("benchmark"), "metrics": {}}
+    for name, values in scores.items():
+        binary = name in ("win", "draw", "loss", "valid")
+        table.add_row(name, estimate_text(values, binary), str(len(values)))
+        summary["metrics"][name] = {"mean": sum(values) / len(values), "n": len(values)}
+    out.print(table)
+    counts = outcome_counts(records)
+    if any(counts[k] for k in ("win", "draw", "loss")):
+        out.print("win / draw / loss / error: " + " / ".join(str(counts[k]) for k in ("win", "draw", "loss", "error")))
+        summary["outcomes"] = counts
+    pairs = elo_pairs(records)
+    if pairs:
+        ratings = compute_elo(pairs)
+        elo = Table(title="Elo (K=32, from 1000)", title_justify="left")
+        elo.add_column("player")
+        elo.add_column("Elo", justify="right")
+        for name, rating in sorted(ratings.items(), key=lambda kv: -kv[1]):
+            elo.add_row(name, f"{rating:.0f}")
+        out.print(elo)
+        summary["elo"] = ratings
+    report = write_report(store)
+    summary["report"] = str(report)
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    out.print(f"report: {report}   summary: {directory / 'summary.json'}")
+    return summary
+
+
