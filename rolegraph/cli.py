@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -161,6 +162,12 @@ def serve_vllm(
         "rolegraph.toml"),
     dry_run: Annotated[bool, typer.Option(help="Print the command and write the config; start nothing.")] = False,
     python: Annotated[str | None, typer.Option(help="The Python that has vllm (e.g. its own venv's).")] = None,
+    gpu_memory_utilization: Annotated[float | None, typer.Option(
+        help="Memory share vLLM reserves; on the CPU build it is a share of RAM, and its default (0.92) fails "
+             "unless nearly all RAM is free: use e.g. 0.5.")] = None,
+    vllm_arg: Annotated[list[str] | None, typer.Option("--vllm-arg", help="More arguments for vLLM, e.g. "
+                                                                          "'--max-model-len 4096' (repeatable).")] = None,
+    log: Annotated[Path | None, typer.Option(help="vLLM's log (default: vllm.log beside the config).")] = None,
 ) -> None:
     """Serve one base model with a LoRA adapter per role on vLLM (Chain-of-LoRA), wait until every
     adapter is listed, and write the rolegraph.toml that maps roles to adapters."""
@@ -168,18 +175,19 @@ def serve_vllm(
 
     spec = VllmSpec(base=base, loras=parse_loras(lora or []), host=host, port=port,
                     tool_call_parser=tool_call_parser, max_loras=max_loras, max_lora_rank=max_lora_rank,
-                    python=python or sys.executable)
+                    python=python or sys.executable, gpu_memory_utilization=gpu_memory_utilization,
+                    extra=tuple(a for arg in (vllm_arg or []) for a in shlex.split(arg)))
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
     if dry_run:
         cmd, _ = launch(spec, role_list, config_out=config_out, dry_run=True)
         out.print(show(cmd), soft_wrap=True)
         console.print(f"config: {config_out}")
         return
-    console.print(f"starting vLLM; config: {config_out}")
-    cmd, proc = launch(spec, role_list, config_out=config_out, log=Path("vllm.log"))
+    log_path = log or config_out.parent / "vllm.log"
+    console.print(f"starting vLLM; config: {config_out}; log: {log_path}")
+    cmd, proc = launch(spec, role_list, config_out=config_out, log=log_path)
     assert proc is not None
-    console.print(f"serving at {spec.base_url}: {', '.join([spec.model_name, *spec.loras])} (Ctrl-C stops it; "
-                  "log: vllm.log)")
+    console.print(f"serving at {spec.base_url}: {', '.join([spec.model_name, *spec.loras])} (Ctrl-C stops it)")
     try:
         proc.wait()
     except KeyboardInterrupt:

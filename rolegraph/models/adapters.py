@@ -31,7 +31,7 @@ def base_dir(gguf: str | Path | None = None) -> Path:
     from rolegraph.models.servers import find_default_gguf
 
     src = Path(gguf) if gguf else Path(find_default_gguf())
-    key = hashlib.sha256(f"{src}:{src.stat().st_size}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{src.name}:{src.stat().st_size}".encode()).hexdigest()[:12]  # same file, any venv
     out = CACHE / f"base-{src.stem}-{key}"
     if not (out / "config.json").is_file():
         from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -209,6 +209,8 @@ def test_vllm_command_and_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert {r: config.roles[r].model for r in config.roles} == {
         "planner": "planner", "grounder": "grounder", "verifier": "verifier", "answerer": "Qwen/Qwen2-VL-2B-Instruct"}
     assert config.endpoints["vllm"].base_url == "http://127.0.0.1:8011/v1"
+    cpu = vllm.VllmSpec(base="b", gpu_memory_utilization=0.5, extra=("--max-model-len", "4096"))
+    assert vllm.vllm_command(cpu, python="py")[-4:] == ["--gpu-memory-utilization", "0.5", "--max-model-len", "4096"]
     for bad in (["planner"], ["=x"], ["a=1", "a=2"]):
         with pytest.raises(UserError):
             vllm.parse_loras(bad)

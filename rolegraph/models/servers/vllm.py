@@ -39,6 +39,8 @@ class VllmSpec:
     max_loras: int | None = None
     """Adapters held on the GPU at once (default: all of them)."""
     max_lora_rank: int | None = None
+    gpu_memory_utilization: float | None = None
+    """Share of GPU memory vLLM reserves (on the CPU build: of RAM; its default 0.92 fails when less is free)."""
     extra: tuple[str, ...] = ()
     """Further arguments, passed through as given."""
     python: str = sys.executable
@@ -80,6 +82,8 @@ def vllm_command(spec: VllmSpec, *, python: str | None = None) -> list[str]:
             cmd += ["--max-lora-rank", str(spec.max_lora_rank)]
     if spec.tool_call_parser:
         cmd += ["--enable-auto-tool-choice", "--tool-call-parser", spec.tool_call_parser]
+    if spec.gpu_memory_utilization is not None:
+        cmd += ["--gpu-memory-utilization", str(spec.gpu_memory_utilization)]
     return cmd + list(spec.extra)
 
 
