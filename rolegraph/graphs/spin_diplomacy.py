@@ -9,7 +9,6 @@ game and the power, read back in later rounds and phases."""
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -18,6 +17,18 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from rolegraph.agents import Agent, OutputInvalid
 from rolegraph.errors import AgentOutputError
+from rolegraph.evals.spin.diplomacy import (
+    POWERS,
+    board_text,
+    bot_orders,
+    load_game,
+    new_game,
+    normalize_order,
+    phase_of,
+    possible_orders,
+    save_game,
+    year_of,
+)
 from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
 from rolegraph.models import decode_json
 from rolegraph.runtime import Runtime
@@ -25,7 +36,6 @@ from rolegraph.traces import Manifest, RoleInfo, traced_node
 from rolegraph.traces._recorder import current_run
 
 NAME = "spin_diplomacy"
-POWERS = ("AUSTRIA", "ENGLAND", "FRANCE", "GERMANY", "ITALY", "RUSSIA", "TURKEY")
 RECORD_MEMORY = "spin.diplomacy.negotiation"
 PROMPTS = ("spin/diplomacy_negotiate", "spin/diplomacy_orders", "spin/diplomacy_judge", "spin/intro/diplomacy",
            "agents/retry")
@@ -135,50 +145,6 @@ class DiplomacyResult(BaseModel):
     completion_tokens: int = 0
 
 
-def _load(saved: dict[str, Any]) -> Any:
-    from diplomacy.utils.export import from_saved_game_format
-
-    return from_saved_game_format(saved)
-
-
-def _save(game: Any) -> dict[str, Any]:
-    from diplomacy.utils.export import to_saved_game_format
-
-    return dict(to_saved_game_format(game))
-
-
-def new_game() -> dict[str, Any]:
-    from diplomacy import Game
-
-    return _save(Game())
-
-
-def possible_orders(game: Any, power: str) -> dict[str, list[str]]:
-    """Location -> its legal orders, sorted (the engine's own order varies between runs)."""
-    every = game.get_all_possible_orders()
-    return {loc: sorted(every[loc]) for loc in sorted(game.get_orderable_locations(power)) if every.get(loc)}
-
-
-def bot_orders(game: Any, power: str) -> list[str]:
-    """The first legal order per unit."""
-    return [orders[0] for orders in possible_orders(game, power).values()]
-
-
-def _norm(order: str) -> str:
-    return re.sub(r"\s+", " ", order.strip().upper())
-
-
-def _board(game: Any) -> tuple[str, str]:
-    state = game.get_state()
-    centers = "\n".join(f"{p}: {len(c)} ({', '.join(c)})" for p, c in sorted(state["centers"].items()))
-    units = "\n".join(f"{p}: {', '.join(u) or '-'}" for p, u in sorted(state["units"].items()))
-    return centers, units
-
-
-def _year(phase: str) -> int:
-    return int(phase[1:5]) if len(phase) >= 5 and phase[1:5].isdigit() else 0
-
-
 def _tokens_used() -> int:
     run = current_run()
     return run.totals.prompt_tokens + run.totals.completion_tokens if run is not None else 0
@@ -220,7 +186,7 @@ def _negotiator(power: str, role: str, mode: str = "free") -> Agent[Negotiation]
 
 
 def _orderer(possible: dict[str, list[str]], role: str, tries: int, mode: str = "free") -> Agent[Orders]:
-    legal = {_norm(o): o for orders in possible.values() for o in orders}
+    legal = {normalize_order(o): o for orders in possible.values() for o in orders}
     schema = None
     if mode == "constrained":
         schema = {"type": "object", "properties": {"orders": {
@@ -232,12 +198,12 @@ def _orderer(possible: dict[str, list[str]], role: str, tries: int, mode: str = 
             out = Orders.model_validate(decode_json(text))
         except (ValueError, ValidationError) as exc:
             raise OutputInvalid(f'could not read your answer as {{"orders": [...]}}: {exc}') from None
-        bad = [o for o in out.orders if _norm(o) not in legal]
+        bad = [o for o in out.orders if normalize_order(o) not in legal]
         if bad:
             raise OutputInvalid(f"not possible here: {'; '.join(bad)}. Copy orders exactly from the lists given.")
         chosen: dict[str, str] = {}
         for o in out.orders:
-            order = legal[_norm(o)]
+            order = legal[normalize_order(o)]
             chosen.setdefault(order.split()[1], order)  # one order per location: the first one given
         return Orders(orders=list(chosen.values()))
 
@@ -247,15 +213,15 @@ def _orderer(possible: dict[str, list[str]], role: str, tries: int, mode: str = 
 
 def _keep_legal(text: str, possible: dict[str, list[str]]) -> list[str]:
     """After the last refused try: the legal orders in it, if any (the other units hold)."""
-    legal = {_norm(o): o for orders in possible.values() for o in orders}
+    legal = {normalize_order(o): o for orders in possible.values() for o in orders}
     try:
         given = Orders.model_validate(decode_json(text)).orders
     except (ValueError, ValidationError):
         return []
     chosen: dict[str, str] = {}
     for o in given:
-        if _norm(o) in legal:
-            chosen.setdefault(legal[_norm(o)].split()[1], legal[_norm(o)])
+        if normalize_order(o) in legal:
+            chosen.setdefault(legal[normalize_order(o)].split()[1], legal[normalize_order(o)])
     return list(chosen.values())
 
 
@@ -278,9 +244,9 @@ def _compiled() -> Any:
 
     async def negotiate(state: DiplomacyState, runtime: Runtime) -> dict[str, Any]:
         spec = state.spec
-        game = _load(state.game)
+        game = load_game(state.game)
         phase = game.get_current_phase()
-        centers, units = _board(game)
+        centers, units = board_text(game)
         sent: list[Message] = []
         refused = dict(state.refused)
         for power in spec.llm_powers:
@@ -309,9 +275,9 @@ def _compiled() -> Any:
 
     async def orders(state: DiplomacyState, runtime: Runtime) -> dict[str, Any]:
         spec = state.spec
-        game = _load(state.game)
+        game = load_game(state.game)
         phase = game.get_current_phase()
-        centers, units = _board(game)
+        centers, units = board_text(game)
         given: dict[str, list[str]] = {}
         refused = dict(state.refused)
         for power in POWERS:
@@ -337,11 +303,11 @@ def _compiled() -> Any:
         ended = ""
         if game.is_game_done:
             ended = "solo" if any(len(game.powers[p].centers) >= 18 for p in POWERS) else "done"
-        elif _year(next_phase) > spec.end_year:
+        elif year_of(next_phase) > spec.end_year:
             ended = "year_limit"
         elif spec.token_budget is not None and _tokens_used() >= spec.token_budget:
             ended = "token_budget"
-        return {"game": _save(game), "orders": {**state.orders, phase: given}, "round": 0, "refused": refused,
+        return {"game": save_game(game), "orders": {**state.orders, phase: given}, "round": 0, "refused": refused,
                 "ended": ended}
 
     async def judge_messages(state: DiplomacyState, runtime: Runtime) -> dict[str, Any]:
@@ -357,7 +323,7 @@ def _compiled() -> Any:
     def route(state: DiplomacyState) -> str:
         if state.ended:
             return "judge" if state.spec.judge and state.messages else END
-        phase = _phase_of(state.game)
+        phase = phase_of(state.game)
         if phase.endswith("M") and state.spec.llm_powers and state.round < state.spec.negotiation_rounds:
             return "negotiate"
         return "orders"
@@ -372,10 +338,6 @@ def _compiled() -> Any:
     return graph.compile(name=NAME)
 
 
-def _phase_of(saved: dict[str, Any]) -> str:
-    return str(saved["phases"][-1]["name"])
-
-
 def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:
     spec = DiplomacySpec.model_validate(manifest.input)
     years = max(1, spec.end_year - 1900)
@@ -386,7 +348,7 @@ def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:
 
 def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: str) -> DiplomacyResult:
     state = DiplomacyState.model_validate(raw)
-    game = _load(state.game)
+    game = load_game(state.game)
     centers = {p: len(game.powers[p].centers) for p in POWERS}
     winner = next((p for p, n in centers.items() if n >= 18), None)
     return DiplomacyResult(centers=centers, winner=winner, phase=game.get_current_phase(), ended=state.ended,

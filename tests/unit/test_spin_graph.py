@@ -178,7 +178,7 @@ async def test_diplomacy_negotiates_orders_and_remembers(tmp_path: Path) -> None
     assert len(result.messages) == 8 and {m.sender for m in result.messages} == {"ENGLAND", "FRANCE"}
     assert result.refused["FRANCE"] >= 2  # the impossible order was refused in each movement phase
     assert len(result.orders["S1901M"]["FRANCE"]) == 1 and len(result.orders["S1901M"]["ITALY"]) == 3
-    bot = spin_diplomacy.bot_orders(spin_diplomacy._load(spin_diplomacy.new_game()), "ITALY")
+    bot = spin_diplomacy.bot_orders(spin_diplomacy.load_game(spin_diplomacy.new_game()), "ITALY")
     assert result.orders["S1901M"]["ITALY"] == bot
     assert len(result.judgements) == 8 and all(j is not None and j.alignment == 1 for j in result.judgements)
     # the second round's prompt carries the first round's messages, from the negotiation memory

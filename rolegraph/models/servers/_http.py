@@ -1,14 +1,15 @@
-"""The small aiohttp servers rolegraph runs in-process (the load-test stub, the adapter server):
-bound to 127.0.0.1 unless told otherwise, on a free port when given 0."""
+"""The small aiohttp servers rolegraph runs in its own process (the load-test server, the adapter
+server): bound to 127.0.0.1 unless told otherwise, on a free port when given 0."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Self
 
 from aiohttp import web
 
 
-class LocalHTTPServer:
+class LocalHTTPServer(ABC):
     """Subclasses add their routes in `routes(app)`; `async with` starts and stops the server."""
 
     backlog = 128
@@ -21,8 +22,9 @@ class LocalHTTPServer:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
+    @abstractmethod
     def routes(self, app: web.Application) -> None:
-        raise NotImplementedError
+        """Add the server's handlers to `app`."""
 
     async def start(self) -> Self:
         app = web.Application()
