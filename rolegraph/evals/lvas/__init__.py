@@ -1,0 +1,1 @@
+"""LVAS-Agent: the sound knowledge base and the soundtrack benchmark."""
