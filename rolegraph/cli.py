@@ -18,6 +18,7 @@ from rolegraph import __version__
 from rolegraph.errors import RolegraphError, one_line
 from rolegraph.evals._cli import eval_app, optimize_command
 from rolegraph.evals.being0._bench import register as register_being0
+from rolegraph.evals.lvas.bench import register as register_lvas
 from rolegraph.evals.videomind_bench import register as register_videomind
 from rolegraph.models._adapters_cli import adapters_app, serve_adapters
 from rolegraph.traces._cli import replay_command, resume_command, trace_app
@@ -33,6 +34,7 @@ app.add_typer(eval_app, name="eval")
 app.command("optimize")(optimize_command)
 register_being0(run_app, eval_app)
 register_videomind(run_app, eval_app)
+register_lvas(run_app, eval_app)
 app.add_typer(adapters_app, name="adapters")
 serve_app.command("adapters")(serve_adapters)
 app.command("replay")(replay_command)

@@ -11,7 +11,7 @@ from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
 
 GRAPHS = {"refinebot": "rolegraph.graphs.refinebot", "mcq": "rolegraph.graphs.mcq", "spin": "rolegraph.graphs.spin",
           "spin_pddl": "rolegraph.graphs.spin_pddl", "spin_diplomacy": "rolegraph.graphs.spin_diplomacy",
-          "being0": "rolegraph.graphs.being0", "videomind": "rolegraph.graphs.videomind"}
+          "being0": "rolegraph.graphs.being0", "videomind": "rolegraph.graphs.videomind", "lvas": "rolegraph.graphs.lvas"}
 
 
 __all__ = ["GRAPHS", "GraphSpec", "Prepared", "get", "run_graph"]

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from rolegraph.errors import UserError
 
@@ -28,7 +27,7 @@ def _lowpass(x: np.ndarray, alpha: float) -> np.ndarray:
     return np.asarray(lfilter([alpha], [1, alpha - 1], x), dtype=np.float32)
 
 
-def _env(n: int, attack: float = 0.02, release: float = 0.1) -> np.ndarray:
+def _env(n: int, attack: float = 0.003, release: float = 0.1) -> np.ndarray:
     e = np.ones(n, np.float32)
     a, r = max(1, int(attack * RATE)), max(1, int(release * RATE))
     e[:a] = np.linspace(0, 1, min(a, n))[: len(e[:a])]
@@ -45,15 +44,17 @@ def synth_effect(family: str, seconds: float, *, seed: int = 0) -> np.ndarray:
         x = _lowpass(_noise(rng, n), 0.3)
         for start in rng.integers(0, n, size=max(1, int(seconds * 30))):
             m = min(n - start, 400)
-            x[start:start + m] += 2 * np.exp(-np.arange(m) / 60) * np.sin(2 * np.pi * rng.uniform(800, 2000) * np.arange(m) / RATE)
+            drop = np.sin(2 * np.pi * rng.uniform(800, 2000) * np.arange(m) / RATE)
+            x[start:start + m] += 2 * np.exp(-np.arange(m) / 60) * drop
     elif family == "wind":  # dark noise, slowly swelling
         x = _lowpass(_noise(rng, n), 0.05) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.3 * t + rng.uniform(0, 6)))
     elif family in ("vehicle", "machine"):  # a low rumble with harmonics
         f0 = rng.uniform(35, 60) if family == "vehicle" else rng.uniform(90, 150)
-        x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6)) + 0.3 * _lowpass(_noise(rng, n), 0.1)
+        harmonics = np.sum([np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6)], axis=0)
+        x = np.asarray(harmonics + 0.3 * _lowpass(_noise(rng, n), 0.1), dtype=np.float32)
     elif family == "alarm":  # two alternating tones
-        f = np.where((t * 2).astype(int) % 2 == 0, 960.0, 770.0)
-        x = np.sin(2 * np.pi * f * t)
+        freq = np.where((t * 2).astype(int) % 2 == 0, 960.0, 770.0)
+        x = np.sin(2 * np.pi * freq * t)
     elif family == "animal":  # chirps: rising sweeps
         x = np.zeros(n, np.float32)
         for start in range(0, n, int(RATE * rng.uniform(0.3, 0.6))):
@@ -78,7 +79,7 @@ def synth_effect(family: str, seconds: float, *, seed: int = 0) -> np.ndarray:
         x = _lowpass(_noise(rng, n), 0.5)
     x = np.asarray(x, dtype=np.float32) * _env(n)
     peak = float(np.abs(x).max()) or 1.0
-    return (x / peak).astype(np.float32)
+    return np.asarray(x / peak, dtype=np.float32)
 
 
 def speak(text: str, *, voice: str = "en-us", words_per_minute: int = 160) -> np.ndarray:
@@ -107,17 +108,8 @@ def read_wav(path: str | Path) -> np.ndarray:
         from math import gcd
 
         g = gcd(rate, RATE)
-        x = resample_poly(x, RATE // g, rate // g).astype(np.float32)
-    return x
-
-
-class Layer(BaseModel):
-    """One sound placed on the timeline."""
-
-    kind: str = Field(pattern="^(background|effect|speech)$")
-    start: float
-    samples: list[float] = Field(repr=False)
-    gain_db: float = 0.0
+        x = np.asarray(resample_poly(x, RATE // g, rate // g), dtype=np.float32)
+    return np.asarray(x, dtype=np.float32)
 
 
 def mix(layers: list[tuple[str, float, np.ndarray, float]], seconds: float, *, duck_db: float = -12.0,
@@ -125,7 +117,7 @@ def mix(layers: list[tuple[str, float, np.ndarray, float]], seconds: float, *, d
     """(kind, start s, samples, gain dB) layers into one track `seconds` long: backgrounds are
     ducked by `duck_db` wherever speech plays, then the mix is normalised to `target_dbfs` RMS
     (and kept below clipping)."""
-    n = int(round(seconds * RATE))
+    n = round(seconds * RATE)
     out = np.zeros(n, np.float32)
     speech = np.zeros(n, np.float32)
     for kind, start, samples, _ in layers:
@@ -187,7 +179,7 @@ def mux(video: str | Path, audio: np.ndarray, out: str | Path) -> Path:
     return Path(out)
 
 
-def first_onset(samples: np.ndarray, *, threshold: float = 0.05) -> float | None:
+def first_onset(samples: np.ndarray, *, threshold: float = 0.02) -> float | None:
     """Seconds to the first sample above `threshold` of the peak (for alignment checks)."""
     peak = float(np.abs(samples).max())
     if peak == 0:

@@ -43,16 +43,14 @@ def detect_shots(path: str | Path, *, detector: Detector = "content", threshold:
     scenes = detect(str(path), det)
     if not scenes:
         return [Shot(start=0.0, end=round(info.duration, 3))]
-    return [Shot(start=round(s.get_seconds(), 3), end=round(e.get_seconds(), 3)) for s, e in scenes]
+    return [Shot(start=round(s.seconds, 3), end=round(e.seconds, 3)) for s, e in scenes]
 
 
 def merge_short(shots: list[Shot], min_seconds: float = 1.0) -> list[Shot]:
     """Shots shorter than `min_seconds` are merged into the previous shot (the first into the next)."""
     out: list[Shot] = []
     for shot in shots:
-        if out and shot.duration < min_seconds:
-            out[-1] = Shot(start=out[-1].start, end=shot.end)
-        elif out and out[-1].duration < min_seconds:
+        if (out and shot.duration < min_seconds) or (out and out[-1].duration < min_seconds):
             out[-1] = Shot(start=out[-1].start, end=shot.end)
         else:
             out.append(shot)

@@ -1,0 +1,346 @@
+"""LVAS-Agent as a graph: a video in, the same video with a soundtrack out.
+
+storyboard (shots, merged when under 1 s, K-means keyframes) -> scriptwriter (a global summary
+and timeline, then a {Background, Entity, Action, Summary} caption per segment) -> discussion
+(storyboarder and scriptwriter decide, segment by segment, whether to merge with the previous
+one) -> designer (background and timed audio per segment) -> generation-retrieval-optimisation
+(the designer reviews the sound-library labels retrieved for its design and revises it, up to N
+rounds or until it marks it final; labels outside the library are rejected) -> render (effects
+synthesised per label family, mixed with ducking and normalisation, written as WAV and muxed).
+
+There is no vision model by default: the frame-description tool stands in, and the result says so."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel, ConfigDict, Field
+
+from rolegraph.agents import Agent
+from rolegraph.errors import AgentOutputError
+from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
+from rolegraph.runtime import Runtime
+from rolegraph.traces import Manifest, RoleInfo, traced_node
+
+NAME = "lvas"
+ROLES = ("scriptwriter", "storyboarder", "designer")
+PROMPTS = ("lvas/global", "lvas/segment", "lvas/merge", "lvas/design")
+
+
+class LvasOptions(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    detector: Literal["content", "adaptive", "histogram"] = "content"
+    threshold: float | None = 15.0
+    min_shot_seconds: float = 1.0
+    rounds: int = 2
+    """Generation-retrieval-optimisation rounds at most."""
+    candidates: int = 4
+    """Library labels retrieved per designed sound."""
+    labels: str | None = None
+    """A VGG-Sound stat.csv (default: the shared copy)."""
+
+
+class LvasInput(BaseModel):
+    video: str
+    out_dir: str
+
+
+class Caption(BaseModel):
+    Background: str = Field(min_length=1)
+    Entity: str = Field(min_length=1)
+    Action: str = Field(min_length=1)
+    Summary: str = Field(min_length=1)
+
+    def text(self) -> str:
+        return f"{self.Summary} (setting: {self.Background}; seen: {self.Entity}; action: {self.Action})"
+
+
+class Timeline(BaseModel):
+    start: float = 0.0
+    end: float = 0.0
+    event: str = ""
+
+
+class GlobalView(BaseModel):
+    summary: str = ""
+    timeline: list[Timeline] = Field(default_factory=list)
+
+
+class MergeDecision(BaseModel):
+    merge: bool
+    caption: Caption
+
+
+class Sound(BaseModel):
+    label: str
+    start: float = 0.0
+    end: float = 0.0
+
+
+class Design(BaseModel):
+    background: list[Sound] = Field(default_factory=list)
+    audio: list[Sound] = Field(default_factory=list)
+    final: bool = False
+
+
+class Segment(BaseModel):
+    start: float
+    end: float
+    frames: str = ""
+    caption: Caption | None = None
+    design: Design | None = None
+    rejected: list[str] = Field(default_factory=list)
+
+
+class LvasState(BaseModel):
+    inp: LvasInput
+    duration: float = 0.0
+    segments: list[Segment] = Field(default_factory=list)
+    shots: list[tuple[float, float]] = Field(default_factory=list)
+    view: GlobalView = Field(default_factory=GlobalView)
+    merges: int = 0
+    round: int = 0
+    outputs: dict[str, str] = Field(default_factory=dict)
+
+
+class LvasResult(BaseModel):
+    mode: str = "frame-description"
+    duration: float
+    shots: list[tuple[float, float]]
+    segments: list[Segment]
+    merges: int
+    rounds: int
+    outputs: dict[str, str]
+    """video, wav, script: the files written."""
+    trace_id: str | None = None
+    trace_dir: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def labels(self) -> list[str]:
+        return [s.label for seg in self.segments if seg.design for s in seg.design.background + seg.design.audio]
+
+
+def _kb(runtime: Runtime, options: LvasOptions) -> Any:
+    from rolegraph.evals.lvas.kb import SoundKB, load_labels
+
+    return runtime.resource(f"lvas.kb:{options.labels}", lambda: SoundKB(runtime, load_labels(options.labels)))
+
+
+def _clamp(sounds: list[Sound], seg: Segment, kb: Any, *, whole: bool) -> tuple[list[Sound], list[str]]:
+    """Sounds with library labels, timed inside the segment (a background spans all of it; an
+    event keeps at least half a second); and the labels refused."""
+    kept, refused = [], []
+    for s in sounds:
+        if s.label not in kb:
+            refused.append(s.label)
+            continue
+        if whole:
+            start, end = seg.start, seg.end
+        else:
+            start = min(max(s.start, seg.start), max(seg.start, seg.end - 0.5))
+            end = min(max(s.end, start + 0.5), seg.end)
+        kept.append(Sound(label=s.label, start=round(start, 3), end=round(end, 3)))
+    return kept, refused
+
+
+def build(runtime: Runtime, options: LvasOptions = LvasOptions()) -> Any:
+    runtime.require_roles(list(ROLES))
+    return _compiled(options)
+
+
+@lru_cache(maxsize=8)
+def _compiled(options: LvasOptions) -> Any:
+    overview = Agent(name="scriptwriter", prompt="lvas/global", output=GlobalView, max_tokens=300)
+    captioner = Agent(name="scriptwriter", prompt="lvas/segment", output=Caption, max_tokens=200)
+    merger = Agent(name="storyboarder", prompt="lvas/merge", output=MergeDecision, max_tokens=220)
+
+    async def storyboard(state: LvasState, runtime: Runtime) -> dict[str, Any]:
+        async def shots(value: dict[str, Any]) -> dict[str, Any]:
+            from rolegraph.tools.shots import detect_shots, keyframes, merge_short
+            from rolegraph.tools.video import describe_frames, probe, sample_frames
+
+            def work() -> dict[str, Any]:
+                info = probe(value["video"])
+                found = detect_shots(value["video"], detector=options.detector, threshold=options.threshold)
+                merged = merge_short(found, options.min_shot_seconds)
+                segs = []
+                for shot in merged:
+                    frames = keyframes(value["video"], shot)
+                    segs.append({"start": shot.start, "end": shot.end,
+                                 "frames": "\n".join(n.text() for n in describe_frames(frames, cut_threshold=1.0))})
+                whole = "\n".join(n.text() for n in describe_frames(sample_frames(value["video"], fps=1, max_frames=100)))
+                return {"duration": info.duration, "shots": [(s.start, s.end) for s in found], "segments": segs,
+                        "whole": whole}
+
+            return await asyncio.to_thread(work)
+
+        found = await runtime.call_tool("lvas.storyboard", shots, {"video": state.inp.video})
+        try:
+            view = await overview.run(runtime, duration=round(found["duration"], 1), frames=found["whole"])
+        except AgentOutputError:
+            view = GlobalView()
+        return {"duration": found["duration"], "shots": [tuple(s) for s in found["shots"]],
+                "segments": [Segment(**s) for s in found["segments"]], "view": view}
+
+    async def caption(state: LvasState, runtime: Runtime) -> dict[str, Any]:
+        segments = []
+        for i, seg in enumerate(state.segments):
+            try:
+                cap = await captioner.run(runtime, summary=state.view.summary, index=i + 1, start=seg.start,
+                                          end=seg.end, frames=seg.frames)
+            except AgentOutputError:
+                cap = Caption(Background="unknown", Entity="unknown", Action="unknown", Summary=f"segment {i + 1}")
+            segments.append(seg.model_copy(update={"caption": cap}))
+        return {"segments": segments}
+
+    async def discuss(state: LvasState, runtime: Runtime) -> dict[str, Any]:
+        merged: list[Segment] = state.segments[:1]
+        merges = 0
+        for seg in state.segments[1:]:
+            prev = merged[-1]
+            assert prev.caption is not None and seg.caption is not None
+            try:
+                decision = await merger.run(runtime, summary=state.view.summary, previous=prev.caption.text(),
+                                            current=seg.caption.text(), prev_start=prev.start, prev_end=prev.end,
+                                            start=seg.start, end=seg.end)
+            except AgentOutputError:
+                decision = MergeDecision(merge=False, caption=seg.caption)
+            if decision.merge:
+                merged[-1] = prev.model_copy(update={"end": seg.end, "caption": decision.caption,
+                                                     "frames": prev.frames + "\n" + seg.frames})
+                merges += 1
+            else:
+                merged.append(seg)
+        return {"segments": merged, "merges": merges}
+
+    async def design(state: LvasState, runtime: Runtime) -> dict[str, Any]:
+        """One generation-retrieval-optimisation round over the segments not yet final."""
+        kb = _kb(runtime, options)
+        out = []
+        for seg in state.segments:
+            if seg.design is not None and seg.design.final:
+                out.append(seg)
+                continue
+            assert seg.caption is not None
+            query = seg.caption.text() if seg.design is None else " ".join(
+                s.label for s in seg.design.background + seg.design.audio) or seg.caption.text()
+            candidates = [s.label for s in await kb.search(query, options.candidates * 2)]
+            schema = None
+            if candidates:  # the library labels as an enum: a design can only use what exists
+                sound = {"type": "object", "properties": {"label": {"type": "string", "enum": candidates},
+                                                          "start": {"type": "number"}, "end": {"type": "number"}},
+                         "required": ["label", "start", "end"]}
+                schema = {"type": "object", "properties": {
+                    "background": {"type": "array", "items": sound, "maxItems": 2},
+                    "audio": {"type": "array", "items": sound, "maxItems": 3},
+                    "final": {"type": "boolean"}}, "required": ["background", "audio", "final"]}
+            feedback = ""
+            if seg.rejected:
+                feedback = f"these labels are not in the sound library: {', '.join(seg.rejected)}"
+            elif seg.design is not None and not seg.design.background:
+                feedback = "every segment needs at least one background sound"
+            designer = Agent(name="designer", prompt="lvas/design", output=Design, max_tokens=320,
+                             response_schema=schema)
+            try:
+                proposed = await designer.run(runtime, start=seg.start, end=seg.end, caption=seg.caption.text(),
+                                              candidates=candidates, feedback=feedback)
+            except AgentOutputError:
+                proposed = Design()
+            background, refused_b = _clamp(proposed.background, seg, kb, whole=True)
+            audio, refused_a = _clamp(proposed.audio, seg, kb, whole=False)
+            final = proposed.final and not refused_b and not refused_a and bool(background)
+            out.append(seg.model_copy(update={"design": Design(background=background, audio=audio, final=final),
+                                              "rejected": refused_b + refused_a}))
+        return {"segments": out, "round": state.round + 1}
+
+    async def render(state: LvasState, runtime: Runtime) -> dict[str, Any]:
+        kb = _kb(runtime, options)
+        script = {"video": state.inp.video, "duration": state.duration,
+                  "segments": [s.model_dump(mode="json", exclude={"frames", "rejected"}) for s in state.segments]}
+        families = {label: kb.labels[label].family for seg in state.segments if seg.design
+                    for label in (s.label for s in seg.design.background + seg.design.audio)}
+
+        async def make(value: dict[str, Any]) -> dict[str, str]:
+            return await asyncio.to_thread(render_soundtrack, value, families)
+
+        outputs = await runtime.call_tool("lvas.render", make, {"video": state.inp.video, "out_dir": state.inp.out_dir,
+                                                                "script": script})
+        return {"outputs": outputs}
+
+    def after_design(state: LvasState) -> str:
+        done = all(s.design is not None and s.design.final for s in state.segments)
+        return "render" if done or state.round >= options.rounds else "design"
+
+    graph = StateGraph(LvasState)
+    for name, fn in (("storyboard", storyboard), ("caption", caption), ("discuss", discuss), ("design", design),
+                     ("render", render)):
+        graph.add_node(name, traced_node(name, fn))
+    graph.add_edge(START, "storyboard")
+    graph.add_edge("storyboard", "caption")
+    graph.add_edge("caption", "discuss")
+    graph.add_edge("discuss", "design")
+    graph.add_conditional_edges("design", after_design, ["design", "render"])
+    graph.add_edge("render", END)
+    return graph.compile(name=NAME)
+
+
+def render_soundtrack(value: dict[str, Any], families: dict[str, str]) -> dict[str, str]:
+    """Synthesise every designed sound, mix them over the video's length, write the WAV, the
+    script and the video with its soundtrack. Returns the paths."""
+    from rolegraph.tools.audio import mix, mux, synth_effect, write_wav
+
+    script = value["script"]
+    out = Path(value["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    layers = []
+    for i, seg in enumerate(script["segments"]):
+        design = seg.get("design") or {}
+        for kind, key, gain in (("background", "background", -6.0), ("effect", "audio", 0.0)):
+            for j, s in enumerate(design.get(key, [])):
+                seconds = max(0.1, s["end"] - s["start"])
+                sound = synth_effect(families.get(s["label"], "other"), seconds, seed=i * 100 + j)
+                layers.append((kind, s["start"], sound, gain))
+    track = mix(layers, script["duration"])
+    stem = Path(value["video"]).stem
+    wav = write_wav(out / f"{stem}.soundtrack.wav", track)
+    (out / f"{stem}.script.json").write_text(json.dumps(script, indent=2))
+    video = mux(value["video"], track, out / f"{stem}.with-sound.mp4")
+    return {"video": str(video), "wav": str(wav), "script": str(out / f"{stem}.script.json")}
+
+
+def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:
+    options = LvasOptions.model_validate(manifest.options)
+    return Prepared(graph if graph is not None else build(runtime, options),
+                    LvasState(inp=LvasInput.model_validate(manifest.input)), recursion_limit=20 + options.rounds)
+
+
+def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: str) -> LvasResult:
+    state = LvasState.model_validate(raw)
+    return LvasResult(duration=state.duration, shots=state.shots, segments=state.segments, merges=state.merges,
+                      rounds=state.round, outputs=state.outputs, trace_id=run_id)
+
+
+SPEC = GraphSpec(NAME, _prepare, _finish)
+
+
+async def arun(video: str | Path, out_dir: str | Path, *, runtime: Runtime, options: LvasOptions = LvasOptions(),
+               graph: Any = None) -> LvasResult:
+    """Give `video` a soundtrack; the files go to `out_dir`."""
+    from rolegraph.tools.video import probe
+
+    probe(video)  # a missing or unreadable video fails here, before any model call
+    graph = graph if graph is not None else build(runtime, options)
+    inp = LvasInput(video=str(Path(video).resolve()), out_dir=str(Path(out_dir).resolve()))
+    manifest = Manifest(graph=NAME, input=inp.model_dump(mode="json"), options=options.model_dump(mode="json"),
+                        prompts={p: runtime.prompts.get(p).sha256 for p in PROMPTS},
+                        roles=dict.fromkeys(ROLES, RoleInfo()), mermaid=graph.get_graph().draw_mermaid())
+    result: LvasResult = await run_graph(SPEC, manifest, runtime, graph=graph)
+    return result
