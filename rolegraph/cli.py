@@ -196,6 +196,25 @@ def serve_vllm(
         proc.terminate()
 
 
+@serve_app.command("tools")
+def serve_tools(
+    port: Annotated[int, typer.Option()] = 8079,
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 unless you mean it.")] = "127.0.0.1",
+    pipeline: Annotated[list[str] | None, typer.Option(help="NAME=PATH_OR_ID: a diffusers pipeline served at "
+                                                            "/tools/diffusion/NAME (repeatable).")] = None,
+) -> None:
+    """Serve the heavy tools (sound effects, speech, mixing, muxing, diffusion pipelines) over
+    typed HTTP endpoints; /docs lists them."""
+    import uvicorn
+
+    from rolegraph.models.servers.vllm import parse_loras
+    from rolegraph.tools.server import Tools, create_app, pipelines_from_config
+
+    tools = Tools(pipelines_from_config(parse_loras(pipeline or [], option="--pipeline")))
+    console.print(f"tools at http://{host}:{port} (docs: /docs); pipelines: {', '.join(tools.pipelines) or 'none'}")
+    uvicorn.run(create_app(tools), host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     try:
         app()

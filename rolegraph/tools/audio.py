@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,7 @@ def read_wav(path: str | Path) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-def mix(layers: list[tuple[str, float, np.ndarray, float]], seconds: float, *, duck_db: float = -12.0,
+def mix(layers: Sequence[tuple[str, float, np.ndarray, float]], seconds: float, *, duck_db: float = -12.0,
         target_dbfs: float = -20.0) -> np.ndarray:
     """(kind, start s, samples, gain dB) layers into one track `seconds` long: backgrounds are
     ducked by `duck_db` wherever speech plays, then the mix is normalised to `target_dbfs` RMS

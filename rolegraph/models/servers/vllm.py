@@ -55,15 +55,15 @@ class VllmSpec:
         return self.served_name or self.base
 
 
-def parse_loras(pairs: list[str]) -> dict[str, str]:
-    """ROLE=PATH pairs (from --lora) as a dict, refusing malformed or repeated roles."""
+def parse_loras(pairs: list[str], *, option: str = "--lora") -> dict[str, str]:
+    """NAME=PATH pairs (from --lora, or another `option`) as a dict, refusing malformed or repeated names."""
     out: dict[str, str] = {}
     for pair in pairs:
         role, sep, path = pair.partition("=")
         if not sep or not role.strip() or not path.strip():
-            raise UserError(f"--lora takes ROLE=PATH, not {pair!r}")
+            raise UserError(f"{option} takes NAME=PATH, not {pair!r}")
         if role in out:
-            raise UserError(f"--lora names the role {role!r} twice")
+            raise UserError(f"{option} names {role!r} twice")
         out[role.strip()] = path.strip()
     return out
 
