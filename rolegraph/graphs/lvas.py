@@ -44,6 +44,10 @@ class LvasOptions(BaseModel):
     """Library labels retrieved per designed sound."""
     labels: str | None = None
     """A VGG-Sound stat.csv (default: the shared copy)."""
+    vision: bool = False
+    """Send keyframes as images to the scriptwriter (a vision-language model); else their descriptions."""
+    tools_url: str | None = None
+    """A `rolegraph serve tools` server to render with (e.g. http://127.0.0.1:8079); else in-process."""
 
 
 class LvasInput(BaseModel):
@@ -93,6 +97,8 @@ class Segment(BaseModel):
     start: float
     end: float
     frames: str = ""
+    images: list[str] = Field(default_factory=list)
+    """Keyframes as data URLs (vision mode only)."""
     caption: Caption | None = None
     design: Design | None = None
     rejected: list[str] = Field(default_factory=list)
@@ -165,7 +171,7 @@ def _compiled(options: LvasOptions) -> Any:
     async def storyboard(state: LvasState, runtime: Runtime) -> dict[str, Any]:
         async def shots(value: dict[str, Any]) -> dict[str, Any]:
             from rolegraph.tools.shots import detect_shots, keyframes, merge_short
-            from rolegraph.tools.video import describe_frames, probe, sample_frames
+            from rolegraph.tools.video import describe_frames, image_parts, probe, sample_frames
 
             def work() -> dict[str, Any]:
                 info = probe(value["video"])
@@ -174,7 +180,9 @@ def _compiled(options: LvasOptions) -> Any:
                 segs = []
                 for shot in merged:
                     frames = keyframes(value["video"], shot)
-                    segs.append({"start": shot.start, "end": shot.end,
+                    images = ([p["image_url"]["url"] for p in image_parts(frames) if p["type"] == "image_url"]
+                              if options.vision else [])
+                    segs.append({"start": shot.start, "end": shot.end, "images": images,
                                  "frames": "\n".join(n.text() for n in describe_frames(frames, cut_threshold=1.0))})
                 whole = "\n".join(n.text() for n in describe_frames(sample_frames(value["video"], fps=1, max_frames=100)))
                 return {"duration": info.duration, "shots": [(s.start, s.end) for s in found], "segments": segs,
@@ -194,7 +202,8 @@ def _compiled(options: LvasOptions) -> Any:
         segments = []
         for i, seg in enumerate(state.segments):
             try:
-                cap = await captioner.run(runtime, summary=state.view.summary, index=i + 1, start=seg.start,
+                cap = await captioner.run(runtime, images=seg.images, summary=state.view.summary, index=i + 1,
+                                          start=seg.start,
                                           end=seg.end, frames=seg.frames)
             except AgentOutputError:
                 cap = Caption(Background="unknown", Entity="unknown", Action="unknown", Summary=f"segment {i + 1}")
@@ -269,7 +278,7 @@ def _compiled(options: LvasOptions) -> Any:
                     for label in (s.label for s in seg.design.background + seg.design.audio)}
 
         async def make(value: dict[str, Any]) -> dict[str, str]:
-            return await asyncio.to_thread(render_soundtrack, value, families)
+            return await asyncio.to_thread(render_soundtrack, value, families, options.tools_url)
 
         outputs = await runtime.call_tool("lvas.render", make, {"video": state.inp.video, "out_dir": state.inp.out_dir,
                                                                 "script": script})
@@ -292,11 +301,17 @@ def _compiled(options: LvasOptions) -> Any:
     return graph.compile(name=NAME)
 
 
-def render_soundtrack(value: dict[str, Any], families: dict[str, str]) -> dict[str, str]:
+def render_soundtrack(value: dict[str, Any], families: dict[str, str], tools_url: str | None = None) -> dict[str, str]:
     """Synthesise every designed sound, mix them over the video's length, write the WAV, the
-    script and the video with its soundtrack. Returns the paths."""
+    script and the video with its soundtrack (in-process, or on the tool server at `tools_url`).
+    Returns the paths."""
     from rolegraph.tools.audio import mix, mux, synth_effect, write_wav
 
+    if tools_url is not None:
+        from rolegraph.tools.server import ToolClient
+
+        client = ToolClient(tools_url)
+        synth_effect, mix, mux = client.effect, client.mix, client.mux  # type: ignore[assignment]
     script = value["script"]
     out = Path(value["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
@@ -313,7 +328,8 @@ def render_soundtrack(value: dict[str, Any], families: dict[str, str]) -> dict[s
     wav = write_wav(out / f"{stem}.soundtrack.wav", track)
     (out / f"{stem}.script.json").write_text(json.dumps(script, indent=2))
     video = mux(value["video"], track, out / f"{stem}.with-sound.mp4")
-    return {"video": str(video), "wav": str(wav), "script": str(out / f"{stem}.script.json")}
+    return {"video": str(video), "wav": str(wav), "script": str(out / f"{stem}.script.json"),
+            "rendered_by": tools_url or "in-process"}
 
 
 def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:

@@ -185,3 +185,37 @@ def pipelines_from_config(entries: dict[str, str]) -> dict[str, Any]:
         return load
 
     return {name: factory(src) for name, src in entries.items()}
+
+
+class ToolClient:
+    """The server's tools with the in-process signatures (effect, mix, mux), over HTTP."""
+
+    def __init__(self, base_url: str, *, timeout_s: float = 600.0) -> None:
+        self.base_url, self.timeout_s = base_url.rstrip("/"), timeout_s
+
+    def _post(self, path: str, body: BaseModel) -> dict[str, Any]:
+        import json
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(f"{self.base_url}{path}", data=body.model_dump_json().encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                return dict(json.load(resp))
+        except urllib.error.HTTPError as exc:
+            raise UserError(f"tool server {path}: {exc.code} {exc.read().decode()[:300]}") from None
+        except urllib.error.URLError as exc:
+            raise UserError(f"cannot reach the tool server at {self.base_url} ({exc.reason}): start it with "
+                            "`rolegraph serve tools`") from None
+
+    def effect(self, family: str, seconds: float, *, seed: int = 0) -> np.ndarray:
+        return from_wav_b64(self._post("/tools/effect", EffectRequest(family=family, seconds=seconds, seed=seed))["wav_b64"])
+
+    def mix(self, layers: Any, seconds: float, **kw: Any) -> np.ndarray:
+        req = MixRequest(seconds=seconds, layers=[MixLayer(kind=k, start=s, wav_b64=wav_b64(x), gain_db=g)
+                                                  for k, s, x, g in layers], **kw)
+        return from_wav_b64(self._post("/tools/mix", req)["wav_b64"])
+
+    def mux(self, video: str | Path, samples: np.ndarray, out: str | Path) -> Path:
+        return Path(self._post("/tools/mux", MuxRequest(video=str(video), wav_b64=wav_b64(samples), out=str(out)))["out"])

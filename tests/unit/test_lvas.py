@@ -152,3 +152,38 @@ async def test_the_graph_merges_designs_against_the_library_and_renders(
     assert len(wav) == pytest.approx(probe(path).duration * audio.RATE, abs=audio.RATE * 0.01)  # as long as the video
     script = json.loads(Path(result.outputs["script"]).read_text())
     assert len(script["segments"]) == 2 and Path(result.outputs["video"]).is_file()
+
+
+@needs_labels
+async def test_rendering_through_the_tool_server_and_vision_keyframes(
+        tmp_path: Path, video: tuple[Path, list[tuple[float, float]]]) -> None:
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from rolegraph.tools.server import Tools, create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(Tools()), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        path, _ = video
+        models = scripted_roles(merge_first=False)
+        rt = Runtime.from_models(models, traces=tmp_path / "runs")  # type: ignore[arg-type]
+        options = lvas.LvasOptions(labels=str(LABELS), vision=True, tools_url=f"http://127.0.0.1:{port}")
+        result = await lvas.arun(path, tmp_path / "out", runtime=rt, options=options)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+    assert result.outputs["rendered_by"] == f"http://127.0.0.1:{port}" and Path(result.outputs["video"]).is_file()
+    assert len(audio.read_wav(result.outputs["wav"])) == pytest.approx(9 * audio.RATE, abs=audio.RATE * 0.01)
+    captions = [r for r in models["scriptwriter"].requests if "Keyframes" in (r.messages[-1].content or "")]
+    assert captions and all(r.messages[-1].images and r.messages[-1].images[0].startswith("data:image/jpeg")
+                            for r in captions)
