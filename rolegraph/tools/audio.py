@@ -187,3 +187,31 @@ def first_onset(samples: np.ndarray, *, threshold: float = 0.02) -> float | None
         return None
     idx = int(np.argmax(np.abs(samples) > threshold * peak))
     return idx / RATE
+
+
+def decode_audio(path: str | Path) -> tuple[np.ndarray, float]:
+    """A media file's first audio stream decoded with PyAV, as mono samples at its own rate, and
+    the time of its first sample (the encoder's priming is already accounted for by the container)."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise UserError(f"{path} has no audio stream")
+        stream = container.streams.audio[0]
+        chunks, start = [], None
+        for frame in container.decode(stream):
+            if start is None:
+                start = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else 0.0
+            chunks.append(frame.to_ndarray().astype(np.float32).mean(axis=0))
+        rate = float(stream.rate)
+    if not chunks:
+        return np.zeros(0, np.float32), 0.0
+    samples = np.concatenate(chunks)
+    if rate != RATE:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(int(rate), RATE)
+        samples = np.asarray(resample_poly(samples, RATE // g, int(rate) // g), dtype=np.float32)
+    return samples, start or 0.0

@@ -97,6 +97,11 @@ def test_effects_mix_and_alignment(tmp_path: Path, video: tuple[Path, list[tuple
     with av.open(str(out)) as c:
         kinds = {s.type: float(s.duration * s.time_base) for s in c.streams if s.duration}
     assert kinds["video"] == pytest.approx(9.0, abs=0.05) and kinds["audio"] == pytest.approx(9.0, abs=0.1)
+    # a lone event, muxed, decoded back with PyAV: its onset lands within 1 ms of where it was put
+    alone = audio.mix([("effect", 2.5, audio.synth_effect("impact", 0.5), 0.0)], 9.0)
+    decoded, t0 = audio.decode_audio(audio.mux(path, alone, tmp_path / "one-event.mp4"))
+    onset = audio.first_onset(decoded)
+    assert onset is not None and abs(t0 + onset - 2.5) < 0.001
 
 
 def scripted_roles(merge_first: bool = True) -> dict[str, FunctionModel]:
