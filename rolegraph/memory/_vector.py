@@ -42,9 +42,8 @@ class VectorMemory(_Stored):
 
     def __init__(self, name: str, scope: str = "", *, embed_model: str | None = None, **kw: Any) -> None:
         super().__init__(name, scope, **kw)
-        from llama_index.core import Settings, StorageContext, VectorStoreIndex, load_index_from_storage
+        from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
 
-        Settings.llm = None  # type: ignore[assignment]  # retrieval only: no LLM behind the index
         self._embed = embedding_model(embed_model)
         self._dir: Path | None = None
         if self.store is not None:
