@@ -25,7 +25,8 @@ from rolegraph.traces._cli import replay_command, resume_command, trace_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run, trace and evaluate multi-agent LLM graphs.")
-run_app = typer.Typer(no_args_is_help=True, help="Run a graph: refinebot over a file of MCQs; one being0 episode, videomind question or lvas video.")
+run_app = typer.Typer(no_args_is_help=True, help="Run a graph: refinebot over a file of MCQs; one being0 episode, "
+                                                  "videomind question or lvas video.")
 serve_app = typer.Typer(no_args_is_help=True, help="Start a server in the foreground: embedded model, vLLM, adapters, tools.")
 app.add_typer(run_app, name="run")
 app.add_typer(serve_app, name="serve")
