@@ -10,7 +10,6 @@ result says which mode ran. Frame sampling is a recorded tool call, so a replay 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from functools import lru_cache
@@ -329,7 +328,3 @@ async def arun(q: VideoQuestion, *, runtime: Runtime, options: VideoMindOptions 
                         roles=dict.fromkeys(ROLES, RoleInfo()), mermaid=graph.get_graph().draw_mermaid())
     result: VideoMindResult = await run_graph(SPEC, manifest, runtime, graph=graph)
     return result
-
-
-def result_json(result: VideoMindResult) -> str:
-    return json.dumps(result.model_dump(mode="json", exclude={"trace_dir"}), indent=2)

@@ -191,7 +191,6 @@ class World(BaseModel):
     distance: float = 0.0
     """Metres walked."""
     trail: list[tuple[float, float]] = Field(default_factory=list)
-    events: list[str] = Field(default_factory=list)
 
 
 class Detection(BaseModel):
