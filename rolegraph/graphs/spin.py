@@ -92,11 +92,10 @@ class GameSpec(BaseModel):
     def env(self, moves: list[str] | None = None, *, trusted: bool = False) -> GameEnv:
         opts: dict[str, Any] = {"max_plies": self.max_plies} if self.game == "chess" and self.max_plies else {}
         env = make_env(self.game, seed=self.seed, players=len(self.seats), **opts)
-        for m in moves or []:
-            if trusted:  # moves already checked when they were played
-                env._apply(m)
-                env.moves.append(m)
-            else:
+        if trusted:
+            env.replay(moves or [])
+        else:
+            for m in moves or []:
                 env.apply(m)
         return env
 
@@ -180,21 +179,25 @@ def _scope(spec: GameSpec, player: int) -> str:
     return f"{spec.game_id}/{player}"
 
 
-async def _hanabi_note(runtime: Runtime, spec: GameSpec, before: Hanabi, after: Hanabi, player: int, move: str,
-                       ply: int) -> None:
-    """After a hint, the hinted player notes which of their cards it touched."""
-    if not move.startswith("Reveal player +"):
-        return
-    offset = int(move.split("+")[1].split()[0])
-    target = (player + offset) % after.num_players
-    old, new = before.view(target).hands[0], after.view(target).hands[0]
-    touched = [i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a.hint != b.hint]
-    what = move.split(" ", 3)[3]  # "color R" / "rank 3"
-    cards = ", ".join(str(i) for i in touched) or "none"
-    mem = runtime.memory(NOTES_MEMORY, kind="notes", scope=_scope(spec, target))
-    await mem.note(f"hints to {after.player_name(target)}",
-                   f"Turn {ply + 1}: {after.player_name(player)} revealed {what}: your cards at positions {cards}.",
-                   episode=spec.game_id, turn=ply)
+async def _play(runtime: Runtime, spec: GameSpec, env: GameEnv, player: int, move: str, ply: int) -> str:
+    """Play `move` for `player`; in Hanabi, a hint is also noted for the hinted player, with the
+    cards it touched (their knowledge before and after the move)."""
+    move = env.normalize(move)
+    target = None
+    if isinstance(env, Hanabi) and move.startswith("Reveal player +"):
+        target = (player + int(move.split("+")[1].split()[0])) % env.num_players
+        before = env.view(target).hands[0]
+    env.apply(move)
+    if target is not None and isinstance(env, Hanabi):
+        after = env.view(target).hands[0]
+        touched = [i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a.hint != b.hint]
+        what = move.split(" ", 3)[3]  # "color R" / "rank 3"
+        cards = ", ".join(str(i) for i in touched) or "none"
+        mem = runtime.memory(NOTES_MEMORY, kind="notes", scope=_scope(spec, target))
+        await mem.note(f"hints to {env.player_name(target)}",
+                       f"Turn {ply + 1}: {env.player_name(player)} revealed {what}: your cards at positions {cards}.",
+                       episode=spec.game_id, turn=ply)
+    return move
 
 
 def build(runtime: Runtime) -> Any:
@@ -228,11 +231,8 @@ def _compiled() -> Any:
             errors = [a.error or "" for a in exc.attempts]
             turn = Turn(ply=ply, player=seat_index, seat=seat.label, move=None, attempts=len(errors), errors=errors)
             return {"turns": [*state.turns, turn], "forfeit": seat_index, "to_move": -1}
-        before = spec.env(state.moves, trusted=True) if isinstance(env, Hanabi) else None
-        move = env.apply(result.output.action)
+        move = await _play(runtime, spec, env, seat_index, result.output.action, ply)
         await history_mem.add(f"Move {ply + 1}: {move}. Reason: {result.output.reason.strip()}", role=seat.name)
-        if isinstance(env, Hanabi) and isinstance(before, Hanabi):
-            await _hanabi_note(runtime, spec, before, env, seat_index, move, ply)
         errors = [a.error for a in result.attempts if a.error]
         turn = Turn(ply=ply, player=seat_index, seat=seat.label, move=move, reason=result.output.reason,
                     attempts=len(result.attempts), errors=errors)
@@ -249,13 +249,10 @@ def _compiled() -> Any:
         async def choose(value: dict[str, Any]) -> str:
             return await asyncio.to_thread(solver.choose, env, seed)
 
-        before = spec.env(state.moves, trusted=True) if isinstance(env, Hanabi) else None
         chosen = await runtime.call_tool(f"spin.{solver.name}", choose,
                                          {"game": spec.game, "moves": state.moves, "seat": seat_index})
         ply = len(state.turns)
-        move = env.apply(str(chosen))
-        if isinstance(env, Hanabi) and isinstance(before, Hanabi):
-            await _hanabi_note(runtime, spec, before, env, seat_index, move, ply)
+        move = await _play(runtime, spec, env, seat_index, str(chosen), ply)
         turn = Turn(ply=ply, player=seat_index, seat=seat.label, move=move)
         return {"turns": [*state.turns, turn], "to_move": env.current_player()}
 

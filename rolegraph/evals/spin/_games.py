@@ -68,6 +68,13 @@ class GameEnv(ABC):
         self.moves.append(legal)
         return legal
 
+    def replay(self, moves: Sequence[str]) -> None:
+        """Play moves already checked when they were first played (as recorded), skipping the
+        legality check: rebuilding a long game stays linear."""
+        for m in moves:
+            self._apply(m)
+            self.moves.append(m)
+
     def player_name(self, player: int) -> str:
         return f"Player {player + 1}"
 
