@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
@@ -129,6 +130,7 @@ def _wall_with_doors(x1: float, y1: float, x2: float, y2: float,
     return out
 
 
+@lru_cache(maxsize=1)
 def default_office() -> Layout:
     """12 m x 8 m: kitchen and meeting room on the left, office and lounge on the right, four doors."""
     w, h = 12.0, 8.0
