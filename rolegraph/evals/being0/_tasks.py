@@ -62,8 +62,12 @@ def _held(name: str) -> Check:
     return lambda w: w.holding == name or _moved(w, name)
 
 
+_START = _things()
+"""Where everything starts (read-only: each episode gets its own copy from `_things()`)."""
+
+
 def _moved(world: World, name: str) -> bool:
-    return world.things[name].on != _things()[name].on
+    return world.things[name].on != _START[name].on
 
 
 def _on(name: str, place: str) -> Check:
@@ -112,7 +116,7 @@ def _goal_point(layout: Layout, name: str) -> tuple[float, float]:
     f = layout.furniture_named(name)
     if f is not None:
         return f.anchor
-    t = _things()[name]
+    t = _START[name]
     return t.x, t.y
 
 
