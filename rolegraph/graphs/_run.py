@@ -43,6 +43,9 @@ class Prepared:
     recursion_limit: int = 25
 
 
+OUTPUT_EXCLUDE = frozenset({"state", "trace_id", "trace_dir", "prompt_tokens", "completion_tokens"})
+
+
 @dataclass(frozen=True)
 class GraphSpec:
     """How to run one graph from a manifest, and how to turn its end into a result."""
@@ -54,8 +57,8 @@ class GraphSpec:
     """(manifest, final state or None, the recorded failure or None, run id) -> result."""
     recorded_failures: tuple[type[BaseException], ...] = ()
     """Errors that end a run with a result (recorded as a failure) rather than propagate."""
-    output_exclude: frozenset[str] = frozenset({"state", "trace_id", "trace_dir", "prompt_tokens",
-                                                "completion_tokens"})
+    output_exclude: frozenset[str] = OUTPUT_EXCLUDE
+    """Result fields left out of the trace's recorded output."""
 
 
 async def run_graph(spec: GraphSpec, manifest: Manifest, runtime: Runtime, *, graph: Any = None,

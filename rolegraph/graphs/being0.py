@@ -37,7 +37,7 @@ from rolegraph.evals.being0 import (
     reference_length,
     run_primitive,
 )
-from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
+from rolegraph.graphs._run import OUTPUT_EXCLUDE, GraphSpec, Prepared, run_graph
 from rolegraph.models import decode_json
 from rolegraph.runtime import Runtime
 from rolegraph.traces import Manifest, RoleInfo, traced_node
@@ -319,8 +319,7 @@ def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: s
                          trace_id=run_id)
 
 
-SPEC = GraphSpec(NAME, _prepare, _finish, output_exclude=frozenset(
-    {"trace_id", "trace_dir", "prompt_tokens", "completion_tokens", "frames"}))  # frames: in the checkpoints
+SPEC = GraphSpec(NAME, _prepare, _finish, output_exclude=OUTPUT_EXCLUDE | {"frames"})  # frames: in the checkpoints
 
 
 async def arun(task: str, *, runtime: Runtime, seed: int = 0, options: Being0Options = Being0Options(),
