@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph import Runtime
-from rolegraph.evals.being0 import TASKS
-from rolegraph.evals.being0._bench import options_for
-from rolegraph.evals.being0._scripted import PLANS, scripted_planner
+from rolegraph.envs.being0 import TASKS
+from rolegraph.envs.being0 import PLANS, scripted_planner
+from rolegraph.evals.being0 import options_for
 from rolegraph.graphs import being0
-from rolegraph.models._testing import FunctionModel
+from rolegraph.models import FunctionModel
 
 
 async def scripted(episodes: int, console: Console) -> None:
@@ -38,7 +38,7 @@ async def scripted(episodes: int, console: Console) -> None:
                 for seed in range(episodes):
                     rt = Runtime.from_models({"planner": scripted_planner(PLANS[task]),
                                               "summarizer": FunctionModel(lambda r: "-")}, traces=Path(tmp) / label)
-                    results.append(await being0.arun(task, runtime=rt, seed=seed, options=options))
+                    results.append(await being0.run(task, runtime=rt, seed=seed, options=options))
             elapsed = time.perf_counter() - t
             n = len(results)
             table.add_row(label, str(n), f"{sum(r.success for r in results) / n:.2f}",
@@ -58,8 +58,8 @@ async def real(episodes: int, console: Console) -> None:
         try:
             for task in list(TASKS)[:episodes]:
                 t = time.perf_counter()
-                r = await being0.arun(task, runtime=rt, seed=0, options=being0.Being0Options(constrained=True,
-                                                                                              max_steps=8))
+                r = await being0.run(task, runtime=rt, seed=0, options=being0.Being0Options(constrained=True,
+                                                                                             max_steps=8))
                 table.add_row(task, "0", str(r.success), f"{r.subtasks_done}/{r.subtasks_total}", str(r.planner_calls),
                               str(r.prompt_tokens + r.completion_tokens), f"{time.perf_counter() - t:.0f}")
         finally:

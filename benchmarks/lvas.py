@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph import Runtime
-from rolegraph.evals.lvas.bench import alignment_errors_ms, synthetic_videos
-from rolegraph.evals.lvas.kb import load_labels
+from rolegraph.envs.lvas import load_labels
+from rolegraph.evals.lvas import alignment_errors_ms, synthetic_videos
 from rolegraph.graphs import lvas
 from rolegraph.tools.shots import Shot, boundary_scores
 from rolegraph.traces import NodeFinished, TraceStore
@@ -37,7 +37,7 @@ async def main(n: int) -> None:
         rows = []
         try:
             for path, spans in videos:
-                r = await lvas.arun(path, tmp / "out" / path.stem, runtime=rt)
+                r = await lvas.run(path, tmp / "out" / path.stem, runtime=rt)
                 video_s += r.duration
                 for e in TraceStore(tmp / "runs").load(r.trace_id).of_kind(NodeFinished):
                     stage_s[e.node] += e.duration_s

@@ -38,7 +38,7 @@ def sentences(n: int, seed: int = 0) -> list[str]:
 async def main(sizes: list[int]) -> None:
     from llama_index.core.schema import TextNode
 
-    from rolegraph.memory._vector import embedding_model
+    from rolegraph.memory import embedding_model
 
     embed = embedding_model()
     texts = sentences(512)

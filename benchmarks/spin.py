@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph import Runtime
-from rolegraph.evals.spin import make_env, make_opponent
-from rolegraph.evals.spin.pddl import check_plan, load_tasks
+from rolegraph.envs.spin import make_env, make_opponent
+from rolegraph.envs.spin.pddl import check_plan, load_tasks
 from rolegraph.graphs import spin, spin_diplomacy, spin_pddl
 from rolegraph.models import ChatRequest
 from rolegraph.models._testing import FunctionModel
@@ -81,7 +81,7 @@ async def scripted(games: int, table: Table) -> None:
             t = time.perf_counter()
             for i in range(n):
                 spec = spin.GameSpec(game=game, seats=[spin.Seat.parse(s) for s in seats], seed=i, **opts)
-                plies += len((await spin.arun(spec, runtime=rt)).moves)
+                plies += len((await spin.run(spec, runtime=rt)).moves)
             graph = n / (time.perf_counter() - t) * 60
             rt.close()
             table.add_row(label, str(n), f"{plies / n:.0f}", f"{bare:,.0f}", f"{graph:,.0f}")
@@ -89,7 +89,7 @@ async def scripted(games: int, table: Table) -> None:
         n = 3
         t = time.perf_counter()
         for i in range(n):
-            await spin_diplomacy.arun(spin_diplomacy.DiplomacySpec(llm_powers=["FRANCE"], end_year=1902, seed=i),
+            await spin_diplomacy.run(spin_diplomacy.DiplomacySpec(llm_powers=["FRANCE"], end_year=1902, seed=i),
                                       runtime=rt)
         table.add_row("diplomacy (1 LLM power, 2 years)", str(n), "-", "-", f"{n / (time.perf_counter() - t) * 60:,.1f}")
         task = next(load_tasks(PDDL, domains=["blocksworld"]))
@@ -109,7 +109,7 @@ async def real(table: Table) -> None:
                 spec = spin.GameSpec(game=game, seats=[spin.Seat.parse(s) for s in seats], mode="constrained",
                                      **({"max_plies": 40} if game == "chess" else opts))
                 t = time.perf_counter()
-                r = await spin.arun(spec, runtime=rt)
+                r = await spin.run(spec, runtime=rt)
                 llm = [x for x in r.turns if x.seat == "llm:player"]
                 s = time.perf_counter() - t
                 outcome = f"score {r.score:.0f}" if r.score is not None else ("win" if r.returns[0] > 0 else
@@ -117,14 +117,14 @@ async def real(table: Table) -> None:
                 table.add_row(label, f"{s:.0f}", str(len(llm)), f"{s / max(1, len(llm)):.2f}",
                               f"{r.completion_tokens / s:.0f}", f"{outcome}, {r.termination}")
             t = time.perf_counter()
-            d = await spin_diplomacy.arun(spin_diplomacy.DiplomacySpec(
+            d = await spin_diplomacy.run(spin_diplomacy.DiplomacySpec(
                 llm_powers=["FRANCE"], end_year=1901, negotiation_rounds=1, mode="constrained"), runtime=rt)
             s = time.perf_counter() - t
             table.add_row("diplomacy (FRANCE, 1901, 1 round)", f"{s:.0f}", str(len(d.orders)), "-",
                           f"{d.completion_tokens / s:.0f}", f"{d.centers['FRANCE']} centres")
             task = next(load_tasks(PDDL, domains=["blocksworld"]))
             t = time.perf_counter()
-            p = await spin_pddl.arun(task, runtime=rt)
+            p = await spin_pddl.run(task, runtime=rt)
             s = time.perf_counter() - t
             table.add_row("pddl (blocksworld p49)", f"{s:.0f}", "1", f"{s:.2f}", f"{p.completion_tokens / s:.0f}",
                           "valid" if p.check.valid else f"invalid at step {p.check.failing_step}")

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph import Runtime
-from rolegraph.evals.mcq import MCQ
+from rolegraph.envs.mcq import MCQ
 from rolegraph.graphs import refinebot
 from rolegraph.models import ChatRequest, FunctionModel
 from rolegraph.traces import ModelCall, TraceStore, replay_run

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph import Runtime
-from rolegraph.evals.grounding import load_jsonl, synthetic_benchmark
+from rolegraph.envs.videomind import load_jsonl, synthetic_benchmark
 from rolegraph.graphs import videomind as vm
 from rolegraph.tools.video import ROLE_SAMPLING, Scene, describe_frames, sample_frames, write_synthetic_video
 from rolegraph.traces import ModelCall, TraceStore
@@ -50,7 +50,7 @@ async def latency(console: Console, tmp: Path, questions: int) -> None:
     per_role: dict[str, list[float]] = {}
     try:
         for it in items:
-            r = await vm.arun(vm.VideoQuestion(video=it.video, question=it.question or "", options=it.options),
+            r = await vm.run(vm.VideoQuestion(video=it.video, question=it.question or "", options=it.options),
                               runtime=rt)
             for call in TraceStore(tmp / "runs").load(r.trace_id).of_kind(ModelCall):
                 if call.response is not None:

@@ -12,12 +12,12 @@ import tempfile
 from pathlib import Path
 
 from rolegraph import Runtime
-from rolegraph.evals.being0._bench import render_episode
+from rolegraph.evals.being0 import render_episode
 from rolegraph.graphs import being0
 
 task = sys.argv[1] if len(sys.argv) > 1 else "fetch_bottle"
 with Runtime.load() as rt:  # rolegraph.toml if present, else the embedded CPU model
-    result = being0.run(task, runtime=rt, seed=0, options=being0.Being0Options(constrained=True, max_steps=6))
+    result = being0.run_sync(task, runtime=rt, seed=0, options=being0.Being0Options(constrained=True, max_steps=6))
 for r in result.records:
     print(f"{r.step + 1}. {r.action} -> {'ok' if r.ok else 'failed'}: {r.message} ({len(r.skills)} skills)")
 print(f"success {result.success}, sub-tasks {result.subtasks_done}/{result.subtasks_total}, trace {result.trace_id}")

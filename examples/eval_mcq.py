@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rolegraph import Runtime
 from rolegraph.evals import EvalStore, run_eval, write_report
-from rolegraph.evals.mcq_bench import mcq_benchmark
+from rolegraph.evals.mcq import mcq_benchmark
 
 DATA = Path(__file__).parent / "data" / "microscopy_mcqs.jsonl"
 

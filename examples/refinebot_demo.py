@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from rolegraph import Runtime
-from rolegraph.evals.mcq import load_mcqs
+from rolegraph.envs.mcq import load_mcqs
 from rolegraph.graphs import refinebot
 
 DATA = Path(__file__).parent / "data" / "microscopy_mcqs.jsonl"
@@ -20,7 +20,7 @@ DATA = Path(__file__).parent / "data" / "microscopy_mcqs.jsonl"
 def main(index: int = 0) -> None:
     mcq = next(itertools.islice(load_mcqs(DATA), index, None))
     with Runtime.load() as rt:
-        result = refinebot.run(mcq, runtime=rt, seed=0)
+        result = refinebot.run_sync(mcq, runtime=rt, seed=0)
     print(f"{mcq.key}: {result.exit_code} after {result.iterations} iteration(s)")
     if result.state is not None:
         for i, evals in enumerate(result.state.evaluations):

@@ -21,7 +21,7 @@ async def main() -> None:
     async with Runtime.load() as rt:  # rolegraph.toml if present, else the embedded CPU model
         game = spin.GameSpec(game="tictactoe", seats=[spin.Seat.parse("llm"), spin.Seat.parse("minimax")],
                              mode="constrained")
-        result = await spin.arun(game, runtime=rt)
+        result = await spin.run(game, runtime=rt)
         print("moves:", " ".join(result.moves), "| returns:", result.returns, "| trace:", result.trace_id)
         for turn in result.turns:
             if turn.seat.startswith("llm"):

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from rolegraph import Runtime
-from rolegraph.evals.grounding import iou
+from rolegraph.envs.videomind import iou
 from rolegraph.graphs import videomind as vm
 from rolegraph.tools.video import Scene, write_synthetic_video
 
@@ -21,7 +21,7 @@ spans = write_synthetic_video(video, [Scene(seconds=4, colour="red"),
 question = vm.VideoQuestion(video=str(video), question="What colour is the background while the circle moves?",
                             options=["red", "blue", "green"])
 with Runtime.load() as rt:
-    result = rt.run_sync(vm.arun(question, runtime=rt))
+    result = vm.run_sync(question, runtime=rt)
 print("mode:", result.mode, "| route:", " -> ".join(result.route), "| plan read:", result.plan_parsed)
 if result.best_span:
     print("best moment:", result.best_span, f"(IoU with the truth {iou(result.best_span, spans[1]):.2f})")

@@ -1,10 +1,14 @@
 """rolegraph: multi-agent LLM graphs you can run from Python, trace, replay and evaluate.
 
-    from rolegraph import Runtime
-    from rolegraph.graphs import refinebot
+    import rolegraph as rg
 
-    rt = Runtime.load()                     # rolegraph.toml if present, else the embedded CPU model
-    result = refinebot.run(mcq, runtime=rt)
+    @rg.graph(input=Question, state=State, result=Answer, prompts="prompts/")
+    def writer_critic(g: rg.StateGraph) -> None:
+        g.add_node(write)                   # traced; the node's name is the function's
+        ...
+
+    rt = rg.Runtime.load()                  # rolegraph.toml if present, else the embedded CPU model
+    answer = writer_critic.run_sync(Question(text="..."), runtime=rt)
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -24,6 +28,7 @@ from rolegraph.errors import (
     UnknownRoleError,
     UserError,
 )
+from rolegraph.graphs import END, START, Graph, RunResult, StateGraph, StateResult, graph, run_totals
 from rolegraph.runtime import Runtime
 
 try:
@@ -32,22 +37,30 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "END",
+    "START",
     "Agent",
     "AgentOutputError",
     "AgentResult",
     "ConfigError",
+    "Graph",
     "InputError",
     "ModelError",
     "ModelHTTPError",
     "ModelUnreachable",
     "OutputInvalid",
     "RolegraphError",
+    "RunResult",
     "Runtime",
     "RuntimeConfig",
     "ScriptError",
     "ServerStartError",
+    "StateGraph",
+    "StateResult",
     "UnknownRoleError",
     "UserError",
     "__version__",
+    "graph",
     "load_config",
+    "run_totals",
 ]

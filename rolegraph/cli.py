@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,17 +17,34 @@ from rich.table import Table
 
 from rolegraph import __version__
 from rolegraph.errors import RolegraphError, one_line
+from rolegraph.evals._any import eval_any_command
 from rolegraph.evals._cli import eval_app, optimize_command
-from rolegraph.evals.being0._bench import register as register_being0
-from rolegraph.evals.lvas.bench import register as register_lvas
-from rolegraph.evals.videomind_bench import register as register_videomind
+from rolegraph.evals.being0 import register as register_being0
+from rolegraph.evals.lvas import register as register_lvas
+from rolegraph.evals.videomind import register as register_videomind
+from rolegraph.graphs._cli import replay_command, resume_command, run_any_command
 from rolegraph.models._adapters_cli import adapters_app, serve_adapters
-from rolegraph.traces._cli import replay_command, resume_command, trace_app
+from rolegraph.traces._cli import trace_app
+
+
+class _AnyGraphGroup(typer.core.TyperGroup):
+    """A command group where an unknown command name is a graph (FILE.py:NAME, module:NAME or an
+    installed graph's name), handed to the group's `graph` command."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-") and "graph" in self.commands:
+            return "graph", self.commands["graph"], args
+        return super().resolve_command(ctx, args)
+
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run, trace and evaluate multi-agent LLM graphs.")
-run_app = typer.Typer(no_args_is_help=True, help="Run a graph: refinebot over a file of MCQs; one being0 episode, "
-                                                  "videomind question or lvas video.")
+run_app = typer.Typer(cls=_AnyGraphGroup, no_args_is_help=True,
+                      help="Run a graph: any graph with FILE.py:NAME --input inputs.jsonl; refinebot over a file of "
+                           "MCQs; one being0 episode, videomind question or lvas video.")
+run_app.command("graph")(run_any_command)
+eval_app.info.cls = _AnyGraphGroup
+eval_app.command("graph")(eval_any_command)
 serve_app = typer.Typer(no_args_is_help=True, help="Start a server in the foreground: embedded model, vLLM, adapters, tools.")
 app.add_typer(run_app, name="run")
 app.add_typer(serve_app, name="serve")
@@ -83,7 +101,7 @@ def run_refinebot(
     """Refine MCQs until a model cannot answer them without the image (MicroVQA's RefineBot)."""
     import itertools
 
-    from rolegraph.evals.mcq import load_mcqs
+    from rolegraph.envs.mcq import load_mcqs
     from rolegraph.graphs import refinebot
     from rolegraph.runtime import Runtime
 
@@ -98,7 +116,7 @@ def run_refinebot(
         out_file.parent.mkdir(parents=True, exist_ok=True)
         with out_file.open("w") as fh, _progress() as progress:
             task = progress.add_task("refinebot", total=total)
-            async for result in refinebot.arun_many(mcqs, runtime=runtime, seeds=seed_list,
+            async for result in refinebot.run_many(mcqs, runtime=runtime, seeds=seed_list,
                                                     options=options, concurrency=concurrency):
                 counts[result.exit_code.value] += 1
                 fh.write(result.model_dump_json(exclude={"state", "trace_dir"}) + "\n")

@@ -4,8 +4,9 @@ the servers it started. It is passed to graphs; nothing in rolegraph reads a glo
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -14,11 +15,11 @@ from rolegraph.config import EMBEDDED, EndpointConfig, RoleConfig, RuntimeConfig
 from rolegraph.errors import ConfigError, ServerStartError, UnknownRoleError
 from rolegraph.memory._base import MemoryStore, TokenCounter
 from rolegraph.memory._recorded import RecordedMemory
-from rolegraph.models import ChatModel, Endpoint, OpenAICompatModel, RetryPolicy
+from rolegraph.models import ChatModel, ChatRequest, Endpoint, OpenAICompatModel, RetryPolicy
 from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
 from rolegraph.prompts import PromptLibrary
 from rolegraph.traces._events import ForkOrigin, Manifest, RoleInfo
-from rolegraph.traces._recorder import RecordingModel, RunContext, record_run
+from rolegraph.traces._recorder import RecordingModel, RunContext, attempt_scope, record_run
 from rolegraph.traces._store import Trace, TraceStore
 from rolegraph.traces._tools import ToolSource, record_tool
 
@@ -42,6 +43,7 @@ class Runtime:
         traces: TraceStore | None = None,
         trace_parent: ForkOrigin | None = None,
         memory_store: MemoryStore | str | Path | None = None,
+        fallback: Callable[[str], ChatModel] | None = None,
     ) -> None:
         self.config = config or RuntimeConfig()
         self.prompts = prompts or PromptLibrary()
@@ -57,6 +59,9 @@ class Runtime:
         self._memories: dict[tuple[str, str, str], RecordedMemory] = {}
         self._env = os.environ if env is None else env
         self._given: dict[str, ChatModel] = dict(models or {})
+        self._fallback = fallback
+        self._made: dict[str, ChatModel] = {}
+        """Makes the model for a role that neither `models` nor the config names (replays use it)."""
         self._models: dict[str, ChatModel] = {}
         self._endpoints: dict[str, Endpoint] = {}
         self._embedded: EmbeddedServer | None = None
@@ -75,11 +80,22 @@ class Runtime:
     @classmethod
     def from_models(cls, models: Mapping[str, ChatModel], *, prompts: PromptLibrary | None = None,
                     traces: TraceStore | str | Path | None = None,
-                    trace_parent: ForkOrigin | None = None, memory_store: MemoryStore | None = None) -> Runtime:
-        """A runtime whose roles are exactly `models` ("default" answers unlisted roles)."""
+                    trace_parent: ForkOrigin | None = None, memory_store: MemoryStore | None = None,
+                    fallback: Callable[[str], ChatModel] | None = None) -> Runtime:
+        """A runtime whose roles are exactly `models` ("default" answers unlisted roles; then
+        `fallback(role)`, if given, makes one)."""
         store = traces if isinstance(traces, TraceStore) or traces is None else TraceStore(traces)
         return cls(RuntimeConfig(roles={}), models=models, prompts=prompts, traces=store,
-                   trace_parent=trace_parent, memory_store=memory_store)
+                   trace_parent=trace_parent, memory_store=memory_store, fallback=fallback)
+
+    def with_prompt_dirs(self, dirs: Sequence[str | Path]) -> Runtime:
+        """This runtime, with `dirs` searched for templates after its own prompt directories and
+        before the package's (a graph's own prompts). Shares models, servers and memories."""
+        if not dirs:
+            return self
+        view = copy.copy(self)
+        view.prompts = self.prompts.below(*dirs)
+        return view
 
     # -- roles ---------------------------------------------------------------------------
 
@@ -98,11 +114,17 @@ class Runtime:
         return self._resolve(role)
 
     def _resolve(self, role: str) -> ChatModel:
+        if role in self._made:
+            return self._made[role]
         for name in (role, "default"):
             if name in self._given:
                 return self._given[name]
             if name in self.config.roles:
                 return self._build_model(self.config.roles[name])
+        if self._fallback is not None:
+            if role not in self._made:
+                self._made[role] = self._fallback(role)
+            return self._made[role]
         raise UnknownRoleError(role, self.roles)
 
     def model_named(self, role: str, model_name: str) -> ChatModel:
@@ -124,10 +146,19 @@ class Runtime:
 
             if kind == "vector":
                 options.setdefault("embed_model", self.config.memory.embed_model)
-            inner = make_memory(kind, name, scope, runtime=self, store=self.memory_store,  # opens it if a path
+            if kind == "summary":
+                options.setdefault("summarizer", self._summarize)
+            inner = make_memory(kind, name, scope, store=self.memory_store,  # opens it if a path
                                 counter=self.token_counter(options.pop("role", "default")), **options)
             self._memories[key] = RecordedMemory(inner, kind, replay=self.memory_source)
         return self._memories[key]
+
+    async def _summarize(self, previous: str, items: list[str]) -> str:
+        """A summary memory's default summarizer: the "summarizer" role with prompts/memory/summary.j2."""
+        rendered = self.prompts.render("memory/summary", previous=previous, items=items)
+        with attempt_scope("summarizer", 0, rendered.name, rendered.sha256):
+            response = await self.model("summarizer").chat(ChatRequest(messages=rendered.messages, max_tokens=256))
+        return response.text
 
     @property
     def memory_store(self) -> MemoryStore | None:
@@ -231,7 +262,7 @@ class Runtime:
         """Close this loop's HTTP clients and check test doubles' scripts were used up."""
         for endpoint in self._endpoints.values():
             await endpoint.aclose()
-        for model in self._given.values():
+        for model in [*self._given.values(), *self._made.values()]:
             await model.aclose()
 
     def close(self) -> None:
@@ -251,8 +282,17 @@ class Runtime:
     def __enter__(self) -> Runtime:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.close()
+        if exc_type is None:
+            self.verify()
+
+    def verify(self) -> None:
+        """Check that test doubles used up their scripts (ScriptedModel.verify)."""
+        for model in self._given.values():
+            verify = getattr(model, "verify", None)
+            if verify is not None:
+                verify()
 
     async def __aenter__(self) -> Runtime:
         return self

@@ -7,8 +7,10 @@ AgentOutputError carries every attempt.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -89,6 +91,11 @@ class Agent(Generic[T]):
     top_logprobs: int | None = None
     """Ask for each generated token's most likely alternatives (AgentResult.response.logprobs)."""
 
+    def __post_init__(self) -> None:
+        made = _MADE.get()
+        if made is not None:
+            made.append(self)
+
     @property
     def model_role(self) -> str:
         return self.role or self.name
@@ -162,6 +169,21 @@ class Agent(Generic[T]):
                 return cast(T, out.model_validate_json(response.tool_calls[0].arguments))
             return cast(T, out.model_validate(decode_json(response.text)))
         return cast(Callable[[str], T], out)(response.text)
+
+
+_MADE: contextvars.ContextVar[list[Agent[Any]] | None] = contextvars.ContextVar("rolegraph_agents", default=None)
+
+
+@contextlib.contextmanager
+def agents_made() -> Iterator[list[Agent[Any]]]:
+    """Collect the agents constructed inside this block (how a graph learns its roles and prompts
+    while it is built)."""
+    made: list[Agent[Any]] = []
+    token = _MADE.set(made)
+    try:
+        yield made
+    finally:
+        _MADE.reset(token)
 
 
 @lru_cache(maxsize=256)

@@ -1,11 +1,11 @@
 """Benchmarks: typed cases, solvers and scorers; a resumable concurrent runner; metrics with
 confidence intervals; reports; the MicroVQA-style MCQ benchmark and robustness transforms."""
 
+from rolegraph.envs.mcq import MCQ, load_mcqs
 from rolegraph.evals._core import Benchmark, Case, EvalRecord, Match, Score, Scorer, Solver, SolverOutput
 from rolegraph.evals._report import summarize, write_report
 from rolegraph.evals._runner import EvalSummary, run_eval
 from rolegraph.evals._store import EvalStore
-from rolegraph.evals.mcq import MCQ, load_mcqs
 
 __all__ = [
     "MCQ",

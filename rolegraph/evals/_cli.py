@@ -52,11 +52,11 @@ def eval_mcq(
 ) -> None:
     """Answer MCQs without the image (chain-of-thought), score accuracy, and report each variant and
     transform with confidence intervals; transforms also report the drop from clean accuracy."""
+    from rolegraph.envs.mcq import load_mcqs
     from rolegraph.evals._report import write_report
     from rolegraph.evals._runner import new_eval_id, run_eval
     from rolegraph.evals._store import EvalStore
-    from rolegraph.evals.mcq import load_mcqs
-    from rolegraph.evals.mcq_bench import VARIANTS, mcq_benchmark
+    from rolegraph.evals.mcq import VARIANTS, mcq_benchmark
     from rolegraph.evals.metrics import accuracy_ci, mean_ci, paired_comparison
     from rolegraph.evals.transforms import parse_transforms
     from rolegraph.runtime import Runtime
@@ -92,7 +92,7 @@ def eval_mcq(
         for b in benches:
             await run_eval(b, runtime, store=stores[b.name], repeats=repeats, limit=limit, **kw)
         if refine:
-            from rolegraph.evals.mcq_bench import refine_benchmark, refined_mcq_benchmark
+            from rolegraph.evals.mcq import refine_benchmark, refined_mcq_benchmark
 
             stores["refinebot"] = EvalStore(suite / "refinebot" / "results.sqlite")
             await run_eval(refine_benchmark(data), runtime, store=stores["refinebot"], limit=limit, **kw)

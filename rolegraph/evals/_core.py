@@ -52,9 +52,10 @@ class SolverOutput(BaseModel):
 
 
 class Solver(Protocol):
-    """Answers one case. `repeat` and `seed` let repeats differ (pass^k, flip rates)."""
+    """Answers one case. `repeat` and `seed` let repeats differ (pass^k, flip rates). A graph's
+    `graph.solver()` is one: it returns the run's result, and its `output(result)` is scored."""
 
-    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput: ...
+    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> Any: ...
 
 
 class Scorer(Protocol):

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from rolegraph.errors import ModelUnreachable, UserError
-from rolegraph.evals._core import RECORD_VERSION, Benchmark, Case, EvalRecord
+from rolegraph.evals._core import RECORD_VERSION, Benchmark, Case, EvalRecord, SolverOutput
 from rolegraph.evals._store import EvalStore
 
 if TYPE_CHECKING:
@@ -57,6 +57,8 @@ async def run_one(benchmark: Benchmark, case: Case, repeat: int, runtime: Runtim
     try:
         async with asyncio.timeout(timeout_s):
             solved = await benchmark.solver(case, runtime, repeat=repeat, seed=seed + repeat)
+            if not isinstance(solved, SolverOutput):  # a graph's RunResult (from graph.solver())
+                solved = _from_result(benchmark.solver, solved)
             scores = {s.name: await s(case, solved.output) for s in benchmark.scorers}
     except TimeoutError:
         return EvalRecord(**base, status="timeout", error=f"timed out after {timeout_s} s",
@@ -72,6 +74,14 @@ async def run_one(benchmark: Benchmark, case: Case, repeat: int, runtime: Runtim
                                       latency_s=time.perf_counter() - started, prompt_tokens=solved.prompt_tokens,
                                       completion_tokens=solved.completion_tokens, format_version=RECORD_VERSION,
                                       kind="result", finished_at=0.0)
+
+
+def _from_result(solver: object, result: object) -> SolverOutput:
+    """A graph run's result as a solver output: the solver's `output(result)` picks what is scored."""
+    pick = getattr(solver, "output", None)
+    return SolverOutput(output=pick(result) if callable(pick) else result, trace_id=getattr(result, "trace_id", None),
+                        trace_dir=getattr(result, "trace_dir", None), prompt_tokens=getattr(result, "prompt_tokens", 0),
+                        completion_tokens=getattr(result, "completion_tokens", 0))
 
 
 class Executor(Protocol):

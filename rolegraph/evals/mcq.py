@@ -1,117 +1,111 @@
-"""Multiple-choice questions (MicroVQA-style) and their loaders: JSONL, or MicroVQA's CSV
-columns (key_question, question, choices as a list string, correct_index)."""
+"""The MicroVQA-style MCQ benchmark: each question answered with chain-of-thought and scored by
+accuracy, in no-image variants that measure language shortcuts (the question as given, the
+choices only, the last sentence only), optionally under a robustness transform."""
 
 from __future__ import annotations
 
-import ast
-import csv
-import json
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from rolegraph.envs.mcq import MCQ, load_mcqs
+from rolegraph.evals._core import Benchmark, Case, Match, Score
+from rolegraph.evals._store import EvalStore
+from rolegraph.evals.transforms import Paraphrase, Transform, apply
+from rolegraph.graphs import mcq as mcq_graph
 
-from rolegraph.errors import InputError
-
-LETTERS = "abcdefghijk"
-LabelStyle = Literal["a", "A", "1"]
-"""How options are labelled: (a) (b) ..., (A) (B) ..., or (1) (2) ..."""
-
-
-def option_label(index: int, style: LabelStyle = "a") -> str:
-    if style == "1":
-        return str(index + 1)
-    return LETTERS[index].upper() if style == "A" else LETTERS[index]
+VARIANTS = ("question", "choices_only", "last_sentence")
+CHOICES_ONLY_STEM = "Which of the following options is correct?"
 
 
-class MCQ(BaseModel):
-    """One question with its options and the index of the correct one."""
-
-    key: str = ""
-    """A unique id (MicroVQA's key_question)."""
-    question: str = Field(min_length=1)
-    choices: list[str] = Field(min_length=2, max_length=len(LETTERS))
-    correct_index: int
-    labels: LabelStyle = "a"
-    """How the options are labelled when shown to a model."""
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _index_in_range(self) -> MCQ:
-        if not 0 <= self.correct_index < len(self.choices):
-            raise ValueError(f"correct_index {self.correct_index} is not an index of {len(self.choices)} choices")
-        return self
-
-    @property
-    def answer(self) -> str:
-        return self.choices[self.correct_index]
-
-    def options_text(self) -> str:
-        """Options as `(a) ...` lines (or `(A)`, `(1)` by `labels`), the format a model sees."""
-        return "\n".join(f"({option_label(i, self.labels)}) {c}" for i, c in enumerate(self.choices))
+def last_sentence(text: str) -> str:
+    """The stem's last sentence (MicroVQA's shortcut probe keeps only the question itself)."""
+    parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p.strip()]
+    return parts[-1] if parts else text
 
 
-def load_mcqs(path: str | Path) -> Iterator[MCQ]:
-    """Stream MCQs from a .jsonl or .csv file; a bad row raises InputError naming line and field."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("file not found", path=str(p))
-    if p.suffix.lower() == ".csv":
-        yield from _from_csv(p)
-    else:
-        yield from _from_jsonl(p)
+def variant(mcq: MCQ, name: str) -> MCQ:
+    if name == "question":
+        return mcq
+    if name == "choices_only":
+        return mcq.model_copy(update={"question": CHOICES_ONLY_STEM})
+    if name == "last_sentence":
+        return mcq.model_copy(update={"question": last_sentence(mcq.question)})
+    raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
 
 
-def _from_jsonl(p: Path) -> Iterator[MCQ]:
-    with p.open() as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=str(p), line=line_no) from None
-            if not isinstance(row, dict):
-                raise InputError("each line must be a JSON object", path=str(p), line=line_no)
-            yield _validate(row, p, line_no)
+def mcq_solver(options: mcq_graph.MCQOptions) -> Any:
+    """The one-node MCQ graph per case (recorded); the predicted index is scored."""
+    return mcq_graph.mcq.solver(options=options, output=lambda answer: answer.pred_index)
 
 
-def _from_csv(p: Path) -> Iterator[MCQ]:
-    with p.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"question", "choices"} - set(reader.fieldnames or [])
-        if missing:
-            raise InputError(f"missing column(s): {', '.join(sorted(missing))}", path=str(p), line=1)
-        for row in reader:
-            line_no = reader.line_num
-            raw = row.get("choices", "")
-            try:
-                choices = ast.literal_eval(raw)  # a Python list literal; never evaluated as code
-            except (ValueError, SyntaxError):
-                raise InputError(f"not a list literal: {raw[:60]!r}", path=str(p), line=line_no,
-                                 field="choices") from None
-            data: dict[str, Any] = {k: v for k, v in row.items() if k != "choices"}
-            if isinstance(choices, dict):  # MicroVQA's {'choices': [...], 'correct_index': i}
-                if data.get("correct_index") in (None, ""):
-                    data["correct_index"] = choices.get("correct_index")
-                choices = choices.get("choices")
-            data["choices"] = choices
-            yield _validate(data, p, line_no)
+def mcq_benchmark(data: str | Path, *, variant_name: str = "question", transform: Transform | None = None,
+                  seed: int = 0, options: mcq_graph.MCQOptions | None = None) -> Benchmark:
+    """The benchmark over the MCQs in `data` (JSONL or MicroVQA CSV)."""
+    if variant_name not in VARIANTS:
+        raise ValueError(f"unknown variant {variant_name!r}; known: {', '.join(VARIANTS)}")
+    paraphrase = isinstance(transform, Paraphrase)
+    options = (options or mcq_graph.MCQOptions()).model_copy(update={"paraphrase": paraphrase})
+    static = None if paraphrase else transform
+
+    def cases() -> Iterator[Case]:
+        for original in load_mcqs(data):
+            m = variant(original, variant_name)
+            if static is not None:
+                m = apply(static, m, seed)
+            yield Case(id=original.key, input=m, target=m.correct_index,
+                       metadata={"category": str(original.metadata.get("category", original.metadata.get(
+                           "use_case", ""))), "variant": variant_name,
+                                 "transform": transform.name if transform else "clean"})
+
+    name = f"mcq-{variant_name}" + (f"-{transform.name}" if transform else "")
+    return Benchmark(name=name, cases=cases, solver=mcq_solver(options), scorers=[Match("accuracy")],
+                     config={"data": str(data), "variant": variant_name,
+                             "transform": repr(transform) if transform else None, "options": options.model_dump()})
 
 
-def _validate(row: dict[str, Any], p: Path, line_no: int) -> MCQ:
-    data = dict(row)
-    if "key" not in data:
-        data["key"] = str(data.pop("key_question", data.pop("id", line_no)))
-    else:
-        data["key"] = str(data["key"])
-    known = set(MCQ.model_fields)
-    data["metadata"] = {**data.get("metadata", {}), **{k: v for k, v in data.items() if k not in known}}
-    data = {k: v for k, v in data.items() if k in known}
-    try:
-        return MCQ.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(x) for x in err["loc"]) or None
-        raise InputError(err["msg"], path=str(p), line=line_no, field=field) from None
+def refine_solver(options: Any = None) -> Any:
+    """RefineBot on a case; the exit code and the final MCQ are scored."""
+    from rolegraph.graphs import refinebot
+
+    return refinebot.refinebot.solver(options=options, output=lambda result: {
+        "exit_code": result.exit_code.value, "final": result.final.model_dump(mode="json")})
+
+
+@dataclass(frozen=True)
+class ExitCodeScorer:
+    """1.0 when RefineBot ended in success (the question no longer answerable without the image)."""
+
+    name: str = "refined"
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        code = output["exit_code"]
+        return Score(value=1.0 if code.startswith("SUCCESS") else 0.0, explanation=code, metadata={"exit_code": code})
+
+
+def refine_benchmark(data: str | Path, *, options: Any = None) -> Benchmark:
+    """RefineBot over every MCQ in `data` (MicroVQA's --refine stage)."""
+
+    def cases() -> Iterator[Case]:
+        for m in load_mcqs(data):
+            yield Case(id=m.key, input=m, target=None)
+
+    solver = refine_solver(options)
+    return Benchmark(name="refinebot", cases=cases, solver=solver, scorers=[ExitCodeScorer()],
+                     config={"data": str(data), "options": solver.options.model_dump()})
+
+
+def refined_mcq_benchmark(refined: EvalStore, *, data: str | Path) -> Benchmark:
+    """The no-image MCQ benchmark over RefineBot's final questions (the original where it failed)."""
+
+    def cases() -> Iterator[Case]:
+        for r in refined.records():
+            if r.status == "ok" and r.repeat == 0:
+                m = MCQ.model_validate(r.output["final"])
+                yield Case(id=r.case_id, input=m, target=m.correct_index,
+                           metadata={"category": r.output["exit_code"], "variant": "refined"})
+
+    return Benchmark(name="mcq-refined", cases=cases, solver=mcq_solver(mcq_graph.MCQOptions()),
+                     scorers=[Match("accuracy")], config={"data": str(data), "variant": "refined"})

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rolegraph.envs.mcq import LETTERS, load_mcqs, parse_answer
 from rolegraph.errors import UserError
-from rolegraph.evals.answers import parse_answer
-from rolegraph.evals.mcq import LETTERS, load_mcqs
 from rolegraph.prompts import PromptLibrary
 
 ANSWER_INSTRUCTIONS = ("Answer a multiple-choice question about biology microscopy from its text alone. Reason "

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, get_args
 
+from rolegraph.envs.mcq import MCQ, LabelStyle
 from rolegraph.errors import UserError
-from rolegraph.evals.mcq import MCQ, LabelStyle
 
 
 class Transform(Protocol):

@@ -1,23 +1,32 @@
-"""The reference systems, one module per graph: each has a State model, `build(runtime)`,
-`run(...)`, and a `SPEC` (GraphSpec) that replay and resume use to run it from a manifest."""
+"""Graphs: the public graph API (`@graph`, a traced `StateGraph`, `RunResult`), finding a graph
+again from its trace, replay, fork and resume; and the reference systems, one module each
+(refinebot, mcq, spin, spin_pddl, spin_diplomacy, being0, videomind, lvas), built on that API.
+Each has `async run(...)` and `run_sync(...)`."""
 
-from __future__ import annotations
+from langgraph.graph import END, START
 
-import importlib
-from types import ModuleType
+from rolegraph.graphs._api import Graph, GraphSolver, RunResult, StateGraph, StateResult, graph
+from rolegraph.graphs._find import find_graph, installed_graphs, load_graph
+from rolegraph.graphs._replay import StepReplay, replay_run, replay_step, resume_run
+from rolegraph.graphs._run import run_graph
+from rolegraph.traces import run_totals
 
-from rolegraph.errors import UserError
-from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
-
-GRAPHS = {"refinebot": "rolegraph.graphs.refinebot", "mcq": "rolegraph.graphs.mcq", "spin": "rolegraph.graphs.spin",
-          "spin_pddl": "rolegraph.graphs.spin_pddl", "spin_diplomacy": "rolegraph.graphs.spin_diplomacy",
-          "being0": "rolegraph.graphs.being0", "videomind": "rolegraph.graphs.videomind", "lvas": "rolegraph.graphs.lvas"}
-
-
-__all__ = ["GRAPHS", "GraphSpec", "Prepared", "get", "run_graph"]
-
-
-def get(name: str) -> ModuleType:
-    if name not in GRAPHS:
-        raise UserError(f"unknown graph '{name}'; known graphs: {', '.join(sorted(GRAPHS))}")
-    return importlib.import_module(GRAPHS[name])
+__all__ = [
+    "END",
+    "START",
+    "Graph",
+    "GraphSolver",
+    "RunResult",
+    "StateGraph",
+    "StateResult",
+    "StepReplay",
+    "find_graph",
+    "graph",
+    "installed_graphs",
+    "load_graph",
+    "replay_run",
+    "replay_step",
+    "resume_run",
+    "run_graph",
+    "run_totals",
+]

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from functools import lru_cache
+from dataclasses import replace
 from typing import Any
 
-from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rolegraph.agents import Agent, OutputInvalid
-from rolegraph.errors import AgentOutputError
-from rolegraph.evals.being0 import (
+from rolegraph.envs.being0 import (
     COMPOSITES,
     PRIMITIVES,
     ActionError,
@@ -37,14 +35,11 @@ from rolegraph.evals.being0 import (
     reference_length,
     run_primitive,
 )
-from rolegraph.graphs._run import OUTPUT_EXCLUDE, GraphSpec, Prepared, run_graph
+from rolegraph.errors import AgentOutputError
+from rolegraph.graphs._api import END, START, RunResult, StateGraph, graph
 from rolegraph.models import decode_json
 from rolegraph.runtime import Runtime
-from rolegraph.traces import Manifest, RoleInfo, traced_node
 
-NAME = "being0"
-PROMPTS = ("being0/gather", "being0/reflect", "being0/infer", "being0/plan", "being0/_context", "agents/retry",
-           "memory/summary")
 HISTORY_MEMORY = "being0.history"
 
 
@@ -62,9 +57,13 @@ class Being0Options(BaseModel):
 
 
 class EpisodeSpec(BaseModel):
+    """One episode: the graph's input (what a trace records)."""
+
     task: str
+    """A name in rolegraph.envs.being0.TASKS."""
     seed: int = 0
     episode_id: str = ""
+    """Scopes the episode's history memory; a fresh run without one gets a new id."""
 
 
 class Gather(BaseModel):
@@ -112,7 +111,7 @@ class EpisodeState(BaseModel):
     started: float = 0.0
 
 
-class EpisodeResult(BaseModel):
+class EpisodeResult(RunResult):
     task: str
     seed: int
     options: dict[str, Any]
@@ -130,10 +129,7 @@ class EpisodeResult(BaseModel):
     planner_calls: int
     records: list[StepRecord]
     frames: list[World] = Field(default_factory=list)
-    trace_id: str | None = None
-    trace_dir: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    """The world after each step (for rendering; kept out of the recorded output, the checkpoints hold it)."""
 
 
 def skills_for(options: Being0Options) -> dict[str, dict[str, type]]:
@@ -168,7 +164,7 @@ def candidate_calls(world: World, options: Being0Options) -> list[str]:
             + [f"handout(person_name='{p}')" for p in people] + ["open_beer()"])
 
 
-def _planner(options: Being0Options, world: World) -> Agent[PlanOut]:
+def _planner(options: Being0Options) -> Agent[PlanOut]:
     library = skills_for(options)
 
     def parse(text: str) -> PlanOut:
@@ -182,12 +178,14 @@ def _planner(options: Being0Options, world: World) -> Agent[PlanOut]:
             raise OutputInvalid(str(exc)) from None
         return out.model_copy(update={"action": action.text()})
 
-    schema = None
-    if options.constrained:
-        schema = {"type": "object", "properties": {"reasoning": {"type": "string"},
-                                                   "action": {"type": "string", "enum": candidate_calls(world, options)}},
-                  "required": ["reasoning", "action"]}
-    return Agent(name="planner", prompt="being0/plan", output=parse, max_tokens=200, response_schema=schema)
+    return Agent(name="planner", prompt="being0/plan", output=parse, max_tokens=200)
+
+
+def _call_schema(world: World, options: Being0Options) -> dict[str, Any]:
+    """The planner's answer with its action one of the calls worth offering (constrained mode)."""
+    return {"type": "object", "properties": {"reasoning": {"type": "string"},
+                                             "action": {"type": "string", "enum": candidate_calls(world, options)}},
+            "required": ["reasoning", "action"]}
 
 
 def _view(world: World) -> dict[str, Any]:
@@ -196,16 +194,37 @@ def _view(world: World) -> dict[str, Any]:
             "room": layout.room_of(world.robot.x, world.robot.y), "holding": world.holding or ""}
 
 
-def build(runtime: Runtime, options: Being0Options = Being0Options()) -> Any:
-    runtime.require_roles(["planner"])
-    return _compiled(options)
+def _prepare(spec: EpisodeSpec) -> EpisodeSpec:
+    get_task(spec.task)
+    return spec if spec.episode_id else spec.model_copy(update={"episode_id": uuid.uuid4().hex[:12]})
 
 
-@lru_cache(maxsize=16)
-def _compiled(options: Being0Options) -> Any:
+def _start(spec: EpisodeSpec) -> EpisodeState:
+    return EpisodeState(spec=spec, world=get_task(spec.task).world(), started=time.time())
+
+
+def _finish(state: EpisodeState, options: Being0Options) -> EpisodeResult:
+    task = get_task(state.spec.task)
+    success = task.success(state.world)
+    ref = reference_length(task)
+    walked = state.world.distance
+    return EpisodeResult(task=task.name, seed=state.spec.seed, options=options.model_dump(), success=success,
+                         subtasks_done=task.subtask_progress(state.world), subtasks_total=len(task.subtasks),
+                         steps=state.step, skill_steps=state.world.steps, distance=round(walked, 3),
+                         reference_distance=round(ref, 3),
+                         efficiency=round(min(1.0, ref / walked), 3) if success and walked > 0 else 0.0,
+                         planner_calls=state.planner_calls, records=state.records, frames=state.frames)
+
+
+@graph(input=EpisodeSpec, state=EpisodeState, result=EpisodeResult, options=Being0Options, prepare=_prepare,
+       start=_start, finish=_finish, templates=("being0/_context", "memory/summary"),
+       recursion_limit=lambda spec, options: options.max_steps * 3 + 10, output_exclude=("frames",))
+def being0(g: StateGraph, options: Being0Options) -> None:
+    """gather -> infer -> act, looped until the task is done or the steps run out."""
     gatherer = Agent(name="gather", role="planner", prompt="being0/gather", output=Gather, max_tokens=160)
     reflector = Agent(name="reflect", role="planner", prompt="being0/reflect", output=Reflect, max_tokens=100)
     inferrer = Agent(name="infer", role="planner", prompt="being0/infer", output=Infer, max_tokens=160)
+    planner = _planner(options)
     library = skills_for(options)
     skills = [_signature(n, p) for n, p in library.items()]
     example = 'grab(object_name="cup")' if options.connector else "go_straight(distance=1.0)"
@@ -240,13 +259,13 @@ def _compiled(options: Being0Options) -> Any:
     async def act(state: EpisodeState, runtime: Runtime) -> dict[str, Any]:
         task = get_task(state.spec.task)
         last = state.records[-1] if state.records else None
-        planner = _planner(options, state.world)
+        agent = replace(planner, response_schema=_call_schema(state.world, options)) if options.constrained else planner
         try:
-            plan = await planner.run(runtime, seed=state.spec.seed + state.step, instruction=task.instruction,
-                                     subtask=state.infer.subtask or task.instruction, skills=skills, example=example,
-                                     last_action=last.action if last else "",
-                                     last_result=(("succeeded: " if last.ok else "failed: ") + last.message) if last else "",
-                                     **_view(state.world))
+            plan = await agent.run(runtime, seed=state.spec.seed + state.step, instruction=task.instruction,
+                                   subtask=state.infer.subtask or task.instruction, skills=skills, example=example,
+                                   last_action=last.action if last else "",
+                                   last_result=(("succeeded: " if last.ok else "failed: ") + last.message) if last else "",
+                                   **_view(state.world))
             action_text: str | None = plan.action
         except AgentOutputError:  # no usable call after the retries: the step is lost, recorded as failed
             action_text = None
@@ -283,57 +302,21 @@ def _compiled(options: Being0Options) -> Any:
     def route(state: EpisodeState) -> str:
         return END if state.done else "gather"
 
-    graph = StateGraph(EpisodeState)
-    graph.add_node("gather", traced_node("gather", gather))
-    graph.add_node("infer", traced_node("infer", infer))
-    graph.add_node("act", traced_node("act", act))
-    graph.add_edge(START, "gather")
-    graph.add_edge("gather", "infer")
-    graph.add_edge("infer", "act")
-    graph.add_conditional_edges("act", route, ["gather", END])
-    return graph.compile(name=NAME)
+    for fn in (gather, infer, act):
+        g.add_node(fn)
+    g.add_edge(START, "gather")
+    g.add_edge("gather", "infer")
+    g.add_edge("infer", "act")
+    g.add_conditional_edges("act", route, ["gather", END])
 
 
-def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:
-    options = Being0Options.model_validate(manifest.options)
-    spec = EpisodeSpec.model_validate(manifest.input)
-    task = get_task(spec.task)
-    return Prepared(graph if graph is not None else build(runtime, options),
-                    EpisodeState(spec=spec, world=task.world(), started=time.time()),
-                    recursion_limit=options.max_steps * 3 + 10)
-
-
-def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: str) -> EpisodeResult:
-    options = Being0Options.model_validate(manifest.options)
-    state = EpisodeState.model_validate(raw)
-    task = get_task(state.spec.task)
-    success = task.success(state.world)
-    ref = reference_length(task)
-    walked = state.world.distance
-    return EpisodeResult(task=task.name, seed=state.spec.seed, options=options.model_dump(), success=success,
-                         subtasks_done=task.subtask_progress(state.world), subtasks_total=len(task.subtasks),
-                         steps=state.step, skill_steps=state.world.steps, distance=round(walked, 3),
-                         reference_distance=round(ref, 3),
-                         efficiency=round(min(1.0, ref / walked), 3) if success and walked > 0 else 0.0,
-                         planner_calls=state.planner_calls, records=state.records, frames=state.frames,
-                         trace_id=run_id)
-
-
-SPEC = GraphSpec(NAME, _prepare, _finish, output_exclude=OUTPUT_EXCLUDE | {"frames"})  # frames: in the checkpoints
-
-
-async def arun(task: str, *, runtime: Runtime, seed: int = 0, options: Being0Options = Being0Options(),
-               graph: Any = None) -> EpisodeResult:
-    """Run one episode of `task` (a name in rolegraph.evals.being0.TASKS), recorded."""
-    get_task(task)
-    graph = graph if graph is not None else build(runtime, options)
-    spec = EpisodeSpec(task=task, seed=seed, episode_id=uuid.uuid4().hex[:12])
-    manifest = Manifest(graph=NAME, input=spec.model_dump(mode="json"), options=options.model_dump(mode="json"),
-                        seed=seed, prompts={p: runtime.prompts.get(p).sha256 for p in PROMPTS},
-                        roles={"planner": RoleInfo()}, mermaid=graph.get_graph().draw_mermaid())
-    result: EpisodeResult = await run_graph(SPEC, manifest, runtime, graph=graph)
+async def run(task: str, *, runtime: Runtime, seed: int = 0, options: Being0Options = Being0Options()) -> EpisodeResult:
+    """Run one episode of `task` (a name in rolegraph.envs.being0.TASKS), recorded."""
+    result: EpisodeResult = await being0.run(EpisodeSpec(task=task, seed=seed), runtime=runtime, seed=seed,
+                                             options=options)
     return result
 
 
-def run(task: str, *, runtime: Runtime, seed: int = 0, options: Being0Options = Being0Options()) -> EpisodeResult:
-    return runtime.run_sync(arun(task, runtime=runtime, seed=seed, options=options))
+def run_sync(task: str, *, runtime: Runtime, seed: int = 0, options: Being0Options = Being0Options()) -> EpisodeResult:
+    """`run` from synchronous code."""
+    return runtime.run_sync(run(task, runtime=runtime, seed=seed, options=options))

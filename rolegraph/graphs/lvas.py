@@ -14,22 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from functools import lru_cache
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, ConfigDict, Field
 
 from rolegraph.agents import Agent
 from rolegraph.errors import AgentOutputError
-from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
+from rolegraph.graphs._api import END, START, RunResult, StateGraph, graph
 from rolegraph.runtime import Runtime
-from rolegraph.traces import Manifest, RoleInfo, traced_node
-
-NAME = "lvas"
-ROLES = ("scriptwriter", "storyboarder", "designer")
-PROMPTS = ("lvas/global", "lvas/segment", "lvas/merge", "lvas/design")
 
 
 class LvasOptions(BaseModel):
@@ -53,6 +47,7 @@ class LvasOptions(BaseModel):
 class LvasInput(BaseModel):
     video: str
     out_dir: str
+    """Where the video with its soundtrack, the WAV and the script go."""
 
 
 class Caption(BaseModel):
@@ -115,7 +110,7 @@ class LvasState(BaseModel):
     outputs: dict[str, str] = Field(default_factory=dict)
 
 
-class LvasResult(BaseModel):
+class LvasResult(RunResult):
     mode: str = "frame-description"
     duration: float
     shots: list[tuple[float, float]]
@@ -124,10 +119,6 @@ class LvasResult(BaseModel):
     rounds: int
     outputs: dict[str, str]
     """video, wav, script: the files written."""
-    trace_id: str | None = None
-    trace_dir: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
     @property
     def labels(self) -> list[str]:
@@ -135,7 +126,7 @@ class LvasResult(BaseModel):
 
 
 def _kb(runtime: Runtime, options: LvasOptions) -> Any:
-    from rolegraph.evals.lvas.kb import SoundKB, load_labels
+    from rolegraph.envs.lvas import SoundKB, load_labels
 
     return runtime.resource(f"lvas.kb:{options.labels}", lambda: SoundKB(runtime, load_labels(options.labels)))
 
@@ -157,16 +148,27 @@ def _clamp(sounds: list[Sound], seg: Segment, kb: Any, *, whole: bool) -> tuple[
     return kept, refused
 
 
-def build(runtime: Runtime, options: LvasOptions = LvasOptions()) -> Any:
-    runtime.require_roles(list(ROLES))
-    return _compiled(options)
+def _prepare(inp: LvasInput) -> LvasInput:
+    from rolegraph.tools.video import probe
+
+    probe(inp.video)  # a missing or unreadable video fails here, before any model call
+    return LvasInput(video=str(Path(inp.video).resolve()), out_dir=str(Path(inp.out_dir).resolve()))
 
 
-@lru_cache(maxsize=8)
-def _compiled(options: LvasOptions) -> Any:
+def _finish(state: LvasState) -> LvasResult:
+    return LvasResult(duration=state.duration, shots=state.shots, segments=state.segments, merges=state.merges,
+                      rounds=state.round, outputs=state.outputs)
+
+
+@graph(input=LvasInput, state=LvasState, result=LvasResult, options=LvasOptions, prepare=_prepare,
+       start=lambda inp: LvasState(inp=inp), finish=_finish,
+       recursion_limit=lambda inp, options: 20 + options.rounds)
+def lvas(g: StateGraph, options: LvasOptions) -> None:
+    """storyboard -> caption -> discuss -> design (up to `rounds` times) -> render."""
     overview = Agent(name="scriptwriter", prompt="lvas/global", output=GlobalView, max_tokens=300)
     captioner = Agent(name="scriptwriter", prompt="lvas/segment", output=Caption, max_tokens=200)
     merger = Agent(name="storyboarder", prompt="lvas/merge", output=MergeDecision, max_tokens=220)
+    designer = Agent(name="designer", prompt="lvas/design", output=Design, max_tokens=320)
 
     async def storyboard(state: LvasState, runtime: Runtime) -> dict[str, Any]:
         async def shots(value: dict[str, Any]) -> dict[str, Any]:
@@ -256,10 +258,8 @@ def _compiled(options: LvasOptions) -> Any:
                 feedback = f"these labels are not in the sound library: {', '.join(seg.rejected)}"
             elif seg.design is not None and not seg.design.background:
                 feedback = "every segment needs at least one background sound"
-            designer = Agent(name="designer", prompt="lvas/design", output=Design, max_tokens=320,
-                             response_schema=schema)
             try:
-                proposed = await designer.run(runtime, start=seg.start, end=seg.end, caption=seg.caption.text(),
+                proposed = await replace(designer, response_schema=schema).run(runtime, start=seg.start, end=seg.end, caption=seg.caption.text(),
                                               candidates=candidates, feedback=feedback)
             except AgentOutputError:
                 proposed = Design()
@@ -288,17 +288,14 @@ def _compiled(options: LvasOptions) -> Any:
         done = all(s.design is not None and s.design.final for s in state.segments)
         return "render" if done or state.round >= options.rounds else "design"
 
-    graph = StateGraph(LvasState)
-    for name, fn in (("storyboard", storyboard), ("caption", caption), ("discuss", discuss), ("design", design),
-                     ("render", render)):
-        graph.add_node(name, traced_node(name, fn))
-    graph.add_edge(START, "storyboard")
-    graph.add_edge("storyboard", "caption")
-    graph.add_edge("caption", "discuss")
-    graph.add_edge("discuss", "design")
-    graph.add_conditional_edges("design", after_design, ["design", "render"])
-    graph.add_edge("render", END)
-    return graph.compile(name=NAME)
+    for fn in (storyboard, caption, discuss, design, render):
+        g.add_node(fn)
+    g.add_edge(START, "storyboard")
+    g.add_edge("storyboard", "caption")
+    g.add_edge("caption", "discuss")
+    g.add_edge("discuss", "design")
+    g.add_conditional_edges("design", after_design, ["design", "render"])
+    g.add_edge("render", END)
 
 
 def render_soundtrack(value: dict[str, Any], families: dict[str, str], tools_url: str | None = None) -> dict[str, str]:
@@ -332,31 +329,15 @@ def render_soundtrack(value: dict[str, Any], families: dict[str, str], tools_url
             "rendered_by": tools_url or "in-process"}
 
 
-def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:
-    options = LvasOptions.model_validate(manifest.options)
-    return Prepared(graph if graph is not None else build(runtime, options),
-                    LvasState(inp=LvasInput.model_validate(manifest.input)), recursion_limit=20 + options.rounds)
-
-
-def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: str) -> LvasResult:
-    state = LvasState.model_validate(raw)
-    return LvasResult(duration=state.duration, shots=state.shots, segments=state.segments, merges=state.merges,
-                      rounds=state.round, outputs=state.outputs, trace_id=run_id)
-
-
-SPEC = GraphSpec(NAME, _prepare, _finish)
-
-
-async def arun(video: str | Path, out_dir: str | Path, *, runtime: Runtime, options: LvasOptions = LvasOptions(),
-               graph: Any = None) -> LvasResult:
+async def run(video: str | Path, out_dir: str | Path, *, runtime: Runtime,
+              options: LvasOptions = LvasOptions()) -> LvasResult:
     """Give `video` a soundtrack; the files go to `out_dir`."""
-    from rolegraph.tools.video import probe
-
-    probe(video)  # a missing or unreadable video fails here, before any model call
-    graph = graph if graph is not None else build(runtime, options)
-    inp = LvasInput(video=str(Path(video).resolve()), out_dir=str(Path(out_dir).resolve()))
-    manifest = Manifest(graph=NAME, input=inp.model_dump(mode="json"), options=options.model_dump(mode="json"),
-                        prompts={p: runtime.prompts.get(p).sha256 for p in PROMPTS},
-                        roles=dict.fromkeys(ROLES, RoleInfo()), mermaid=graph.get_graph().draw_mermaid())
-    result: LvasResult = await run_graph(SPEC, manifest, runtime, graph=graph)
+    result: LvasResult = await lvas.run(LvasInput(video=str(video), out_dir=str(out_dir)), runtime=runtime,
+                                        options=options)
     return result
+
+
+def run_sync(video: str | Path, out_dir: str | Path, *, runtime: Runtime,
+             options: LvasOptions = LvasOptions()) -> LvasResult:
+    """`run` from synchronous code."""
+    return runtime.run_sync(run(video, out_dir, runtime=runtime, options=options))

@@ -3,22 +3,14 @@ answer is a recorded, replayable run like any other graph's."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, ConfigDict, Field
 
 from rolegraph.agents import Agent
-from rolegraph.evals.answers import parse_answer
-from rolegraph.evals.mcq import MCQ, option_label
-from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
+from rolegraph.envs.mcq import MCQ, option_label, parse_answer
+from rolegraph.graphs._api import END, START, RunResult, StateGraph, graph
 from rolegraph.runtime import Runtime
-from rolegraph.traces import Manifest, RoleInfo, traced_node
-
-NAME = "mcq"
-ROLES = ("answerer", "paraphraser")
-PROMPTS = ("mcq/answer", "mcq/paraphrase", "agents/retry")
 
 
 class MCQOptions(BaseModel):
@@ -42,28 +34,37 @@ class MCQState(BaseModel):
     pred_index: int | None = None
 
 
-class MCQAnswer(BaseModel):
+class MCQAnswer(RunResult):
     key: str
     pred_index: int | None
     correct: bool
     response: str
     question: str = ""
     """The stem the model saw (after a paraphrase, if any)."""
-    trace_id: str | None = None
-    trace_dir: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
-def build(runtime: Runtime, options: MCQOptions = MCQOptions()) -> Any:
-    """The compiled graph (shared per options; nodes get the runtime from the run's context)."""
-    runtime.require_roles(["answerer", "paraphraser"] if options.paraphrase else ["answerer"])
-    return _compiled(options)
+def _finish(state: MCQState, input: MCQ) -> MCQAnswer:
+    return MCQAnswer(key=input.key, pred_index=state.pred_index, correct=state.pred_index == input.correct_index,
+                     response=state.response, question=state.mcq.question)
 
 
-@lru_cache(maxsize=16)
-def _compiled(options: MCQOptions) -> Any:
+@graph(input=MCQ, state=MCQState, result=MCQAnswer, options=MCQOptions,
+       start=lambda mcq, seed: MCQState(mcq=mcq, seed=seed), finish=_finish)
+def mcq(g: StateGraph, options: MCQOptions) -> None:
+    """Answer the question (after rewording its stem, with `paraphrase`)."""
     answerer = Agent(name="answerer", prompt="mcq/answer", output=str, max_tokens=options.max_tokens)
+
+    async def answer(state: MCQState, runtime: Runtime) -> dict[str, Any]:
+        q = state.mcq
+        text = await answerer.run(runtime, seed=state.seed, question=q.question, options=q.options_text(),
+                                  no_image=options.no_image, label_example=option_label(0, q.labels))
+        return {"response": text, "pred_index": parse_answer(text, len(q.choices), q.labels)}
+
+    g.add_node(answer)
+    g.add_edge("answer", END)
+    if not options.paraphrase:
+        g.add_edge(START, "answer")
+        return
     paraphraser = Agent(name="paraphraser", prompt="mcq/paraphrase", output=Paraphrase, max_tokens=256)
 
     async def paraphrase(state: MCQState, runtime: Runtime) -> dict[str, Any]:
@@ -71,45 +72,9 @@ def _compiled(options: MCQOptions) -> Any:
         return {"mcq": state.mcq.model_copy(update={"question": new.question, "metadata": {
             **state.mcq.metadata, "transform": {"name": "paraphrase", "original": state.mcq.question}}})}
 
-    async def answer(state: MCQState, runtime: Runtime) -> dict[str, Any]:
-        mcq = state.mcq
-        text = await answerer.run(runtime, seed=state.seed, question=mcq.question, options=mcq.options_text(),
-                                  no_image=options.no_image, label_example=option_label(0, mcq.labels))
-        return {"response": text, "pred_index": parse_answer(text, len(mcq.choices), mcq.labels)}
-
-    graph = StateGraph(MCQState)
-    graph.add_node("answer", traced_node("answer", answer))
-    if options.paraphrase:
-        graph.add_node("paraphrase", traced_node("paraphrase", paraphrase))
-        graph.add_edge(START, "paraphrase")
-        graph.add_edge("paraphrase", "answer")
-    else:
-        graph.add_edge(START, "answer")
-    graph.add_edge("answer", END)
-    return graph.compile(name=NAME)
+    g.add_node(paraphrase)
+    g.add_edge(START, "paraphrase")
+    g.add_edge("paraphrase", "answer")
 
 
-def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:
-    options = MCQOptions.model_validate(manifest.options)
-    return Prepared(graph if graph is not None else build(runtime, options),
-                    MCQState(mcq=MCQ.model_validate(manifest.input), seed=manifest.seed or 0))
-
-
-def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: str) -> MCQAnswer:
-    mcq = MCQ.model_validate(manifest.input)
-    state = MCQState.model_validate(raw)
-    return MCQAnswer(key=mcq.key, pred_index=state.pred_index, correct=state.pred_index == mcq.correct_index,
-                     response=state.response, question=state.mcq.question, trace_id=run_id)
-
-
-SPEC = GraphSpec(NAME, _prepare, _finish)
-
-
-async def arun(mcq: MCQ, *, runtime: Runtime, seed: int = 0, options: MCQOptions = MCQOptions(),
-               graph: Any = None) -> MCQAnswer:
-    graph = graph if graph is not None else build(runtime, options)
-    manifest = Manifest(graph=NAME, input=mcq.model_dump(mode="json"), options=options.model_dump(mode="json"),
-                        seed=seed, prompts={p: runtime.prompts.get(p).sha256 for p in PROMPTS},
-                        roles=dict.fromkeys(ROLES, RoleInfo()), mermaid=graph.get_graph().draw_mermaid())
-    result: MCQAnswer = await run_graph(SPEC, manifest, runtime, graph=graph)
-    return result
+run, run_sync = mcq.run, mcq.run_sync

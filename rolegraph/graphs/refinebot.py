@@ -3,29 +3,23 @@ without the image. evaluate → reflect → rewrite → check, looped, with the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
 
-from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from rolegraph.agents import Agent
-from rolegraph.errors import AgentOutputError, UserError
-from rolegraph.evals.mcq import LETTERS, MCQ
-from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
+from rolegraph.envs.mcq import LETTERS, MCQ
+from rolegraph.errors import AgentOutputError
+from rolegraph.graphs._api import END, START, RunResult, StateGraph, graph
 from rolegraph.models import Message
 from rolegraph.runtime import Runtime
-from rolegraph.traces import Manifest, RoleInfo, Trace, traced_node
 
-NAME = "refinebot"
-ROLES = ("evaluator", "reflector", "rewriter", "checker")
-PROMPTS = ("refinebot/evaluate", "refinebot/reflect", "refinebot/rewrite", "refinebot/check", "agents/retry")
 ANSWER_RE = re.compile(r"answer is \(?([a-zA-Z])\)?")
 
 
@@ -113,7 +107,7 @@ class RefineState(BaseModel):
     exit_code: ExitCode | None = None
 
 
-class RefineResult(BaseModel):
+class RefineResult(RunResult):
     """One RefineBot run (one MCQ, one seed)."""
 
     key: str
@@ -123,18 +117,7 @@ class RefineResult(BaseModel):
     original: MCQ
     final: MCQ
     """The last iteration's MCQ on success; the original otherwise."""
-    error: str | None = None
     state: RefineState | None = None
-    trace_id: str | None = None
-    """The recorded run (see `rolegraph trace show`)."""
-    trace_dir: str | None = None
-
-    @property
-    def trace(self) -> Trace:
-        """The recorded run's events (needs a runtime with a trace store)."""
-        if self.trace_dir is None:
-            raise UserError("this run was not recorded: give the runtime a trace store (Runtime.load() does)")
-        return Trace.load(self.trace_dir)
 
     @property
     def output(self) -> MCQ:
@@ -171,15 +154,32 @@ def shuffled(mcq: MCQ, seed: int) -> MCQ:
                                   "correct_index": order.index(mcq.correct_index)})
 
 
-def build(runtime: Runtime, options: RefineBotOptions = RefineBotOptions()) -> Any:
-    """The compiled LangGraph for `options`, after checking `runtime` has every role. The graph is
-    compiled once per options and shared: nodes get the runtime from the run's context."""
-    runtime.require_roles(list(ROLES))
-    return _compiled(options)
+def _start(mcq: MCQ, options: RefineBotOptions, seed: int) -> RefineState:
+    start = shuffled(mcq, seed) if options.shuffle else mcq
+    return RefineState(original=start, current=start, seed=seed)
 
 
-@lru_cache(maxsize=32)
-def _compiled(options: RefineBotOptions) -> Any:
+def _finish(state: RefineState | None, input: MCQ, options: RefineBotOptions, seed: int,
+            error: BaseException | None) -> RefineResult:
+    start = shuffled(input, seed) if options.shuffle else input
+    if error is not None or state is None:
+        return RefineResult(key=input.key, seed=seed, exit_code=ExitCode.ERROR, iterations=0,
+                            original=start, final=start, error=str(error))
+    assert state.exit_code is not None
+    success = state.exit_code in (ExitCode.SUCCESS_NO_CHANGE, ExitCode.SUCCESS_REWRITE)
+    return RefineResult(key=input.key, seed=seed, exit_code=state.exit_code, iterations=state.iteration,
+                        original=start, final=state.current if success else start, state=state)
+
+
+def recursion_limit(options: RefineBotOptions) -> int:
+    return 4 * options.max_iters + 4
+
+
+@graph(input=MCQ, state=RefineState, result=RefineResult, options=RefineBotOptions, start=_start, finish=_finish,
+       recorded_failures=(AgentOutputError,), recursion_limit=lambda mcq, options: recursion_limit(options),
+       output_exclude=("state",))
+def refinebot(g: StateGraph, options: RefineBotOptions) -> None:
+    """evaluate -> reflect -> rewrite -> check, until the question fails the image-free evaluation."""
     evaluator = Agent(name="evaluator", prompt="refinebot/evaluate", output=str,
                       max_tokens=options.eval_max_tokens)
     reflector = Agent(name="reflector", prompt="refinebot/reflect", output=str,
@@ -243,87 +243,14 @@ def _compiled(options: RefineBotOptions) -> Any:
     def route(state: RefineState) -> str:
         return END if state.exit_code is not None else "next"
 
-    graph = StateGraph(RefineState)
-    for name, fn in (("evaluate", evaluate), ("reflect", reflect), ("rewrite", rewrite), ("check", check)):
-        graph.add_node(name, traced_node(name, fn))
-    graph.add_edge(START, "evaluate")
-    graph.add_conditional_edges("evaluate", route, {END: END, "next": "reflect"})
-    graph.add_edge("reflect", "rewrite")
-    graph.add_edge("rewrite", "check")
-    graph.add_conditional_edges("check", route, {END: END, "next": "evaluate"})
-    return graph.compile(name=NAME)
+    for fn in (evaluate, reflect, rewrite, check):
+        g.add_node(fn)
+    g.add_edge(START, "evaluate")
+    g.add_conditional_edges("evaluate", route, {END: END, "next": "reflect"})
+    g.add_edge("reflect", "rewrite")
+    g.add_edge("rewrite", "check")
+    g.add_conditional_edges("check", route, {END: END, "next": "evaluate"})
 
 
-def recursion_limit(options: RefineBotOptions) -> int:
-    return 4 * options.max_iters + 4
-
-
-def manifest_for(mcq: MCQ, seed: int, options: RefineBotOptions, runtime: Runtime, graph: Any) -> Manifest:
-    return Manifest(graph=NAME, input=mcq.model_dump(mode="json"), options=options.model_dump(mode="json"),
-                    seed=seed, prompts={p: runtime.prompts.get(p).sha256 for p in PROMPTS},
-                    roles=dict.fromkeys(ROLES, RoleInfo()), mermaid=graph.get_graph().draw_mermaid())
-
-
-def _inputs(manifest: Manifest) -> tuple[MCQ, RefineBotOptions, int, MCQ]:
-    mcq = MCQ.model_validate(manifest.input)
-    options = RefineBotOptions.model_validate(manifest.options)
-    seed = manifest.seed or 0
-    return mcq, options, seed, shuffled(mcq, seed) if options.shuffle else mcq
-
-
-def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:
-    _, options, seed, start = _inputs(manifest)
-    return Prepared(graph if graph is not None else build(runtime, options),
-                    RefineState(original=start, current=start, seed=seed), recursion_limit(options))
-
-
-def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: str) -> RefineResult:
-    mcq, _, seed, start = _inputs(manifest)
-    if error is not None:
-        return RefineResult(key=mcq.key, seed=seed, exit_code=ExitCode.ERROR, iterations=0,
-                            original=start, final=start, error=str(error), trace_id=run_id)
-    state = RefineState.model_validate(raw)
-    assert state.exit_code is not None
-    success = state.exit_code in (ExitCode.SUCCESS_NO_CHANGE, ExitCode.SUCCESS_REWRITE)
-    return RefineResult(key=mcq.key, seed=seed, exit_code=state.exit_code, iterations=state.iteration,
-                        original=start, final=state.current if success else start, state=state, trace_id=run_id)
-
-
-SPEC = GraphSpec(NAME, _prepare, _finish, recorded_failures=(AgentOutputError,))
-
-
-async def arun(mcq: MCQ, *, runtime: Runtime, seed: int = 0,
-               options: RefineBotOptions = RefineBotOptions(), graph: Any = None) -> RefineResult:
-    """Refine one MCQ with one seed, recorded as one run. Pass `graph` (from `build`) to reuse it."""
-    graph = graph if graph is not None else build(runtime, options)
-    result: RefineResult = await run_graph(SPEC, manifest_for(mcq, seed, options, runtime, graph), runtime,
-                                           graph=graph)
-    return result
-
-
-def run(mcq: MCQ, *, runtime: Runtime, seed: int = 0,
-        options: RefineBotOptions = RefineBotOptions()) -> RefineResult:
-    """Synchronous `arun`."""
-    return runtime.run_sync(arun(mcq, runtime=runtime, seed=seed, options=options))
-
-
-async def arun_many(mcqs: Iterable[MCQ], *, runtime: Runtime, seeds: Iterable[int] = (0,),
-                    options: RefineBotOptions = RefineBotOptions(),
-                    concurrency: int = 4) -> AsyncIterator[RefineResult]:
-    """Every (MCQ, seed) pair as an independent run, `concurrency` at a time, yielded as they end."""
-    graph = build(runtime, options)
-    seeds = list(seeds)
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def one(mcq: MCQ, seed: int) -> RefineResult:
-        async with semaphore:
-            return await arun(mcq, runtime=runtime, seed=seed, options=options, graph=graph)
-
-    tasks = [asyncio.create_task(one(m, s)) for m in mcqs for s in seeds]
-    try:
-        for next_done in asyncio.as_completed(tasks):
-            yield await next_done
-    finally:
-        for t in tasks:
-            t.cancel()
-
+run, run_sync, run_many = refinebot.run, refinebot.run_sync, refinebot.run_many
+ROLES = tuple(refinebot.roles())

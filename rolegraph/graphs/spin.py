@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from functools import lru_cache
 from typing import Any, Literal
 
-from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rolegraph.agents import Agent, OutputInvalid
+from rolegraph.envs.spin._games import GAMES, GameEnv, Hanabi, IllegalMove, make_env
+from rolegraph.envs.spin._solvers import make_opponent
 from rolegraph.errors import AgentOutputError, UserError
-from rolegraph.evals.spin._games import GAMES, GameEnv, Hanabi, IllegalMove, make_env
-from rolegraph.evals.spin._solvers import make_opponent
-from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
+from rolegraph.graphs._api import END, START, RunResult, StateGraph, graph
 from rolegraph.models import decode_json
 from rolegraph.runtime import Runtime
-from rolegraph.traces import Manifest, RoleInfo, traced_node
 
-NAME = "spin"
 PLAYER_PROMPT = "spin/player"
 ILLEGAL_PROMPT = "spin/illegal"
 HISTORY_MEMORY = "spin.history"
@@ -131,7 +127,7 @@ class GameState(BaseModel):
         return [t.move for t in self.turns if t.move is not None]
 
 
-class GameResult(BaseModel):
+class GameResult(RunResult):
     game: str
     mode: str
     seats: list[str]
@@ -146,10 +142,6 @@ class GameResult(BaseModel):
     """Refused tries per seat."""
     score: float | None = None
     """Hanabi: the fireworks total."""
-    trace_id: str | None = None
-    trace_dir: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 def player_agent(env: GameEnv, mode: str, max_attempts: int, role: str, max_tokens: int = 300) -> Agent[PlayerMove]:
@@ -200,12 +192,66 @@ async def _play(runtime: Runtime, spec: GameSpec, env: GameEnv, player: int, mov
     return move
 
 
-def build(runtime: Runtime) -> Any:
-    return _compiled()
+def _prepare(spec: GameSpec) -> GameSpec:
+    """Before a fresh game: a known game, a fresh game id, and solvers that exist."""
+    if spec.game not in GAMES:
+        raise UserError(f"unknown game {spec.game!r}; known: {', '.join(GAMES)}")
+    if not spec.game_id:
+        spec = spec.model_copy(update={"game_id": uuid.uuid4().hex[:12]})
+    for seat in spec.seats:
+        if seat.kind == "solver":
+            make_opponent(seat.name, spec.game)  # a bad name fails before the game starts
+    return spec
 
 
-@lru_cache(maxsize=1)
-def _compiled() -> Any:
+def _roles(spec: GameSpec) -> set[str]:
+    """The LLM seats' roles (the player agent is made per turn, for the seat to move)."""
+    return {s.name for s in spec.seats if s.kind == "llm"}
+
+
+def _templates(spec: GameSpec) -> list[str]:
+    return [PLAYER_PROMPT, ILLEGAL_PROMPT, f"spin/intro/{spec.game}"]
+
+
+def _start(spec: GameSpec) -> GameState:
+    return GameState(spec=spec, to_move=spec.env().current_player())
+
+
+def _recursion_limit(spec: GameSpec) -> int:
+    plies = {"tictactoe": 9, "connect4": 42, "chess": spec.max_plies or 300}.get(spec.game, 400)
+    return plies + 10
+
+
+def _finish(state: GameState, input: GameSpec) -> GameResult:
+    spec = input
+    env = spec.env(state.moves, trusted=True)
+    n = len(spec.seats)
+    illegal = [0] * n
+    for t in state.turns:
+        illegal[t.player] += len(t.errors)
+    score = float(env.score()) if isinstance(env, Hanabi) else None
+    if state.forfeit is not None:
+        termination = "forfeit"
+        if isinstance(env, Hanabi):  # cooperative: the game just ends where it stands
+            returns = [float(env.score())] * n
+        else:
+            returns = [-1.0 if i == state.forfeit else 1.0 for i in range(n)]
+    else:
+        returns = env.returns()
+        termination = env.termination() if hasattr(env, "termination") else "end"
+    winner = None
+    if not isinstance(env, Hanabi) and max(returns) > 0:
+        winner = returns.index(max(returns))
+    return GameResult(game=spec.game, mode=spec.mode, seats=[s.label for s in spec.seats], moves=state.moves,
+                      turns=state.turns, returns=returns, winner=winner, forfeit=state.forfeit,
+                      termination=termination, illegal=illegal, score=score)
+
+
+@graph(input=GameSpec, state=GameState, result=GameResult, prepare=_prepare, start=_start, finish=_finish,
+       roles=_roles, templates=_templates, recursion_limit=_recursion_limit)
+def spin(g: StateGraph) -> None:
+    """One game: the seat to move is an LLM player or a solver, until the game ends or a player forfeits."""
+
     async def player(state: GameState, runtime: Runtime) -> dict[str, Any]:
         spec = state.spec
         env = spec.env(state.moves, trusted=True)
@@ -261,71 +307,17 @@ def _compiled() -> Any:
             return END
         return "player" if state.spec.seats[state.to_move].kind == "llm" else "opponent"
 
-    graph = StateGraph(GameState)
-    graph.add_node("player", traced_node("player", player))
-    graph.add_node("opponent", traced_node("opponent", opponent))
-    graph.add_conditional_edges(START, route, ["player", "opponent", END])
-    graph.add_conditional_edges("player", route, ["player", "opponent", END])
-    graph.add_conditional_edges("opponent", route, ["player", "opponent", END])
-    return graph.compile(name=NAME)
+    g.add_node(player)
+    g.add_node(opponent)
+    for source in (START, "player", "opponent"):
+        g.add_conditional_edges(source, route, ["player", "opponent", END])
 
 
-def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:
-    spec = GameSpec.model_validate(manifest.input)
-    env = spec.env()
-    plies = {"tictactoe": 9, "connect4": 42, "chess": spec.max_plies or 300}.get(spec.game, 400)
-    return Prepared(graph if graph is not None else build(runtime),
-                    GameState(spec=spec, to_move=env.current_player()), recursion_limit=plies + 10)
-
-
-def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: str) -> GameResult:
-    spec = GameSpec.model_validate(manifest.input)
-    state = GameState.model_validate(raw)
-    env = spec.env(state.moves, trusted=True)
-    n = len(spec.seats)
-    illegal = [0] * n
-    for t in state.turns:
-        illegal[t.player] += len(t.errors)
-    score = float(env.score()) if isinstance(env, Hanabi) else None
-    if state.forfeit is not None:
-        termination = "forfeit"
-        if isinstance(env, Hanabi):  # cooperative: the game just ends where it stands
-            returns = [float(env.score())] * n
-        else:
-            returns = [-1.0 if i == state.forfeit else 1.0 for i in range(n)]
-    else:
-        returns = env.returns()
-        termination = env.termination() if hasattr(env, "termination") else "end"
-    winner = None
-    if not isinstance(env, Hanabi) and max(returns) > 0:
-        winner = returns.index(max(returns))
-    return GameResult(game=spec.game, mode=spec.mode, seats=[s.label for s in spec.seats], moves=state.moves,
-                      turns=state.turns, returns=returns, winner=winner, forfeit=state.forfeit,
-                      termination=termination, illegal=illegal, score=score, trace_id=run_id)
-
-
-SPEC = GraphSpec(NAME, _prepare, _finish)
-
-
-async def arun(spec: GameSpec, *, runtime: Runtime, graph: Any = None) -> GameResult:
-    """Play one game, recorded."""
-    if spec.game not in GAMES:
-        raise UserError(f"unknown game {spec.game!r}; known: {', '.join(GAMES)}")
-    if not spec.game_id:
-        spec = spec.model_copy(update={"game_id": uuid.uuid4().hex[:12]})
-    runtime.require_roles(sorted({s.name for s in spec.seats if s.kind == "llm"}))
-    for seat in spec.seats:
-        if seat.kind == "solver":
-            make_opponent(seat.name, spec.game)  # a bad name fails before the game starts
-    graph = graph if graph is not None else build(runtime)
-    roles = sorted({s.name for s in spec.seats if s.kind == "llm"})
-    prompts = [PLAYER_PROMPT, ILLEGAL_PROMPT, f"spin/intro/{spec.game}"]
-    manifest = Manifest(graph=NAME, input=spec.model_dump(mode="json"), seed=spec.seed,
-                        prompts={p: runtime.prompts.get(p).sha256 for p in prompts},
-                        roles=dict.fromkeys(roles, RoleInfo()), mermaid=graph.get_graph().draw_mermaid())
-    result: GameResult = await run_graph(SPEC, manifest, runtime, graph=graph)
+async def run(spec: GameSpec, *, runtime: Runtime) -> GameResult:
+    """Play one game, recorded (the run's seed is the game's)."""
+    result: GameResult = await spin.run(spec, runtime=runtime, seed=spec.seed)
     return result
 
 
-def run(spec: GameSpec, *, runtime: Runtime) -> GameResult:
-    return runtime.run_sync(arun(spec, runtime=runtime))
+def run_sync(spec: GameSpec, *, runtime: Runtime) -> GameResult:
+    return runtime.run_sync(run(spec, runtime=runtime))

@@ -9,15 +9,13 @@ game and the power, read back in later rounds and phases."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import uuid
 from typing import Any, Literal
 
-from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from rolegraph.agents import Agent, OutputInvalid
-from rolegraph.errors import AgentOutputError
-from rolegraph.evals.spin.diplomacy import (
+from rolegraph.envs.spin.diplomacy import (
     POWERS,
     board_text,
     bot_orders,
@@ -29,13 +27,12 @@ from rolegraph.evals.spin.diplomacy import (
     save_game,
     year_of,
 )
-from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
+from rolegraph.errors import AgentOutputError
+from rolegraph.graphs._api import END, START, RunResult, StateGraph, graph
 from rolegraph.models import decode_json
 from rolegraph.runtime import Runtime
-from rolegraph.traces import Manifest, RoleInfo, traced_node
-from rolegraph.traces._recorder import current_run
+from rolegraph.traces import run_totals
 
-NAME = "spin_diplomacy"
 RECORD_MEMORY = "spin.diplomacy.negotiation"
 PROMPTS = ("spin/diplomacy_negotiate", "spin/diplomacy_orders", "spin/diplomacy_judge", "spin/intro/diplomacy",
            "agents/retry")
@@ -129,7 +126,7 @@ class DiplomacyState(BaseModel):
     judgements: list[Judgement | None] = Field(default_factory=list)
 
 
-class DiplomacyResult(BaseModel):
+class DiplomacyResult(RunResult):
     centers: dict[str, int]
     winner: str | None
     phase: str
@@ -139,15 +136,11 @@ class DiplomacyResult(BaseModel):
     orders: dict[str, dict[str, list[str]]]
     refused: dict[str, int]
     judgements: list[Judgement | None] = Field(default_factory=list)
-    trace_id: str | None = None
-    trace_dir: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 def _tokens_used() -> int:
-    run = current_run()
-    return run.totals.prompt_tokens + run.totals.completion_tokens if run is not None else 0
+    totals = run_totals()
+    return totals.prompt_tokens + totals.completion_tokens if totals is not None else 0
 
 
 def _negotiator(power: str, role: str, mode: str = "free") -> Agent[Negotiation]:
@@ -211,6 +204,12 @@ def _orderer(possible: dict[str, list[str]], role: str, tries: int, mode: str = 
                  max_tokens=400, response_schema=schema)
 
 
+def _judge() -> Agent[Judgement]:
+    """Made when the judge node runs, not when the graph is built: the 'judge' role is the run's
+    only when its spec asks for a judge (see `_roles`)."""
+    return Agent(name="judge", prompt="spin/diplomacy_judge", output=Judgement, max_tokens=400)
+
+
 def _keep_legal(text: str, possible: dict[str, list[str]]) -> list[str]:
     """After the last refused try: the legal orders in it, if any (the other units hold)."""
     legal = {normalize_order(o): o for orders in possible.values() for o in orders}
@@ -234,13 +233,36 @@ async def _record(runtime: Runtime, spec: DiplomacySpec, power: str) -> str:
     return "\n".join(i.content for i in await mem.window(800))
 
 
-def build(runtime: Runtime) -> Any:
-    return _compiled()
+def _prepare(spec: DiplomacySpec) -> DiplomacySpec:
+    if not spec.game_id:
+        spec = spec.model_copy(update={"game_id": uuid.uuid4().hex[:12]})
+    return spec
 
 
-@lru_cache(maxsize=1)
-def _compiled() -> Any:
-    judge = Agent(name="judge", prompt="spin/diplomacy_judge", output=Judgement, max_tokens=400)
+def _roles(spec: DiplomacySpec) -> set[str]:
+    """The LLM powers' roles, and the judge's when the spec asks for one."""
+    return {spec.role(p) for p in spec.llm_powers} | ({"judge"} if spec.judge else set())
+
+
+def _recursion_limit(spec: DiplomacySpec) -> int:
+    years = max(1, spec.end_year - 1900)
+    return years * (3 + 2 * (spec.negotiation_rounds + 1)) + 10
+
+
+def _finish(state: DiplomacyState) -> DiplomacyResult:
+    game = load_game(state.game)
+    centers = {p: len(game.powers[p].centers) for p in POWERS}
+    winner = next((p for p, n in centers.items() if n >= 18), None)
+    return DiplomacyResult(centers=centers, winner=winner, phase=game.get_current_phase(), ended=state.ended,
+                           llm_powers=state.spec.llm_powers, messages=state.messages, orders=state.orders,
+                           refused=state.refused, judgements=state.judgements)
+
+
+@graph(input=DiplomacySpec, state=DiplomacyState, result=DiplomacyResult, prepare=_prepare,
+       start=lambda spec: DiplomacyState(spec=spec, game=new_game()), finish=_finish, roles=_roles,
+       templates=PROMPTS, recursion_limit=_recursion_limit)
+def spin_diplomacy(g: StateGraph) -> None:
+    """Negotiation rounds, then orders, each movement phase, until the game stops; then the judge."""
 
     async def negotiate(state: DiplomacyState, runtime: Runtime) -> dict[str, Any]:
         spec = state.spec
@@ -311,6 +333,7 @@ def _compiled() -> Any:
                 "ended": ended}
 
     async def judge_messages(state: DiplomacyState, runtime: Runtime) -> dict[str, Any]:
+        judge = _judge()
         verdicts: list[Judgement | None] = []
         for m in state.messages:
             try:
@@ -328,48 +351,19 @@ def _compiled() -> Any:
             return "negotiate"
         return "orders"
 
-    graph = StateGraph(DiplomacyState)
-    graph.add_node("negotiate", traced_node("negotiate", negotiate))
-    graph.add_node("orders", traced_node("orders", orders))
-    graph.add_node("judge", traced_node("judge", judge_messages))
+    g.add_node(negotiate)
+    g.add_node(orders)
+    g.add_node("judge", judge_messages)
     for source in (START, "negotiate", "orders"):
-        graph.add_conditional_edges(source, route, ["negotiate", "orders", "judge", END])
-    graph.add_edge("judge", END)
-    return graph.compile(name=NAME)
+        g.add_conditional_edges(source, route, ["negotiate", "orders", "judge", END])
+    g.add_edge("judge", END)
 
 
-def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:
-    spec = DiplomacySpec.model_validate(manifest.input)
-    years = max(1, spec.end_year - 1900)
-    steps = years * (3 + 2 * (spec.negotiation_rounds + 1)) + 10
-    return Prepared(graph if graph is not None else build(runtime), DiplomacyState(spec=spec, game=new_game()),
-                    recursion_limit=steps)
-
-
-def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: str) -> DiplomacyResult:
-    state = DiplomacyState.model_validate(raw)
-    game = load_game(state.game)
-    centers = {p: len(game.powers[p].centers) for p in POWERS}
-    winner = next((p for p, n in centers.items() if n >= 18), None)
-    return DiplomacyResult(centers=centers, winner=winner, phase=game.get_current_phase(), ended=state.ended,
-                           llm_powers=state.spec.llm_powers, messages=state.messages, orders=state.orders,
-                           refused=state.refused, judgements=state.judgements, trace_id=run_id)
-
-
-SPEC = GraphSpec(NAME, _prepare, _finish)
-
-
-async def arun(spec: DiplomacySpec, *, runtime: Runtime, graph: Any = None) -> DiplomacyResult:
-    """Play one game of Diplomacy, recorded."""
-    import uuid
-
-    if not spec.game_id:
-        spec = spec.model_copy(update={"game_id": uuid.uuid4().hex[:12]})
-    roles = sorted({spec.role(p) for p in spec.llm_powers} | ({"judge"} if spec.judge else set()))
-    runtime.require_roles(roles)
-    graph = graph if graph is not None else build(runtime)
-    manifest = Manifest(graph=NAME, input=spec.model_dump(mode="json"), seed=spec.seed,
-                        prompts={p: runtime.prompts.get(p).sha256 for p in PROMPTS},
-                        roles=dict.fromkeys(roles, RoleInfo()), mermaid=graph.get_graph().draw_mermaid())
-    result: DiplomacyResult = await run_graph(SPEC, manifest, runtime, graph=graph)
+async def run(spec: DiplomacySpec, *, runtime: Runtime) -> DiplomacyResult:
+    """Play one game of Diplomacy, recorded (the run's seed is the game's)."""
+    result: DiplomacyResult = await spin_diplomacy.run(spec, runtime=runtime, seed=spec.seed)
     return result
+
+
+def run_sync(spec: DiplomacySpec, *, runtime: Runtime) -> DiplomacyResult:
+    return runtime.run_sync(run(spec, runtime=runtime))

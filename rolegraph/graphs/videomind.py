@@ -12,23 +12,17 @@ from __future__ import annotations
 
 import math
 import re
-from functools import lru_cache
 from typing import Any, Literal
 
-from langgraph.graph import END, START, StateGraph
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from rolegraph.agents import Agent, OutputInvalid
+from rolegraph.envs.videomind import clip_span
 from rolegraph.errors import AgentOutputError
-from rolegraph.evals.grounding import clip_span
-from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
+from rolegraph.graphs._api import END, START, RunResult, StateGraph, graph
 from rolegraph.models import ChatResponse, decode_json
 from rolegraph.runtime import Runtime
-from rolegraph.traces import Manifest, RoleInfo, traced_node
 
-NAME = "videomind"
-ROLES = ("planner", "grounder", "verifier", "answerer")
-PROMPTS = ("videomind/planner", "videomind/grounder", "videomind/verifier", "videomind/answerer", "videomind/_video")
 FALLBACK_PLAN = ("grounder", "verifier", "answerer")
 """VideoMind's default when the plan cannot be read: ground, verify, answer."""
 
@@ -55,6 +49,9 @@ class VideoQuestion(BaseModel):
     options: list[str] = Field(default_factory=list)
     query: str | None = None
     """A grounding query to use as is (else the planner's, else the question)."""
+    duration: float | None = Field(default=None, validation_alias=AliasChoices("duration", "_duration"))
+    """The video's length in seconds: probed before a fresh run, so a replay needs no video.
+    (Traces recorded before it was a field call it `_duration`.)"""
 
 
 class Step(BaseModel):
@@ -88,7 +85,7 @@ class VideoMindState(BaseModel):
     clip: tuple[float, float] | None = None
 
 
-class VideoMindResult(BaseModel):
+class VideoMindResult(RunResult):
     video: str
     question: str
     mode: Literal["vision", "frame-description"]
@@ -102,10 +99,6 @@ class VideoMindResult(BaseModel):
     clip: tuple[float, float] | None
     answer_index: int | None
     answer_text: str
-    trace_id: str | None = None
-    trace_dir: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
     @property
     def best_span(self) -> tuple[float, float] | None:
@@ -168,13 +161,26 @@ def parse_option(text: str, n: int) -> int | None:
     return index if index < n else None
 
 
-def build(runtime: Runtime, options: VideoMindOptions = VideoMindOptions()) -> Any:
-    runtime.require_roles(list(ROLES))
-    return _compiled(options)
+def _prepare(q: VideoQuestion) -> VideoQuestion:
+    from rolegraph.tools.video import probe
+
+    info = probe(q.video)  # a missing or unreadable video fails here, before any model call
+    return q if q.duration is not None else q.model_copy(update={"duration": info.duration})
 
 
-@lru_cache(maxsize=8)
-def _compiled(options: VideoMindOptions) -> Any:
+def _finish(state: VideoMindState, options: VideoMindOptions) -> VideoMindResult:
+    return VideoMindResult(video=state.q.video, question=state.q.question,
+                           mode="vision" if options.vision else "frame-description", route=state.route,
+                           plan_parsed=state.plan_parsed, query=state.query, candidates=state.candidates,
+                           grounder_parsed=state.grounder_parsed, verifier_source=state.verifier_source,
+                           clip=state.clip, answer_index=state.answer_index, answer_text=state.answer_text)
+
+
+@graph(input=VideoQuestion, state=VideoMindState, result=VideoMindResult, options=VideoMindOptions,
+       prepare=_prepare, start=lambda q: VideoMindState(q=q, duration=q.duration or 0.0), finish=_finish,
+       templates=("videomind/_video",))
+def videomind(g: StateGraph, options: VideoMindOptions) -> None:
+    """planner -> grounder -> verifier -> answerer, each step only on the routes that need it."""
     planner = Agent(name="planner", prompt="videomind/planner", output=parse_plan, max_attempts=1, max_tokens=160)
     grounder = Agent(name="grounder", prompt="videomind/grounder", output=Spans, max_attempts=1, max_tokens=240)
     verifier = Agent(name="verifier", prompt="videomind/verifier", output=str, max_attempts=1, max_tokens=3,
@@ -281,50 +287,16 @@ def _compiled(options: VideoMindOptions) -> Any:
     def after_verify(state: VideoMindState) -> str:
         return "answerer" if "answerer" in state.route else END
 
-    graph = StateGraph(VideoMindState)
-    graph.add_node("planner", traced_node("planner", plan))
-    graph.add_node("grounder", traced_node("grounder", ground))
-    graph.add_node("verifier", traced_node("verifier", verify))
-    graph.add_node("answerer", traced_node("answerer", answer))
-    graph.add_edge(START, "planner")
-    graph.add_conditional_edges("planner", after_plan, ["grounder", "answerer"])
-    graph.add_conditional_edges("grounder", after_ground, ["verifier", "answerer", END])
-    graph.add_conditional_edges("verifier", after_verify, ["answerer", END])
-    graph.add_edge("answerer", END)
-    return graph.compile(name=NAME)
+    g.add_node("planner", plan)
+    g.add_node("grounder", ground)
+    g.add_node("verifier", verify)
+    g.add_node("answerer", answer)
+    g.add_edge(START, "planner")
+    g.add_conditional_edges("planner", after_plan, ["grounder", "answerer"])
+    g.add_conditional_edges("grounder", after_ground, ["verifier", "answerer", END])
+    g.add_conditional_edges("verifier", after_verify, ["answerer", END])
+    g.add_edge("answerer", END)
 
 
-def _prepare(manifest: Manifest, runtime: Runtime, graph: Any) -> Prepared:
-    options = VideoMindOptions.model_validate(manifest.options)
-    q = VideoQuestion.model_validate(manifest.input)
-    duration = float(manifest.input.get("_duration") or 0.0) if isinstance(manifest.input, dict) else 0.0
-    return Prepared(graph if graph is not None else build(runtime, options), VideoMindState(q=q, duration=duration))
-
-
-def _finish(manifest: Manifest, raw: Any, error: BaseException | None, run_id: str) -> VideoMindResult:
-    options = VideoMindOptions.model_validate(manifest.options)
-    state = VideoMindState.model_validate(raw)
-    return VideoMindResult(video=state.q.video, question=state.q.question,
-                           mode="vision" if options.vision else "frame-description", route=state.route,
-                           plan_parsed=state.plan_parsed, query=state.query, candidates=state.candidates,
-                           grounder_parsed=state.grounder_parsed, verifier_source=state.verifier_source,
-                           clip=state.clip, answer_index=state.answer_index, answer_text=state.answer_text,
-                           trace_id=run_id)
-
-
-SPEC = GraphSpec(NAME, _prepare, _finish)
-
-
-async def arun(q: VideoQuestion, *, runtime: Runtime, options: VideoMindOptions = VideoMindOptions(),
-               graph: Any = None) -> VideoMindResult:
-    """Answer (or ground) one question about a video, recorded."""
-    from rolegraph.tools.video import probe
-
-    info = probe(q.video)  # a missing or unreadable video fails here, before any model call
-    graph = graph if graph is not None else build(runtime, options)
-    manifest = Manifest(graph=NAME, input={**q.model_dump(mode="json"), "_duration": info.duration},
-                        options=options.model_dump(mode="json"),
-                        prompts={p: runtime.prompts.get(p).sha256 for p in PROMPTS},
-                        roles=dict.fromkeys(ROLES, RoleInfo()), mermaid=graph.get_graph().draw_mermaid())
-    result: VideoMindResult = await run_graph(SPEC, manifest, runtime, graph=graph)
-    return result
+run, run_sync = videomind.run, videomind.run_sync
+ROLES = tuple(videomind.roles())

@@ -9,18 +9,19 @@ from rolegraph.errors import UserError
 from rolegraph.memory._base import ByteEstimate, LlamaTokens, Memory, MemoryItem, MemoryStore, TokenCounter, fit
 from rolegraph.memory._kinds import BufferMemory, NotesMemory, SummaryMemory
 from rolegraph.memory._recorded import MemoryFeed, RecordedMemory
+from rolegraph.memory._vector import embedding_model
 
 KINDS = ("buffer", "notes", "summary", "vector")
 
 
-def make_memory(kind: str, name: str, scope: str = "", *, runtime: Any = None, **options: Any) -> Memory:
-    """A new memory of `kind`; `runtime` is needed by the summary (its summariser role)."""
+def make_memory(kind: str, name: str, scope: str = "", **options: Any) -> Memory:
+    """A new memory of `kind`; a summary memory needs `summarizer=`."""
     if kind == "buffer":
         return BufferMemory(name, scope, **options)
     if kind == "notes":
         return NotesMemory(name, scope, **options)
     if kind == "summary":
-        return SummaryMemory(name, scope, runtime=runtime, **options)
+        return SummaryMemory(name, scope, **options)
     if kind == "vector":
         from rolegraph.memory._vector import VectorMemory
 
@@ -39,6 +40,7 @@ __all__ = [
     "MemoryStore",
     "NotesMemory",
     "RecordedMemory",
+    "embedding_model",
     "SummaryMemory",
     "TokenCounter",
     "fit",

@@ -3,14 +3,13 @@ a MemoryStore, persists them so a later run reopens the same memory."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from rolegraph.memory._base import ByteEstimate, MemoryItem, MemoryStore, TokenCounter, fit, tokens_of
 
-if TYPE_CHECKING:
-    from rolegraph.agents import Agent
-    from rolegraph.runtime import Runtime
+Summarizer = Callable[[str, list[str]], Awaitable[str]]
+"""(the summary so far, the items to fold in, rendered) -> the new summary."""
 
 
 def _words(text: str) -> set[str]:
@@ -84,18 +83,16 @@ class NotesMemory(_Stored):
 
 
 class SummaryMemory(_Stored):
-    """A rolling summary written by a summariser role (its own prompt file), refreshed when the
-    window overflows: older items fold into the summary, recent ones stay verbatim."""
+    """A rolling summary written by the summarizer it is handed (the runtime hands it one that asks
+    the "summarizer" role with prompts/memory/summary.j2), refreshed when the window overflows:
+    older items fold into the summary, recent ones stay verbatim."""
 
     kind = "summary"
 
-    def __init__(self, name: str, scope: str = "", *, runtime: Runtime, agent: Agent[str] | None = None,
-                 keep_recent_share: float = 0.5, **kw: Any) -> None:
+    def __init__(self, name: str, scope: str = "", *, summarizer: Summarizer, keep_recent_share: float = 0.5,
+                 **kw: Any) -> None:
         super().__init__(name, scope, **kw)
-        from rolegraph.agents import Agent
-
-        self.runtime = runtime
-        self.agent = agent or Agent(name="summarizer", prompt="memory/summary", output=str, max_tokens=256)
+        self.summarizer = summarizer
         self.keep_recent_share = keep_recent_share
         self.summary: str = self.store.state(self.kind, name, scope, "summary", "") if self.store else ""
         self._folded: int = self.store.state(self.kind, name, scope, "folded", 0) if self.store else 0
@@ -119,8 +116,7 @@ class SummaryMemory(_Stored):
         return [*head, *fit(pending, room, self.counter)]
 
     async def _refresh(self, older: Sequence[MemoryItem]) -> None:
-        self.summary = (await self.agent.run(self.runtime, previous=self.summary,
-                                             items=[i.render() for i in older])).strip()
+        self.summary = (await self.summarizer(self.summary, [i.render() for i in older])).strip()
         self._folded += len(older)
         self.refreshes += 1
         if self.store is not None:

@@ -70,6 +70,16 @@ class PromptLibrary:
         self.dirs = [Path(d) for d in dirs] + [PACKAGE_DIR]
         self._env = _environment(tuple(str(d) for d in self.dirs))
         self._cache: dict[str, PromptTemplate] = {}
+        self._below: dict[tuple[str, ...], PromptLibrary] = {}
+
+    def below(self, *dirs: str | Path) -> PromptLibrary:
+        """A library that searches this one's directories, then `dirs`, then the package's
+        (a graph's own templates, still overridden by a user's directory). Made once per `dirs`."""
+        key = tuple(str(d) for d in dirs)
+        if key not in self._below:
+            own = [d for d in self.dirs if d != PACKAGE_DIR]
+            self._below[key] = PromptLibrary(*own, *(d for d in dirs if Path(d) not in own))
+        return self._below[key]
 
     def get(self, name: str) -> PromptTemplate:
         if name not in self._cache:

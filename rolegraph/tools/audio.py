@@ -37,7 +37,7 @@ def _env(n: int, attack: float = 0.003, release: float = 0.1) -> np.ndarray:
 
 
 def synth_effect(family: str, seconds: float, *, seed: int = 0) -> np.ndarray:
-    """A sound for a label family (see evals.lvas.kb.FAMILIES), `seconds` long, peak 1."""
+    """A sound for a label family (see envs.lvas.FAMILIES), `seconds` long, peak 1."""
     rng = np.random.default_rng(seed)
     n = max(1, int(seconds * RATE))
     t = np.arange(n, dtype=np.float32) / RATE

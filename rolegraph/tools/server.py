@@ -37,7 +37,7 @@ def from_wav_b64(data: str) -> np.ndarray:
 
 
 class EffectRequest(BaseModel):
-    family: str = Field(description="A sound family (evals.lvas.kb.FAMILIES) or 'other'.")
+    family: str = Field(description="A sound family (envs.lvas.FAMILIES) or 'other'.")
     seconds: float = Field(gt=0, le=600)
     seed: int = 0
 

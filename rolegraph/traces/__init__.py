@@ -22,8 +22,8 @@ from rolegraph.traces._events import (
     Totals,
     parse_event,
 )
-from rolegraph.traces._recorder import set_output, traced_node
-from rolegraph.traces._replay import ReplayMismatch, ReplayModel, replay_run, request_diff, resume_run
+from rolegraph.traces._recorder import run_totals, set_output, traced_node
+from rolegraph.traces._replay import ReplayMismatch, ReplayModel, ReplayTools, request_diff
 from rolegraph.traces._store import Redactor, RunInfo, Trace, TraceStore
 from rolegraph.traces._tools import record_tool
 
@@ -49,6 +49,7 @@ __all__ = [
     "Redactor",
     "ReplayMismatch",
     "ReplayModel",
+    "ReplayTools",
     "RoleInfo",
     "RunFinished",
     "RunInfo",
@@ -61,9 +62,8 @@ __all__ = [
     "load",
     "parse_event",
     "record_tool",
-    "replay_run",
     "request_diff",
-    "resume_run",
+    "run_totals",
     "set_output",
     "traced_node",
 ]

@@ -1,4 +1,4 @@
-"""`rolegraph trace ...` and `rolegraph replay`: list, show, diff, view and replay recorded runs."""
+"""`rolegraph trace ...`: list, show, diff, view, export and turn into tests recorded runs."""
 
 from __future__ import annotations
 
@@ -66,91 +66,6 @@ def view_run(run: str, runs: RunsDir = None,
 
     path = write_view(_store(runs).load(run), output)  # type: ignore[attr-defined]
     out.print(str(path.resolve()))
-
-
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
-    pairs = {}
-    for v in values:
-        role, sep, value = v.partition("=")
-        if not sep or not role or not value:
-            raise UserError(f"{flag} wants ROLE=VALUE, not {v!r}")
-        pairs[role] = value
-    return pairs
-
-
-def replay_command(
-    run: Annotated[str, typer.Argument(help="Run id, id prefix, 'last', or directory.")],
-    live_from: Annotated[int | None, typer.Option("--live-from", help="Call live models from this step on.")] = None,
-    model: Annotated[list[str] | None, typer.Option("--model", help="ROLE=MODEL_NAME for the live part.")] = None,
-    prompt: Annotated[list[str] | None, typer.Option("--prompt", help="ROLE=TEMPLATE_FILE for the live part.")] = None,
-    runs: RunsDir = None,
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml for the live models.")] = None,
-) -> None:
-    """Run a recorded run again offline from its trace; with --live-from, fork it."""
-    from rolegraph.runtime import Runtime
-    from rolegraph.traces._replay import replay_run
-
-    store = _store(runs)
-    trace = store.load(run)  # type: ignore[attr-defined]
-    live = Runtime.load(config) if live_from is not None else None
-
-    async def go() -> object:
-        try:
-            return await replay_run(trace, store=store, live=live, live_from=live_from,
-                                    models=_pairs(model or [], "--model"), prompts=_pairs(prompt or [], "--prompt"))
-        finally:
-            if live is not None:
-                await live.aclose()
-
-    import asyncio
-
-    try:
-        result = asyncio.run(go())
-    finally:
-        if live is not None:
-            live.close()
-    new_id = getattr(result, "trace_id", None)
-    new = store.load(new_id) if new_id else None  # type: ignore[attr-defined]
-    totals = new.finished.totals if new and new.finished else None
-    kind = "fork" if live_from is not None else "replay"
-    out.print(f"{kind} of {trace.run_id}: {new_id}")
-    if totals is not None:
-        out.print(f"{totals.replayed_calls} calls answered from the trace, {totals.model_calls} live; "
-                  f"status {new.status}")  # type: ignore[union-attr]
-    if trace.finished is not None and new is not None and new.finished is not None and live_from is None:
-        same = trace.finished.output == new.finished.output
-        out.print("output: identical to the recorded run" if same else "[yellow]output differs from the recorded run[/]")
-
-
-def resume_command(
-    run: Annotated[str, typer.Argument(help="Run id, id prefix, 'last', or directory.")],
-    runs: RunsDir = None,
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml for the live models.")] = None,
-) -> None:
-    """Continue an interrupted run from its last checkpoint, without repeating finished calls."""
-    import asyncio
-
-    from rolegraph.runtime import Runtime
-    from rolegraph.traces._replay import resume_run
-
-    store = _store(runs)
-    trace = store.load(run)  # type: ignore[attr-defined]
-    live = Runtime.load(config)
-
-    async def go() -> object:
-        try:
-            return await resume_run(trace, store=store, live=live)
-        finally:
-            await live.aclose()
-
-    with live:
-        asyncio.run(go())
-    done = store.load(trace.run_id)  # type: ignore[attr-defined]
-    totals = done.finished.totals if done.finished else None
-    out.print(f"resumed {trace.run_id}: status {done.status}")
-    if totals is not None:
-        out.print(f"{totals.node_steps} steps in all; {totals.replayed_calls} calls answered from the trace, "
-                  f"{totals.model_calls} made live")
 
 
 @trace_app.command("export")

@@ -32,6 +32,12 @@ class Manifest(BaseModel):
     """What is needed to run the same thing again."""
 
     graph: str
+    ref: str = ""
+    """Where the graph is defined, as an import reference `module:attr` (how a replay finds it)."""
+    file: str | None = None
+    """The file that defines the graph, when it is not importable by `ref` (a script)."""
+    prompt_dirs: list[str] = Field(default_factory=list)
+    """The graph's own prompt directories, searched after the runtime's and before the package's."""
     input: Any = None
     options: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = None

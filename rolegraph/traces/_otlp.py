@@ -10,8 +10,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from rolegraph import __version__
 from rolegraph.traces._events import ModelCall, ToolCall
+from rolegraph.traces._recorder import package_versions
 from rolegraph.traces._show import steps
 from rolegraph.traces._store import Trace
 
@@ -117,7 +117,7 @@ def to_otlp(trace: Trace) -> dict[str, Any]:
     return {"resourceSpans": [{
         "resource": {"attributes": [_attr("service.name", "rolegraph"),
                                     _attr("openinference.project.name", started.manifest.graph)]},
-        "scopeSpans": [{"scope": {"name": "rolegraph", "version": __version__}, "spans": spans}],
+        "scopeSpans": [{"scope": {"name": "rolegraph", "version": package_versions().get("rolegraph", "0.0.0")}, "spans": spans}],
     }]}
 
 

@@ -50,6 +50,10 @@ class RunContext:
     node_steps: int = 0
     key_counts: dict[str, int] = field(default_factory=dict)
     output: list[Any] = field(default_factory=list)
+    resumed: dict[str, int] = field(default_factory=dict)
+    """Resuming: node execution key -> its step in the interrupted log (a re-run keeps its number)."""
+    finished_keys: set[str] = field(default_factory=set)
+    """Resuming: node executions that finished before the interruption (re-run silently, if at all)."""
 
     def emit(self, event: Any) -> None:
         if self.writer is not None:
@@ -65,6 +69,8 @@ class NodeContext:
     calls: int = 0
     memory_reads: int = 0
     tools: int = 0
+    silent: bool = False
+    """A resumed run re-executing a node that had finished: answered from the trace, not written again."""
 
 
 @dataclass
@@ -89,6 +95,12 @@ def current_run() -> RunContext | None:
 
 def current_node() -> NodeContext | None:
     return _NODE.get()
+
+
+def run_totals() -> Totals | None:
+    """The calls, tokens and steps of the run in progress so far (None outside a run)."""
+    run = _RUN.get()
+    return run.totals if run is not None else None
 
 
 @lru_cache(maxsize=1)
@@ -117,7 +129,11 @@ async def record_run(store: TraceStore | None, manifest: Manifest, *, parent: Fo
             raise ValueError("resuming a run needs a trace store")
         writer: RunWriter | None = store.append_writer(resume)
         ctx = RunContext(resume.run_id, writer, totals=totals_of(resume))
-        ctx.node_steps = ctx.totals.node_steps
+        # a node re-executed after the interruption keeps its step number, so each step shows once
+        ctx.resumed = {e.key: e.step for e in resume.events if isinstance(e, NodeStarted)}
+        ctx.finished_keys = {e.key for e in resume.events if isinstance(e, NodeFinished) and e.error is None}
+        ctx.node_steps = max(ctx.resumed.values(), default=-1) + 1
+        ctx.totals.node_steps = len(ctx.resumed)
         ctx.started_at -= max((e.ts for e in resume.events), default=0) - resume.started.ts
         ctx.emit(RunResumed(step=ctx.node_steps))
     else:
@@ -131,8 +147,9 @@ async def record_run(store: TraceStore | None, manifest: Manifest, *, parent: Fo
         yield ctx
     except BaseException as exc:
         ctx.emit(ErrorEvent(type=type(exc).__name__, message=str(exc)))
-        ctx.totals.duration_s = time.perf_counter() - ctx.started_at
-        ctx.emit(RunFinished(status="error", totals=ctx.totals))
+        if resume is None:  # a failed resume leaves the run resumable: it does not finish it
+            ctx.totals.duration_s = time.perf_counter() - ctx.started_at
+            ctx.emit(RunFinished(status="error", totals=ctx.totals))
         raise
     else:
         ctx.totals.duration_s = time.perf_counter() - ctx.started_at
@@ -218,14 +235,16 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
             run.key_counts[key] = seen + 1
             if seen:
                 key = f"{key}#{seen}"
-        step = run.node_steps if run is not None else 0
-        if run is not None:
+        step, silent = 0, False
+        if run is not None and key in run.resumed:
+            step, silent = run.resumed[key], key in run.finished_keys
+        elif run is not None:
+            step = run.node_steps
             run.node_steps += 1
             run.totals.node_steps += 1
-            if run.writer is not None:
-                run.emit(NodeStarted(node=name, path=path, key=key, step=step,
-                                     state=to_jsonable_python(state, fallback=str)))
-        token = _NODE.set(NodeContext(name, key, step, path))
+        if run is not None and run.writer is not None and not silent:
+            run.emit(NodeStarted(node=name, path=path, key=key, step=step, state=to_jsonable_python(state, fallback=str)))
+        token = _NODE.set(NodeContext(name, key, step, path, silent=silent))
         started = time.perf_counter()
         try:
             if invoke is not None:
@@ -239,13 +258,13 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
             else:
                 update = await fn(state)
         except BaseException as exc:
-            if run is not None:
+            if run is not None and not silent:
                 run.emit(NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter() - started,
                                       error=f"{type(exc).__name__}: {exc}"))
             raise
         finally:
             _NODE.reset(token)
-        if run is not None and run.writer is not None:
+        if run is not None and run.writer is not None and not silent:
             run.emit(NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter() - started,
                                   delta=to_jsonable_python(update, fallback=str)))
         return update
@@ -288,10 +307,9 @@ def attempt_result(scope: AttemptScope, *, parsed: Any = None, error: str | None
             scope.pending.parsed = to_jsonable_python(parsed, fallback=str)
         else:
             scope.pending.error = scope.pending.error or error
-    run = _RUN.get()
-    if error is not None and run is not None:
+    run, node = _RUN.get(), _NODE.get()
+    if error is not None and run is not None and not (node is not None and node.silent):
         run.totals.retries += 1
-        node = _NODE.get()
         run.emit(AgentRetry(agent=scope.agent, attempt=scope.attempt, error=error, node_key=node.key if node else None))
 
 
@@ -324,7 +342,7 @@ class RecordingModel:
             raise
         finally:
             _CALL.reset(token)
-            if run is not None:
+            if run is not None and not (node is not None and node.silent):
                 replayed = call.replayed
                 if response is not None:
                     if replayed:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import to_jsonable_python
 
 from rolegraph.errors import ModelError, RolegraphError
 from rolegraph.models import ChatModel, ChatRequest, ChatResponse
-from rolegraph.traces._events import ForkOrigin, ModelCall, NodeFinished, NodeStarted, ToolCall
+from rolegraph.traces._events import ModelCall, ToolCall
 from rolegraph.traces._recorder import current_call, current_node
 from rolegraph.traces._store import Trace
 
@@ -157,120 +156,5 @@ class ForkPrompts:
     def render(self, name: str, **variables: Any) -> Any:
         return self.get(name).render(**variables)
 
-
-@dataclass
-class StepReplay:
-    step: int
-    node: str
-    delta: Any
-    """What the node returned now (JSON)."""
-    recorded_delta: Any
-    calls_answered: int
-
-
-async def replay_step(trace: Trace, step: int, *, spec: Any = None, library: Any = None) -> StepReplay:
-    """Run one node again on its recorded input state, its model and tool calls answered from
-    the trace, and return its update beside the recorded one."""
-    from rolegraph import graphs
-    from rolegraph.prompts import PromptLibrary
-    from rolegraph.runtime import Runtime
-    from rolegraph.traces._recorder import RunContext, as_node, takes_runtime
-
-    started = next((e for e in trace.of_kind(NodeStarted) if e.step == step), None)
-    finished = next((e for e in trace.of_kind(NodeFinished) if e.step == step), None)
-    if started is None or finished is None:
-        raise RolegraphError(f"run {trace.run_id} has no finished step {step}")
-    if len(started.path) > 1:
-        raise RolegraphError(f"step {step} runs inside subgraph {'/'.join(started.path[:-1])}; replay its parent step")
-    manifest = trace.started.manifest
-    spec = spec or graphs.get(manifest.graph).SPEC
-    roles = sorted(set(manifest.roles) | {e.role for e in trace.of_kind(ModelCall)})
-    replayers = {r: ReplayModel(trace) for r in roles}
-    runtime = Runtime.from_models(replayers, prompts=library or PromptLibrary())
-    runtime.tool_source = ReplayTools(trace)
-    runtime.memory_source = trace
-    graph = spec.prepare(manifest, runtime, None).graph
-    wrapper = graph.builder.nodes[started.node].runnable
-    fn = getattr(getattr(wrapper, "afunc", None) or getattr(wrapper, "func", None), "rolegraph_inner", None)
-    if fn is None:
-        raise RolegraphError(f"node '{started.node}' is not a traced node; wrap it with traced_node()")
-    schema = graph.builder.state_schema
-    state = schema.model_validate(started.state) if hasattr(schema, "model_validate") else started.state
-    async with as_node(RunContext(trace.run_id, None), started.node, started.key, step):
-        update = await (fn(state, runtime) if takes_runtime(fn) else fn(state))
-    return StepReplay(step, started.node, to_jsonable_python(update, fallback=str), finished.delta,
-                      sum(m.answered for m in replayers.values()))
-
-
-async def resume_run(trace: Trace, *, store: Any, live: Any, spec: Any = None) -> Any:
-    """Continue an interrupted run from its last checkpoint. Nodes that finished are not run
-    again; in the node that was cut off, calls the trace recorded are answered from it."""
-    from rolegraph import graphs
-    from rolegraph.graphs._run import CHECKPOINTS, run_graph
-    from rolegraph.runtime import Runtime
-
-    if trace.complete:
-        raise RolegraphError(f"run {trace.run_id} already finished ({trace.status}); nothing to resume")
-    if not (trace.dir / CHECKPOINTS).exists():
-        raise RolegraphError(f"run {trace.run_id} has no checkpoints to resume from")
-    manifest = trace.started.manifest
-    module = graphs.get(manifest.graph) if spec is None else None
-    roles = sorted(set(manifest.roles) | {e.role for e in trace.of_kind(ModelCall)})
-    models = {r: ReplayModel(trace, live=live.unrecorded_model(r), fill_gaps=True) for r in roles}
-    runtime = Runtime.from_models(models, prompts=live.prompts, traces=store)
-    runtime.tool_source = ReplayTools(trace, fill_gaps=True)
-    try:
-        return await run_graph(spec or module.SPEC, manifest, runtime, resume=trace)  # type: ignore[union-attr]
-    finally:
-        await runtime.aclose()
-
-
-async def replay_run(trace: Trace, *, store: Any = None, live: Any = None, live_from: int | None = None,
-                     models: dict[str, str] | None = None, prompts: dict[str, str] | None = None,
-                     spec: Any = None, library: Any = None) -> Any:
-    """Run the recorded graph again, answering model calls from `trace`.
-
-    With `live_from`, node steps from that one on call `live` (a Runtime) instead; `models`
-    (role -> model name) and `prompts` (role -> template file) change roles in that live part.
-    `library` is the prompt library the graph was run with (default: the package's).
-    Returns the graph's result; the new run is recorded in `store` with its parent.
-    """
-    from rolegraph import graphs
-    from rolegraph.graphs._run import run_graph
-    from rolegraph.prompts import PromptLibrary, load_template_file
-    from rolegraph.runtime import Runtime
-
-    models, prompts = models or {}, prompts or {}
-    if (models or prompts) and live_from is None:
-        raise RolegraphError("--model and --prompt change the live part of a fork: give --live-from STEP too")
-    manifest = trace.started.manifest
-    spec = spec or graphs.get(manifest.graph).SPEC
-    roles = sorted(set(manifest.roles) | {e.role for e in trace.of_kind(ModelCall)})
-    live_models: dict[str, ChatModel] = {}
-    if live_from is not None:
-        if live is None:
-            raise RolegraphError("a fork needs a live runtime")
-        for role in roles:
-            live_models[role] = (live.model_named(role, models[role]) if role in models
-                                 else live.unrecorded_model(role))
-    replayers = {role: ReplayModel(trace, live=live_models.get(role), live_from=live_from) for role in roles}
-    library = library or PromptLibrary()
-    if prompts:
-        used = role_prompts(trace)
-        overrides = {}
-        for role, path in prompts.items():
-            if role not in used:
-                raise RolegraphError(f"role '{role}' made no recorded call with a prompt; roles: {', '.join(sorted(used))}")
-            overrides[used[role]] = load_template_file(used[role], path)
-        library = ForkPrompts(library, overrides, live_from)
-    changes = {**{f"model:{r}": m for r, m in models.items()}, **{f"prompt:{r}": p for r, p in prompts.items()}}
-    runtime = Runtime.from_models(replayers, prompts=library, traces=store,
-                                  trace_parent=ForkOrigin(run_id=trace.run_id, live_from=live_from, changes=changes))
-    runtime.tool_source = ReplayTools(trace, live_from=live_from)
-    if live_from is None:
-        runtime.memory_source = trace  # every memory read answered as recorded
-    try:
-        result = await run_graph(spec, manifest, runtime, checkpoint=live_from is not None)
-    finally:
-        await runtime.aclose()
-    return result
+    def below(self, *dirs: Any) -> ForkPrompts:
+        return ForkPrompts(self.base.below(*dirs), self.overrides, self.live_from)

@@ -18,7 +18,15 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from rolegraph.errors import UserError
-from rolegraph.traces._events import BlobRef, Event, ModelCall, RunFinished, RunStarted, parse_event
+from rolegraph.traces._events import (
+    BlobRef,
+    Event,
+    ModelCall,
+    NodeStarted,
+    RunFinished,
+    RunStarted,
+    parse_event,
+)
 
 INLINE_LIMIT = 16 * 1024
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET")
@@ -146,6 +154,8 @@ class TraceStore:
         for info in infos:
             if info.status == "running" and not _pid_alive(info.pid):
                 info.status = "incomplete"
+            if info.status in ("running", "incomplete"):
+                info.model_calls, info.tokens = _recorded_counts(self.root / info.run_id)
         return [i for i in infos if status != "incomplete" or i.status == "incomplete"]
 
     def resolve(self, ref: str) -> Path:
@@ -223,7 +233,8 @@ class RunWriter:
     def payload(self, value: Any) -> Any:
         """Inline JSON, or a BlobRef to a content-addressed file when large."""
         data = to_jsonable_python(value, fallback=str)
-        text = self.store.redactor(json.dumps(data, sort_keys=True, separators=(",", ":")))
+        # keys keep their order: a replayed tool answer must come back as the tool gave it
+        text = self.store.redactor(json.dumps(data, separators=(",", ":")))
         if len(text) <= INLINE_LIMIT:
             return json.loads(text)
         sha = hashlib.sha256(text.encode()).hexdigest()
@@ -268,7 +279,7 @@ class Trace:
                     dropped = True
                     break
         complete = bool(events) and isinstance(events[-1], RunFinished)
-        trace = cls(run_dir, events, complete, dropped)
+        trace = cls(run_dir, _without_cut_nodes(events), complete, dropped)
         for e in events:
             if isinstance(e, ModelCall):
                 trace._by_key[(e.node_key, e.call_index)] = e
@@ -306,6 +317,45 @@ class Trace:
     def blob(self, ref: BlobRef | dict[str, Any]) -> Any:
         sha = ref.blob if isinstance(ref, BlobRef) else ref["blob"]
         return json.loads((self.dir / "blobs" / sha).read_text())
+
+
+def _without_cut_nodes(events: list[Event]) -> list[Event]:
+    """Drop a node start that a kill cut off when the resumed run ran that step again."""
+    starts: dict[int, int] = {}
+    for e in events:
+        if isinstance(e, NodeStarted):
+            starts[e.step] = starts.get(e.step, 0) + 1
+    if all(n == 1 for n in starts.values()):
+        return events
+    out: list[Event] = []
+    seen = dict.fromkeys(starts, 0)
+    for e in events:
+        if isinstance(e, NodeStarted) and starts[e.step] > 1:
+            seen[e.step] += 1
+            if seen[e.step] < starts[e.step]:
+                continue  # superseded by the later start of the same step
+        out.append(e)
+    return out
+
+
+def _recorded_counts(run_dir: Path) -> tuple[int, int]:
+    """Model calls and tokens an unfinished run's log holds so far."""
+    calls = tokens = 0
+    try:
+        with open(run_dir / "events.jsonl", "rb") as fh:
+            for raw in fh:
+                if b'"kind":"model_call"' not in raw or not raw.endswith(b"\n"):
+                    continue
+                try:
+                    e = parse_event(raw)
+                except ValueError:
+                    continue
+                if isinstance(e, ModelCall) and e.response is not None:
+                    calls += 1
+                    tokens += e.usage.prompt_tokens + e.usage.completion_tokens
+    except OSError:
+        pass
+    return calls, tokens
 
 
 def new_run_id(graph: str) -> str:

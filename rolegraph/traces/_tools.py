@@ -38,7 +38,7 @@ async def record_tool(name: str, fn: Callable[[Any], Awaitable[Any]], value: Any
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        if run is not None:
+        if run is not None and not (node is not None and node.silent):
             run.totals.tool_calls += 1
             if run.writer is not None:
                 run.emit(ToolCall(name=name, node_key=node.key if node else None, step=node.step if node else None,

@@ -18,8 +18,8 @@ model and tool calls answered from the trace; it must return the update it retur
 import asyncio
 from pathlib import Path
 
+from rolegraph.graphs import replay_step
 from rolegraph.traces import Trace
-from rolegraph.traces._replay import replay_step
 
 TRACE = Path(__file__).parent / "{fixture_rel}"
 

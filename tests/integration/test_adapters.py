@@ -37,7 +37,7 @@ async def test_a_trained_planner_adapter_learns_its_format_and_is_served_per_rol
                         + f'\n[traces]\ndir = "{tmp_path / "runs"}"\n')
         rt = Runtime.load(toml)
         try:
-            result = await vm.arun(vm.VideoQuestion(video=str(video), question="What colour is behind the circle?",
+            result = await vm.run(vm.VideoQuestion(video=str(video), question="What colour is behind the circle?",
                                                     options=["red", "blue"]), runtime=rt)
         finally:
             await rt.aclose()

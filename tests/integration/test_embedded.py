@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from rolegraph import Agent, Runtime
-from rolegraph.evals.mcq import load_mcqs
+from rolegraph.envs.mcq import load_mcqs
 from rolegraph.graphs import refinebot
 from rolegraph.models import ChatRequest, Message, OpenAICompatModel, ToolSpec
 from tests.conftest import SAMPLE_MCQS
@@ -74,7 +74,7 @@ async def test_logprobs_come_back(embedded_runtime: Runtime) -> None:
 
 async def test_refinebot_end_to_end_on_three_sample_mcqs(embedded_runtime: Runtime) -> None:
     mcqs = list(itertools.islice(load_mcqs(SAMPLE_MCQS), 3))
-    results = [r async for r in refinebot.arun_many(mcqs, runtime=embedded_runtime, seeds=[0])]
+    results = [r async for r in refinebot.run_many(mcqs, runtime=embedded_runtime, seeds=[0])]
     assert sorted(r.key for r in results) == sorted(m.key for m in mcqs)
     for r in results:
         assert r.exit_code in refinebot.ExitCode

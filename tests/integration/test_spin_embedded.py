@@ -9,7 +9,7 @@ from rolegraph.graphs import spin
 async def test_a_constrained_tictactoe_game_against_minimax(embedded_runtime: Runtime) -> None:
     spec = spin.GameSpec(game="tictactoe", seats=[spin.Seat.parse("llm"), spin.Seat.parse("minimax")],
                          mode="constrained", seed=3)
-    result = await spin.arun(spec, runtime=embedded_runtime)
+    result = await spin.run(spec, runtime=embedded_runtime)
     # the enum keeps even this tiny model legal: the game reaches its end on the board
     assert result.forfeit is None and result.termination == "end"
     assert result.illegal == [0, 0]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rolegraph.evals.answers import ANSWER_PATTERNS, parse_answer
-from rolegraph.evals.mcq import LabelStyle
+from rolegraph.envs.mcq import ANSWER_PATTERNS, LabelStyle, parse_answer
 
 
 @pytest.mark.parametrize(

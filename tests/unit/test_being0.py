@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rolegraph.evals import EvalStore, run_eval
-from rolegraph.evals.being0 import (
+from rolegraph.envs.being0 import (
     COMPOSITES,
     PRIMITIVES,
     ActionError,
@@ -24,9 +23,10 @@ from rolegraph.evals.being0 import (
     reference_length,
     run_primitive,
 )
-from rolegraph.evals.being0._bench import being0_benchmark, options_for, render_episode
-from rolegraph.evals.being0._scripted import scripted_planner
-from rolegraph.evals.being0._world import camera_image
+from rolegraph.envs.being0._scripted import scripted_planner
+from rolegraph.envs.being0._world import camera_image
+from rolegraph.evals import EvalStore, run_eval
+from rolegraph.evals.being0 import being0_benchmark, options_for, render_episode
 from rolegraph.graphs import being0
 from rolegraph.models._testing import FunctionModel
 from rolegraph.runtime import Runtime
@@ -142,7 +142,7 @@ def test_adjustment_lines_up_a_grasp() -> None:
     assert conn.adjust("cup").ok
     d = ((world.robot.x - 7.0) ** 2 + (world.robot.y - 5.5) ** 2) ** 0.5
     assert 0.3 <= d <= 0.6
-    from rolegraph.evals.being0._skills import grasp_chance, relative
+    from rolegraph.envs.being0._skills import grasp_chance, relative
 
     assert grasp_chance(*relative(world, 7.0, 5.5)) >= 0.9  # lined up: a grasp from here is nearly sure
 
@@ -216,7 +216,7 @@ FETCH = ['search_and_move_towards(target_name="kitchen_office_door")', 'grab(obj
 async def test_a_scripted_planner_completes_a_task(tmp_path: Path) -> None:
     model = scripted_planner(FETCH, bad_first=True)
     rt = Runtime.from_models({"planner": model, "summarizer": FunctionModel(lambda r: "summary")}, traces=tmp_path)
-    result = await being0.arun("fetch_bottle", runtime=rt, seed=2)
+    result = await being0.run("fetch_bottle", runtime=rt, seed=2)
     assert result.success and result.subtasks_done == 2
     assert [r.action.split("(")[0] for r in result.records][:2] == ["search_and_move_towards", "grab"]
     assert 0.5 < result.efficiency <= 1.0 and result.reference_distance > 10
@@ -233,7 +233,7 @@ async def test_the_history_summary_refreshes_when_it_overflows(tmp_path: Path) -
     summaries = FunctionModel(lambda r: "earlier: walked around")
     rt = Runtime.from_models({"planner": scripted_planner(["open_beer()"] * 8), "summarizer": summaries},
                              traces=tmp_path)
-    result = await being0.arun("serve_beer", runtime=rt, options=being0.Being0Options(max_steps=8, history_tokens=60))
+    result = await being0.run("serve_beer", runtime=rt, options=being0.Being0Options(max_steps=8, history_tokens=60))
     assert not result.success and result.steps == 8
     assert summaries.requests  # the summarizer folded older steps
     infer = [r for r in rt.model("planner").inner.requests if "task-inference" in r.messages[0].content]  # type: ignore[attr-defined]
@@ -243,7 +243,7 @@ async def test_the_history_summary_refreshes_when_it_overflows(tmp_path: Path) -
 async def test_ablations_change_the_agent(tmp_path: Path) -> None:
     model = scripted_planner(['grab(object_name="bottle")', "go_straight(distance=1.0)"])
     rt = Runtime.from_models({"planner": model, "summarizer": FunctionModel(lambda r: "s")}, traces=tmp_path)
-    result = await being0.arun("fetch_bottle", runtime=rt, options=options_for(["connector"], max_steps=1))
+    result = await being0.run("fetch_bottle", runtime=rt, options=options_for(["connector"], max_steps=1))
     plan_prompts = [r for r in model.requests if "action-planning" in r.messages[0].content]
     assert "go_straight(distance: float)" in plan_prompts[0].messages[-1].content
     assert "search_and_move_towards" not in plan_prompts[0].messages[-1].content
@@ -280,20 +280,34 @@ async def test_benchmark_and_render(tmp_path: Path) -> None:
     (record,) = store.records()
     assert record.scores["success"].value == 1.0 and record.scores["subtask_success"].value == 1.0
     assert record.category == "fetch_bottle" and record.scores["planner_calls"].value > 0
-    result = await being0.arun("fetch_bottle", runtime=Runtime.from_models(
+    result = await being0.run("fetch_bottle", runtime=Runtime.from_models(
         {"planner": scripted_planner(FETCH), "summarizer": FunctionModel(lambda r: "s")}), seed=2)
     gif = render_episode(result, tmp_path / "frames")
     assert gif.is_file() and len(list((tmp_path / "frames").glob("step-*.png"))) == len(result.records) + 1
 
 
 async def test_an_episode_replays_offline_even_when_the_summary_memory_called_its_model(tmp_path: Path) -> None:
-    from rolegraph.traces import replay_run
+    from rolegraph.graphs import replay_run
 
     summarizer = FunctionModel(lambda r: "earlier steps, folded")
     rt = Runtime.from_models({"planner": scripted_planner(FETCH), "summarizer": summarizer}, traces=tmp_path)
-    result = await being0.arun("fetch_bottle", runtime=rt, seed=2, options=being0.Being0Options(history_tokens=60))
+    result = await being0.run("fetch_bottle", runtime=rt, seed=2, options=being0.Being0Options(history_tokens=60))
     assert summarizer.requests  # the memory's own model calls happened inside the infer node
     store = TraceStore(tmp_path)
     replayed = await replay_run(store.load(result.trace_id), store=store)  # no live model at all
     assert [r.action for r in replayed.records] == [r.action for r in result.records]
     assert replayed.success == result.success and replayed.distance == result.distance
+
+
+async def test_constrained_episode_replays_offline(tmp_path: Path) -> None:
+    """The enum of legal calls is built from the world a skill returned: a replay must get that
+    world back in the order the tool gave it, or the recorded request no longer matches."""
+    from rolegraph.envs.being0 import PLANS, scripted_planner
+    from rolegraph.graphs import replay_run
+
+    store = TraceStore(tmp_path / "runs")
+    rt = Runtime.from_models({"planner": scripted_planner(PLANS["fetch_bottle"])}, traces=store)
+    result = await being0.run("fetch_bottle", runtime=rt, seed=0,
+                              options=being0.Being0Options(constrained=True, max_steps=6))
+    replayed = await replay_run(store.load(result.trace_id or ""), store=store)
+    assert replayed.success == result.success and replayed.steps == result.steps >= 2

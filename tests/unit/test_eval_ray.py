@@ -11,7 +11,7 @@ import pytest
 from rolegraph import Runtime
 from rolegraph.config import EndpointConfig, RoleConfig, RuntimeConfig, TracesSettings
 from rolegraph.evals import EvalStore, run_eval
-from rolegraph.evals.mcq_bench import mcq_benchmark
+from rolegraph.evals.mcq import mcq_benchmark
 from rolegraph.models.servers.loadtest import LoadTestServer
 from tests.conftest import SAMPLE_MCQS
 

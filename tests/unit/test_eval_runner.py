@@ -22,7 +22,7 @@ import pytest
 from rolegraph import Runtime
 from rolegraph.config import EndpointConfig, RoleConfig, RuntimeConfig
 from rolegraph.evals import Benchmark, Case, EvalStore, Match, SolverOutput, run_eval, write_report
-from rolegraph.evals.mcq_bench import mcq_benchmark
+from rolegraph.evals.mcq import mcq_benchmark
 from rolegraph.models.servers.loadtest import LoadTestServer
 from tests.conftest import SAMPLE_MCQS
 

@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, START
 from langgraph.types import Send
 from pydantic import BaseModel
 
+import rolegraph as rg
 from rolegraph import Agent, Runtime
-from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
+from rolegraph.graphs import replay_run
 from rolegraph.models import ChatRequest, FunctionModel
 from rolegraph.prompts import PromptLibrary
-from rolegraph.traces import Manifest, ModelCall, NodeStarted, ReplayMismatch, ToolCall, TraceStore, traced_node
-from rolegraph.traces._replay import replay_run
+from rolegraph.traces import ModelCall, NodeStarted, ReplayMismatch, ToolCall, TraceStore
 
 
 class State(TypedDict, total=False):
@@ -33,56 +33,59 @@ class Inner(TypedDict, total=False):
     summary: str
 
 
-def build(runtime: Runtime) -> Any:
-    note = Agent(name="noter", prompt="shapes/note", output=str)
-    summarize_agent = Agent(name="summarizer", prompt="shapes/summary", output=str)
+note = Agent(name="noter", prompt="shapes/note", output=str)
+summarize_agent = Agent(name="summarizer", prompt="shapes/summary", output=str)
 
-    async def lookup(topic: str) -> dict[str, Any]:  # a tool with a large answer (goes to a blob)
-        await asyncio.sleep(0)
-        return {"topic": topic, "facts": [f"{topic} fact {i}" for i in range(2000)]}
 
-    async def write_note(state: dict[str, Any]) -> dict[str, Any]:
-        facts = await runtime.call_tool("lookup", lookup, state["topic"])
-        text = await note.run(runtime, topic=state["topic"], n=len(facts["facts"]))
-        return {"notes": [text]}
+async def lookup(topic: str) -> dict[str, Any]:  # a tool with a large answer (goes to a blob)
+    await asyncio.sleep(0)
+    return {"topic": topic, "facts": [f"{topic} fact {i}" for i in range(2000)]}
 
-    async def summarize(state: Inner) -> dict[str, Any]:
-        text = await summarize_agent.run(runtime, notes=sorted(state["notes"]))
-        return {"summary": text}
 
-    inner = StateGraph(Inner)
-    inner.add_node("summarize", traced_node("summarize", summarize))
+async def write_note(state: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+    facts = await runtime.call_tool("lookup", lookup, state["topic"])
+    text = await note.run(runtime, topic=state["topic"], n=len(facts["facts"]))
+    return {"notes": [text]}
+
+
+async def summarize(state: Inner, runtime: Runtime) -> dict[str, Any]:
+    text = await summarize_agent.run(runtime, notes=sorted(state["notes"]))
+    return {"summary": text}
+
+
+async def count(state: State) -> dict[str, Any]:
+    return {"rounds": state.get("rounds", 0) + 1}
+
+
+def fan_out(state: State) -> list[Send]:
+    return [Send("note", {"topic": t}) for t in state["topics"]]
+
+
+class Topics(BaseModel):
+    topics: list[str]
+
+
+class _Result(rg.RunResult):
+    summary: str
+    notes: list[str]
+
+
+@rg.graph(input=Topics, state=State, result=_Result, recursion_limit=40,
+          start=lambda topics: {"topics": topics.topics, "notes": []},
+          finish=lambda state: {"summary": state["summary"], "notes": state["notes"]})
+def shapes(graph: rg.StateGraph) -> None:
+    inner = rg.StateGraph(Inner)
+    inner.add_node(summarize)
     inner.add_edge(START, "summarize")
     inner.add_edge("summarize", END)
 
-    async def count(state: State) -> dict[str, Any]:
-        return {"rounds": state.get("rounds", 0) + 1}
-
-    def fan_out(state: State) -> list[Send]:
-        return [Send("note", {"topic": t}) for t in state["topics"]]
-
-    graph = StateGraph(State)
-    graph.add_node("count", traced_node("count", count))
-    graph.add_node("note", traced_node("note", write_note))
+    graph.add_node(count)
+    graph.add_node("note", write_note)
     graph.add_node("report", inner.compile())
     graph.add_edge(START, "count")
     graph.add_conditional_edges("count", fan_out, ["note"])
     graph.add_edge("note", "report")
     graph.add_conditional_edges("report", lambda s: END if s["rounds"] >= 2 else "count", ["count", END])
-    return graph.compile(name="shapes")
-
-
-class _Result(BaseModel):
-    summary: str
-    notes: list[str]
-    trace_id: str
-
-
-SPEC = GraphSpec(
-    "shapes",
-    prepare=lambda manifest, runtime, graph: Prepared(graph or build(runtime), dict(manifest.input), 40),
-    finish=lambda manifest, raw, error, run_id: _Result(summary=raw["summary"], notes=raw["notes"], trace_id=run_id),
-)
 
 
 @pytest.fixture
@@ -103,9 +106,8 @@ async def answer(request: ChatRequest) -> str:
 async def test_send_subgraph_tool_and_loop_are_recorded_and_replayed(tmp_path: Path, prompts: PromptLibrary) -> None:
     store = TraceStore(tmp_path / "runs")
     rt = Runtime.from_models({"default": FunctionModel(answer)}, prompts=prompts, traces=store)
-    manifest = Manifest(graph="shapes", input={"topics": ["mitosis", "actin", "cilia"], "notes": []})
-    result = await run_graph(SPEC, manifest, rt)
-    trace = store.load(result.trace_id)
+    result = await shapes.run(Topics(topics=["mitosis", "actin", "cilia"]), runtime=rt)
+    trace = store.load(result.trace_id or "")
     nodes = trace.of_kind(NodeStarted)
     # two rounds of: count, three Send'd notes, the subgraph's summarize
     assert [n.node for n in nodes].count("note") == 6 and [n.node for n in nodes].count("summarize") == 2
@@ -116,9 +118,9 @@ async def test_send_subgraph_tool_and_loop_are_recorded_and_replayed(tmp_path: P
     assert len(tools) == 6 and all(isinstance(t.output, dict) and "blob" in t.output for t in tools)
     assert len(trace.of_kind(ModelCall)) == 8
 
-    replayed = await replay_run(trace, store=store, spec=SPEC, library=prompts)
+    replayed = await replay_run(trace, store=store, library=prompts)
     assert replayed.summary == result.summary and sorted(replayed.notes) == sorted(result.notes)
-    new = store.load(replayed.trace_id)
+    new = store.load(replayed.trace_id or "")
     assert new.finished is not None and new.finished.totals.model_calls == 0
     assert all(t.replayed for t in new.of_kind(ToolCall))  # answered from the trace: the tool did not run
     # the recorded tool output came back from the blob store, not from running the tool
@@ -129,8 +131,8 @@ async def test_send_subgraph_tool_and_loop_are_recorded_and_replayed(tmp_path: P
 async def test_changed_tool_input_is_a_mismatch(tmp_path: Path, prompts: PromptLibrary) -> None:
     store = TraceStore(tmp_path / "runs")
     rt = Runtime.from_models({"default": FunctionModel(answer)}, prompts=prompts, traces=store)
-    result = await run_graph(SPEC, Manifest(graph="shapes", input={"topics": ["a", "b"], "notes": []}), rt)
-    trace = store.load(result.trace_id)
-    trace.started.manifest.input = {"topics": ["a", "B"], "notes": []}  # as if the input had changed
+    result = await shapes.run({"topics": ["a", "b"]}, runtime=rt)
+    trace = store.load(result.trace_id or "")
+    trace.started.manifest.input = {"topics": ["a", "B"]}  # as if the input had changed
     with pytest.raises(ReplayMismatch, match="input of tool 'lookup'"):
-        await replay_run(trace, store=store, spec=SPEC, library=prompts)
+        await replay_run(trace, store=store, library=prompts)

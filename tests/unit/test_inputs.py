@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rolegraph import InputError
-from rolegraph.evals.mcq import load_mcqs
+from rolegraph.envs.mcq import load_mcqs
 from tests.conftest import SAMPLE_MCQS
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rolegraph.envs.lvas import SoundKB, enrich, family_of, load_labels
 from rolegraph.errors import UserError
-from rolegraph.evals.lvas.bench import alignment_errors_ms
-from rolegraph.evals.lvas.kb import SoundKB, enrich, family_of, load_labels
+from rolegraph.evals.lvas import alignment_errors_ms
 from rolegraph.graphs import lvas
 from rolegraph.models import ChatRequest
 from rolegraph.models._testing import FunctionModel
@@ -141,7 +141,7 @@ async def test_the_graph_merges_designs_against_the_library_and_renders(
     path, _ = video
     models = scripted_roles()
     rt = Runtime.from_models(models, traces=tmp_path / "runs")  # type: ignore[arg-type]
-    result = await lvas.arun(path, tmp_path / "out", runtime=rt, options=lvas.LvasOptions(labels=str(LABELS)))
+    result = await lvas.run(path, tmp_path / "out", runtime=rt, options=lvas.LvasOptions(labels=str(LABELS)))
     assert len(result.shots) == 3 and result.merges == 1
     assert [(s.start, s.end) for s in result.segments] == [(0.0, 6.0), (6.0, 9.0)]
     assert result.segments[0].caption is not None and result.segments[0].caption.Summary == "merged"
@@ -181,7 +181,7 @@ async def test_rendering_through_the_tool_server_and_vision_keyframes(
         models = scripted_roles(merge_first=False)
         rt = Runtime.from_models(models, traces=tmp_path / "runs")  # type: ignore[arg-type]
         options = lvas.LvasOptions(labels=str(LABELS), vision=True, tools_url=f"http://127.0.0.1:{port}")
-        result = await lvas.arun(path, tmp_path / "out", runtime=rt, options=options)
+        result = await lvas.run(path, tmp_path / "out", runtime=rt, options=options)
     finally:
         server.should_exit = True
         thread.join(timeout=5)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from rolegraph import Runtime
+from rolegraph.envs.mcq import MCQ
 from rolegraph.evals import EvalStore, run_eval
-from rolegraph.evals.mcq import MCQ
-from rolegraph.evals.mcq_bench import (
+from rolegraph.evals.mcq import (
     CHOICES_ONLY_STEM,
     last_sentence,
     mcq_benchmark,

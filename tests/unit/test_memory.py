@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
-from rolegraph import Agent, Runtime, ScriptError
-from rolegraph.graphs._run import GraphSpec, Prepared, run_graph
+import rolegraph as rg
+from rolegraph import END, START, Agent, Runtime, ScriptError
+from rolegraph.graphs import replay_run
 from rolegraph.memory import ByteEstimate, LlamaTokens, MemoryFeed, MemoryItem, MemoryStore
 from rolegraph.models import FunctionModel, ScriptedModel
 from rolegraph.models.servers import find_default_gguf
 from rolegraph.prompts import PromptLibrary
-from rolegraph.traces import Manifest, MemoryRead, TraceStore, replay_run, traced_node
+from rolegraph.traces import MemoryRead, TraceStore
 
 WORDS = [
     "mitochondria", "nucleus", "actin", "tubulin", "player", "red", "card", "hint", "Austria", "Galicia",
@@ -138,29 +138,29 @@ class S(BaseModel):
     said: list[str] = []
 
 
-def build(runtime: Runtime) -> Any:
-    player = Agent(name="player", prompt="t/player", output=str,
-                   memory=(MemoryFeed(var="history", memory="moves", budget_tokens=200),))
+player = Agent(name="player", prompt="t/player", output=str,
+               memory=(MemoryFeed(var="history", memory="moves", budget_tokens=200),))
 
-    async def play(state: S) -> dict[str, Any]:
-        text = await player.run(runtime, turn=state.turn)
-        await runtime.memory("moves").add(text, role="me")
-        return {"turn": state.turn + 1, "said": [*state.said, text]}
 
-    g = StateGraph(S)
-    g.add_node("play", traced_node("play", play))
+async def play(state: S, runtime: Runtime) -> dict[str, Any]:
+    text = await player.run(runtime, turn=state.turn)
+    await runtime.memory("moves").add(text, role="me")
+    return {"turn": state.turn + 1, "said": [*state.said, text]}
+
+
+class _Out(rg.RunResult):
+    said: list[str]
+
+
+class _Nothing(BaseModel):
+    pass
+
+
+@rg.graph(input=_Nothing, state=S, result=_Out)
+def memgame(g: rg.StateGraph) -> None:
+    g.add_node(play)
     g.add_edge(START, "play")
     g.add_conditional_edges("play", lambda s: END if s.turn >= 3 else "play", ["play", END])
-    return g.compile()
-
-
-SPEC = GraphSpec("memgame", lambda m, rt, g: Prepared(g or build(rt), S()),
-                 lambda m, raw, err, run_id: _Out(said=S.model_validate(raw).said, trace_id=run_id))
-
-
-class _Out(BaseModel):
-    said: list[str]
-    trace_id: str
 
 
 async def test_replay_reproduces_memory_reads(tmp_path: Path) -> None:
@@ -172,14 +172,14 @@ async def test_replay_reproduces_memory_reads(tmp_path: Path) -> None:
     rt = Runtime.from_models({"player": FunctionModel(lambda r: f"move {next(counter)}")}, prompts=lib,
                              traces=tmp_path / "runs", memory_store=MemoryStore(tmp_path / "mem.sqlite"))
     await rt.memory("moves").add("opening from an earlier game", role="me")
-    out = await run_graph(SPEC, Manifest(graph="memgame"), rt)
+    out = await memgame.run({}, runtime=rt)
     store = TraceStore(tmp_path / "runs")
-    trace = store.load(out.trace_id)
+    trace = store.load(out.trace_id or "")
     reads = trace.of_kind(MemoryRead)
     assert len(reads) == 3 and reads[0].items[0]["content"] == "opening from an earlier game"
     assert [len(r.items) for r in reads] == [1, 2, 3]
     # replay in a world whose memory is different (empty): the reads come from the trace, so every
     # request matches the recorded one and the run is identical
-    replayed = await replay_run(trace, store=store, spec=SPEC, library=lib)
+    replayed = await replay_run(trace, store=store, library=lib)
     assert replayed.said == out.said == ["move 0", "move 1", "move 2"]
-    assert all(r.replayed for r in store.load(replayed.trace_id).of_kind(MemoryRead))
+    assert all(r.replayed for r in store.load(replayed.trace_id or "").of_kind(MemoryRead))

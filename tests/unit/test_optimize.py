@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rolegraph import Runtime
-from rolegraph.evals.mcq import load_mcqs
+from rolegraph.envs.mcq import load_mcqs
 from rolegraph.models.servers.loadtest import LoadTestServer
 from rolegraph.prompts import PromptLibrary
 from tests.conftest import ROOT, SAMPLE_MCQS

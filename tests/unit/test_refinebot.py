@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rolegraph import Runtime
-from rolegraph.evals.mcq import MCQ
+from rolegraph.envs.mcq import MCQ
 from rolegraph.graphs import refinebot
 from rolegraph.graphs.refinebot import ExitCode, RefineBotOptions
 from rolegraph.models import ScriptedModel
@@ -29,7 +29,7 @@ def runtime(**scripts: list) -> tuple[Runtime, dict[str, ScriptedModel]]:
 
 
 async def run(rt: Runtime, options: RefineBotOptions = RefineBotOptions(), seed: int = 0) -> refinebot.RefineResult:
-    result = await refinebot.arun(MCQ_A, runtime=rt, seed=seed, options=options)
+    result = await refinebot.run(MCQ_A, runtime=rt, seed=seed, options=options)
     await rt.aclose()  # raises if any scripted step was left unused
     return result
 
@@ -158,7 +158,7 @@ async def test_shuffle_option_permutes_choices_with_the_seed() -> None:
 
 def test_sync_run_and_output_alias() -> None:
     rt, _ = runtime(evaluator=[WRONG])
-    result = refinebot.run(MCQ_A, runtime=rt)
+    result = refinebot.run_sync(MCQ_A, runtime=rt)
     assert result.output is result.final
     assert result.exit_code is ExitCode.SUCCESS_NO_CHANGE
 
@@ -166,7 +166,7 @@ def test_sync_run_and_output_alias() -> None:
 async def test_arun_many_runs_every_question_seed_pair() -> None:
     rt, _ = runtime(evaluator=[WRONG] * 6)
     other = MCQ_A.model_copy(update={"key": "q2"})
-    results = [r async for r in refinebot.arun_many([MCQ_A, other, MCQ_A.model_copy(update={"key": "q3"})],
+    results = [r async for r in refinebot.run_many([MCQ_A, other, MCQ_A.model_copy(update={"key": "q3"})],
                                                     runtime=rt, seeds=[0, 1], concurrency=2)]
     assert sorted((r.key, r.seed) for r in results) == [(k, s) for k in ("q1", "q2", "q3") for s in (0, 1)]
     await rt.aclose()

@@ -16,7 +16,7 @@ from rolegraph import RolegraphError, Runtime
 from rolegraph.graphs import refinebot
 from rolegraph.models import ChatRequest, FunctionModel
 from rolegraph.traces import ModelCall, RunResumed, TraceStore
-from rolegraph.traces._replay import resume_run
+from rolegraph.graphs import resume_run
 from tests.unit.test_refinebot import MCQ_A
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ from rolegraph.models import FunctionModel
 from tests.unit.test_refinebot import MCQ_A
 from tests.unit.test_resume import OPTIONS, slow_answer
 rt = Runtime.from_models({"default": FunctionModel(slow_answer)}, traces=sys.argv[1])
-asyncio.run(refinebot.arun(MCQ_A, runtime=rt, options=OPTIONS))
+asyncio.run(refinebot.run(MCQ_A, runtime=rt, options=OPTIONS))
 """
 
 
@@ -77,7 +77,7 @@ async def test_resume_continues_without_repeating_completed_calls(tmp_path: Path
     result = await resume_run(killed, store=store, live=Runtime.from_models({"default": live}))
     assert len(live.requests) == TOTAL_CALLS - len(done)  # nothing that completed was asked again
 
-    uninterrupted = await refinebot.arun(MCQ_A, runtime=Runtime.from_models({"default": FunctionModel(answer)}),
+    uninterrupted = await refinebot.run(MCQ_A, runtime=Runtime.from_models({"default": FunctionModel(answer)}),
                                          options=OPTIONS)
     assert result.exit_code is uninterrupted.exit_code is refinebot.ExitCode.FAIL_ITERATIONS
     assert result.iterations == uninterrupted.iterations == 2

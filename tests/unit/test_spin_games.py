@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rolegraph.errors import UserError
-from rolegraph.evals.spin import (
+from rolegraph.envs.spin import (
     BitBullySolver,
     HanabiBot,
     IllegalMove,
@@ -16,8 +15,9 @@ from rolegraph.evals.spin import (
     make_env,
     make_opponent,
 )
-from rolegraph.evals.spin._games import parse_hanabi
-from rolegraph.evals.spin._solvers import find_stockfish, tictactoe_move_values
+from rolegraph.envs.spin._games import parse_hanabi
+from rolegraph.envs.spin._solvers import find_stockfish, tictactoe_move_values
+from rolegraph.errors import UserError
 from rolegraph.evals.spin.elo import PairRecord, compute_elo, expected, tally
 
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
+from rolegraph.envs.spin.pddl import OptimalCache, check_plan, load_tasks, parse_problem, plan_steps
 from rolegraph.evals import EvalStore, run_eval
 from rolegraph.evals.spin._bench import elo_pairs, game_benchmark, outcome_counts, pddl_benchmark
-from rolegraph.evals.spin.pddl import OptimalCache, check_plan, load_tasks, parse_problem, plan_steps
-from rolegraph.graphs import spin, spin_diplomacy, spin_pddl
+from rolegraph.graphs import replay_run, spin, spin_diplomacy, spin_pddl
 from rolegraph.models import ChatRequest
 from rolegraph.models._testing import FunctionModel, ScriptedModel
 from rolegraph.runtime import Runtime
-from rolegraph.traces import ModelCall, ToolCall, TraceStore, replay_run
+from rolegraph.traces import ModelCall, ToolCall, TraceStore
 
 PDDL_DATA = Path(__file__).resolve().parents[1] / "data" / "spinbench-pddl"
 
@@ -42,7 +42,7 @@ async def test_nine_illegal_tries_then_a_legal_move_continues(tmp_path: Path) ->
     steps = [move("D9")] * 8 + ["not json at all", move("B2")]
     model = FunctionModel(lambda r: steps.pop(0) if steps else first_legal(r))
     rt = Runtime.from_models({"player": model}, traces=tmp_path)
-    result = await spin.arun(ttt(), runtime=rt)
+    result = await spin.run(ttt(), runtime=rt)
     first = result.turns[0]
     assert first.move == "B2" and first.attempts == 10 and len(first.errors) == 9
     assert "is not a legal move here" in first.errors[0] and "could not read" in first.errors[8]
@@ -55,7 +55,7 @@ async def test_nine_illegal_tries_then_a_legal_move_continues(tmp_path: Path) ->
 async def test_ten_failed_tries_forfeit_the_game(tmp_path: Path) -> None:
     model = FunctionModel(lambda r: move("Z0"))
     rt = Runtime.from_models({"player": model}, traces=tmp_path)
-    result = await spin.arun(ttt(("minimax", "llm")), runtime=rt)
+    result = await spin.run(ttt(("minimax", "llm")), runtime=rt)
     assert len(model.requests) == 10  # an 11th illegal move is never asked for
     assert result.forfeit == 1 and result.returns == [1.0, -1.0] and result.winner == 0
     assert result.termination == "forfeit" and result.illegal == [0, 10]
@@ -66,20 +66,20 @@ async def test_hanabi_tolerates_five_illegal_tries(tmp_path: Path) -> None:
     model = FunctionModel(lambda r: move("Juggle 3"))
     rt = Runtime.from_models({"player": model}, traces=tmp_path)
     spec = spin.GameSpec(game="hanabi", seats=[spin.Seat.parse("llm"), spin.Seat.parse("hanabi-bot")])
-    result = await spin.arun(spec, runtime=rt)
+    result = await spin.run(spec, runtime=rt)
     assert len(model.requests) == 5 and result.forfeit == 0 and result.score == 0.0
 
 
 async def test_constrained_mode_sends_the_legal_moves_as_an_enum(tmp_path: Path) -> None:
     model = FunctionModel(first_legal)
     rt = Runtime.from_models({"player": model}, traces=tmp_path)
-    result = await spin.arun(ttt(mode="constrained"), runtime=rt)
+    result = await spin.run(ttt(mode="constrained"), runtime=rt)
     assert result.mode == "constrained"
     for request in model.requests:
         schema = request.response_schema
         assert schema is not None and schema["properties"]["action"]["enum"] == legal_in(request)
     free = FunctionModel(first_legal)
-    await spin.arun(ttt(), runtime=Runtime.from_models({"player": free}, traces=tmp_path))
+    await spin.run(ttt(), runtime=Runtime.from_models({"player": free}, traces=tmp_path))
     assert all(r.response_schema is None for r in free.requests)
 
 
@@ -91,7 +91,7 @@ async def test_reasoning_history_feeds_back_the_last_k_moves(tmp_path: Path) -> 
 
     model = FunctionModel(answer)
     rt = Runtime.from_models({"player": model}, traces=tmp_path)
-    result = await spin.arun(ttt(("llm", "llm"), history_k=1), runtime=rt)
+    result = await spin.run(ttt(("llm", "llm"), history_k=1), runtime=rt)
     assert len(result.moves) >= 5
     users = [next(m.content for m in r.messages if m.role == "user") for r in model.requests]
     assert "reason number" not in users[0] and "reason number" not in users[1]
@@ -99,13 +99,13 @@ async def test_reasoning_history_feeds_back_the_last_k_moves(tmp_path: Path) -> 
     assert "Move 3: " in users[4] and "reason number 2" in users[4]
     assert "reason number 0" not in users[4] and "reason number 3" not in users[4]
     none = FunctionModel(first_legal)
-    await spin.arun(ttt(history_k=0), runtime=Runtime.from_models({"player": none}, traces=tmp_path))
+    await spin.run(ttt(history_k=0), runtime=Runtime.from_models({"player": none}, traces=tmp_path))
     assert all("recent moves" not in next(m.content for m in r.messages if m.role == "user") for r in none.requests)
 
 
 async def test_a_game_replays_offline_with_its_solver_moves(tmp_path: Path) -> None:
     rt = Runtime.from_models({"player": FunctionModel(first_legal)}, traces=tmp_path)
-    result = await spin.arun(ttt(seed=5), runtime=rt)
+    result = await spin.run(ttt(seed=5), runtime=rt)
     store = TraceStore(tmp_path)
     trace = store.load(result.trace_id)
     tools = trace.of_kind(ToolCall)
@@ -118,7 +118,7 @@ async def test_a_game_replays_offline_with_its_solver_moves(tmp_path: Path) -> N
 
 async def test_solver_only_games_need_no_model(tmp_path: Path) -> None:
     rt = Runtime.from_models({}, traces=tmp_path)
-    result = await spin.arun(spin.GameSpec(game="connect4", seats=[spin.Seat.parse("bitbully")] * 2), runtime=rt)
+    result = await spin.run(spin.GameSpec(game="connect4", seats=[spin.Seat.parse("bitbully")] * 2), runtime=rt)
     assert result.winner == 0 and result.termination == "end"
 
 
@@ -130,7 +130,7 @@ async def test_hanabi_hints_become_notes_for_the_hinted_player(tmp_path: Path) -
     model = FunctionModel(answer)
     rt = Runtime.from_models({"player": model}, traces=tmp_path)
     spec = spin.GameSpec(game="hanabi", seats=[spin.Seat.parse("llm"), spin.Seat.parse("llm")], seed=2)
-    await spin.arun(spec, runtime=rt)
+    await spin.run(spec, runtime=rt)
     second = next(m.content for m in model.requests[1].messages if m.role == "user")
     assert "What you have noted during this game:" in second and "revealed" in second
 
@@ -171,7 +171,7 @@ async def test_diplomacy_negotiates_orders_and_remembers(tmp_path: Path) -> None
     rt = Runtime.from_models({"default": model}, traces=tmp_path)
     spec = spin_diplomacy.DiplomacySpec(llm_powers=["france", "England"], negotiation_rounds=2, end_year=1901,
                                         judge=True)
-    result = await spin_diplomacy.arun(spec, runtime=rt)
+    result = await spin_diplomacy.run(spec, runtime=rt)
     assert result.ended == "year_limit" and result.phase.startswith("S1902")
     assert result.llm_powers == ["ENGLAND", "FRANCE"]
     # 2 movement phases x 2 rounds x 2 powers, one message each
@@ -198,7 +198,7 @@ async def test_diplomacy_constrained_schema_lists_legal_orders(tmp_path: Path) -
 
     rt = Runtime.from_models({"player": FunctionModel(answer)}, traces=tmp_path)
     spec = spin_diplomacy.DiplomacySpec(llm_powers=["FRANCE"], negotiation_rounds=1, end_year=1901, mode="constrained")
-    result = await spin_diplomacy.arun(spec, runtime=rt)
+    result = await spin_diplomacy.run(spec, runtime=rt)
     assert result.refused == {"FRANCE": 0} and "A MAR - BUR" in seen[1]["properties"]["orders"]["items"]["enum"]
 
 
@@ -238,7 +238,7 @@ async def test_pddl_graph_and_benchmark(tmp_path: Path) -> None:
     plan = "(unstack b2 b4)\n(pickup b2)"
     rt = Runtime.from_models({"planner": ScriptedModel([plan, plan])}, traces=tmp_path / "runs")
     task = next(load_tasks(PDDL_DATA, domains=["blocksworld"]))
-    result = await spin_pddl.arun(task, runtime=rt)
+    result = await spin_pddl.run(task, runtime=rt)
     assert not result.check.valid and result.check.failing_action == "(pickup b2)"
     bench = pddl_benchmark(PDDL_DATA, domains=["blocksworld"], optimal_cache=tmp_path / "opt.json")
     store = EvalStore(tmp_path / "ev" / "results.sqlite")

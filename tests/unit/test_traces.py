@@ -37,7 +37,7 @@ from rolegraph.traces import (
     TraceStore,
     parse_event,
 )
-from rolegraph.traces._replay import replay_run
+from rolegraph.graphs import replay_run
 from tests.unit.test_refinebot import MCQ_A, RIGHT, rewrite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ async def record(tmp_path: Path, **overrides: list) -> tuple[TraceStore, refineb
     store = TraceStore(tmp_path / "runs")
     s = {**scripts(), **overrides}
     rt = Runtime.from_models({r: ScriptedModel(s[r], name=r) for r in refinebot.ROLES}, traces=store)
-    result = await refinebot.arun(MCQ_A, runtime=rt)
+    result = await refinebot.run(MCQ_A, runtime=rt)
     await rt.aclose()
     return store, result
 
@@ -101,7 +101,7 @@ async def test_changed_prompt_raises_mismatch_showing_the_line(tmp_path: Path) -
                                                             "Think it through carefully."))
     rt = Runtime.from_models({r: ReplayModel(trace) for r in refinebot.ROLES}, prompts=PromptLibrary(tmp_path / "prompts"))
     with pytest.raises(ReplayMismatch) as info:
-        await run_graph(refinebot.SPEC, trace.started.manifest, rt)
+        await run_graph(refinebot.refinebot, trace.started.manifest, rt)
     message = str(info.value)
     assert "role 'evaluator'" in message and "step 0" in message
     assert "-Reason step by step, briefly." in message and "+Think it through carefully." in message
@@ -151,7 +151,7 @@ async def test_concurrent_runs_never_mix(tmp_path: Path) -> None:
     from rolegraph.models import FunctionModel
 
     rt = Runtime.from_models({"default": FunctionModel(slow_wrong)}, traces=store)
-    results = [r async for r in refinebot.arun_many(mcqs, runtime=rt, seeds=[0, 1], concurrency=6)]
+    results = [r async for r in refinebot.run_many(mcqs, runtime=rt, seeds=[0, 1], concurrency=6)]
     for r in results:
         trace = store.load(r.trace_id or "")
         calls = trace.of_kind(ModelCall)
@@ -178,7 +178,7 @@ async def test_secrets_never_reach_the_store(tmp_path: Path, monkeypatch: pytest
     store = TraceStore(tmp_path / "runs", redactor=Redactor())
     leaky = MCQ_A.model_copy(update={"question": f"My key is {secret} and {token}; which organelle makes ATP?"})
     rt = Runtime.from_models({"default": ScriptedModel([f"Your key {secret}. The answer is (a)"])}, traces=store)
-    await refinebot.arun(leaky, runtime=rt)
+    await refinebot.run(leaky, runtime=rt)
     found = [p for p in (tmp_path / "runs").rglob("*") if p.is_file()
              and (secret.encode() in p.read_bytes() or token.encode() in p.read_bytes())]
     assert found == []
@@ -201,7 +201,7 @@ async def slow(request):
         request.response_schema) else "The answer is (b)"
 
 rt = Runtime.from_models({"default": FunctionModel(slow)}, traces=TraceStore(sys.argv[1]))
-asyncio.run(refinebot.arun(MCQ_A, runtime=rt, options=refinebot.RefineBotOptions(max_iters=50)))
+asyncio.run(refinebot.run(MCQ_A, runtime=rt, options=refinebot.RefineBotOptions(max_iters=50)))
 """
 
 

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rolegraph.envs.mcq import MCQ, option_label, parse_answer
 from rolegraph.errors import UserError
-from rolegraph.evals.answers import parse_answer
-from rolegraph.evals.mcq import MCQ, option_label
 from rolegraph.evals.transforms import (
     TRANSFORMS,
     LabelStyleTransform,

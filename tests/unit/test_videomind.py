@@ -10,8 +10,8 @@ import pytest
 
 from rolegraph.agents import OutputInvalid
 from rolegraph.config import load_config
+from rolegraph.envs.videomind import clip_span, grounding_scores, iou, load_charades, load_jsonl, synthetic_benchmark
 from rolegraph.errors import UserError
-from rolegraph.evals.grounding import clip_span, grounding_scores, iou, load_charades, load_jsonl, synthetic_benchmark
 from rolegraph.graphs import videomind as vm
 from rolegraph.models import ChatRequest, ChatResponse
 from rolegraph.models._testing import FunctionModel, ScriptedModel
@@ -122,7 +122,7 @@ MCQ = {"question": "What colour is the background while the circle moves?", "opt
 async def test_answer_only_route(video: Path, tmp_path: Path) -> None:
     models = roles('[{"type": "answerer"}]')
     rt = Runtime.from_models(models, traces=tmp_path)  # type: ignore[arg-type]
-    r = await vm.arun(vm.VideoQuestion(video=str(video), **MCQ), runtime=rt)
+    r = await vm.run(vm.VideoQuestion(video=str(video), **MCQ), runtime=rt)
     assert r.route == ["answerer"] and r.plan_parsed and r.candidates == [] and r.answer_index == 1
     assert r.clip == (0.0, 12.0) and r.mode == "frame-description"
     assert not models["grounder"].requests  # type: ignore[attr-defined]
@@ -144,7 +144,7 @@ async def test_ground_verify_answer_reranks_by_the_verifier(video: Path, tmp_pat
     models = roles('[{"type": "grounder", "value": "the circle moves"}, {"type": "verifier"}, {"type": "answerer"}]',
                    json.dumps(spans), verifier)
     rt = Runtime.from_models(models, traces=tmp_path)  # type: ignore[arg-type]
-    r = await vm.arun(vm.VideoQuestion(video=str(video), **MCQ), runtime=rt)
+    r = await vm.run(vm.VideoQuestion(video=str(video), **MCQ), runtime=rt)
     assert r.route == ["grounder", "verifier", "answerer"] and r.query == "the circle moves"
     assert [(c.start, c.end) for c in r.candidates] == [(4.0, 8.0), (0.0, 4.0)]  # re-ranked
     import math
@@ -162,13 +162,13 @@ async def test_ground_verify_answer_reranks_by_the_verifier(video: Path, tmp_pat
 async def test_ground_then_answer_and_ground_only(video: Path, tmp_path: Path) -> None:
     spans = json.dumps({"spans": [{"start": 4.2, "end": 7.9, "confidence": 0.8}]})
     models = roles('[{"type": "grounder", "value": "circle"}, {"type": "answerer"}]', spans)
-    r = await vm.arun(vm.VideoQuestion(video=str(video), **MCQ),
+    r = await vm.run(vm.VideoQuestion(video=str(video), **MCQ),
                       runtime=Runtime.from_models(models, traces=tmp_path),  # type: ignore[arg-type]
                       options=vm.VideoMindOptions(min_answer_seconds=6))
     assert r.route == ["grounder", "answerer"] and not models["verifier"].requests  # type: ignore[attr-defined]
     assert r.clip == pytest.approx((3.05, 9.05))
     only = roles('[{"type": "grounder", "value": "circle"}]', spans)
-    g = await vm.arun(vm.VideoQuestion(video=str(video), question="the circle moves"),
+    g = await vm.run(vm.VideoQuestion(video=str(video), question="the circle moves"),
                       runtime=Runtime.from_models(only, traces=tmp_path))  # type: ignore[arg-type]
     assert g.route == ["grounder"] and g.best_span == (4.2, 7.9) and g.answer_index is None
     assert not only["answerer"].requests  # type: ignore[attr-defined]
@@ -176,7 +176,7 @@ async def test_ground_then_answer_and_ground_only(video: Path, tmp_path: Path) -
 
 async def test_unreadable_plan_and_spans_fall_back_as_videomind_does(video: Path, tmp_path: Path) -> None:
     models = roles("I would look at the video", "somewhere in the middle")
-    r = await vm.arun(vm.VideoQuestion(video=str(video), **MCQ),
+    r = await vm.run(vm.VideoQuestion(video=str(video), **MCQ),
                       runtime=Runtime.from_models(models, traces=tmp_path))  # type: ignore[arg-type]
     assert r.route == list(vm.FALLBACK_PLAN) and not r.plan_parsed and not r.grounder_parsed
     assert r.query == MCQ["question"]
@@ -229,7 +229,7 @@ async def test_each_role_sends_its_adapter_name(video: Path, tmp_path: Path) -> 
         toml.write_text(vllm.runtime_config(spec, list(vm.ROLES)) + f'\n[traces]\ndir = "{tmp_path / "runs"}"\n')
         rt = Runtime.load(toml)
         try:
-            r = await vm.arun(vm.VideoQuestion(video=str(video), **MCQ), runtime=rt)
+            r = await vm.run(vm.VideoQuestion(video=str(video), **MCQ), runtime=rt)
         finally:
             await rt.aclose()
     calls = TraceStore(tmp_path / "runs").load(r.trace_id).of_kind(ModelCall)

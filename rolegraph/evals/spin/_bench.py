@@ -9,12 +9,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rolegraph.evals._core import Benchmark, Case, EvalRecord, Score, SolverOutput
-from rolegraph.evals.spin._games import ConnectFour, TicTacToe, make_env
-from rolegraph.evals.spin._solvers import BitBullySolver, StockfishPlayer, tictactoe_move_values
+from rolegraph.envs.spin._games import ConnectFour, TicTacToe, make_env
+from rolegraph.envs.spin._solvers import BitBullySolver, StockfishPlayer, tictactoe_move_values
+from rolegraph.evals._core import Benchmark, Case, EvalRecord, Score
 from rolegraph.evals.spin.elo import PairRecord, tally
+from rolegraph.graphs import GraphSolver, RunResult
 from rolegraph.graphs import spin as spin_graph
-from rolegraph.runtime import Runtime
 
 
 def game_cases(game: str, *, games: int, opponent: str, player: str = "llm", players: int = 2,
@@ -36,15 +36,21 @@ def game_cases(game: str, *, games: int, opponent: str, player: str = "llm", pla
                    metadata={"category": category, "llm_seat": llm_seat, "opponent": opponent, "mode": mode})
 
 
-class GameSolver:
-    """Plays the case's game (one recorded run)."""
+def as_output(result: RunResult) -> dict[str, Any]:
+    """What the scorers (and `elo_pairs`) read: the result less its trace directory and run status
+    (no SPIN graph records a failure, so the status is always "ok")."""
+    return result.model_dump(mode="json", exclude={"trace_dir", "status", "error"})
 
-    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
-        spec = spin_graph.GameSpec.model_validate(case.input)
-        if repeat:
-            spec = spec.model_copy(update={"seed": spec.seed + 100_003 * repeat})
-        result = await spin_graph.arun(spec, runtime=runtime)
-        return SolverOutput.of(result)
+
+def _game_input(case: Case, repeat: int) -> spin_graph.GameSpec:
+    """The case's game; a repeat plays it with another deal and other solver tie-breaks."""
+    spec = spin_graph.GameSpec.model_validate(case.input)
+    return spec.model_copy(update={"seed": spec.seed + 100_003 * repeat}) if repeat else spec
+
+
+def game_solver() -> GraphSolver[spin_graph.GameResult]:
+    """Plays the case's game (one recorded run)."""
+    return spin_graph.spin.solver(input=_game_input, output=as_output)
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,7 @@ def game_benchmark(game: str, *, games: int = 10, opponent: str | None = None, p
                           seed=seed, **spec)
 
     name = f"spin-{game}-{opponent}-{mode}" + (f"-{players}p" if game == "hanabi" else "")
-    return Benchmark(name=name, cases=cases, solver=GameSolver(), scorers=scorers,
+    return Benchmark(name=name, cases=cases, solver=game_solver(), scorers=scorers,
                      config={"game": game, "opponent": opponent, "player": player, "players": players, "mode": mode,
                              "games": games, **spec})
 
@@ -184,15 +190,11 @@ def outcome_counts(records: Sequence[EvalRecord]) -> dict[str, int]:
 
 # --- PDDL ---------------------------------------------------------------------------------------
 
-class PlanSolver:
-    """Runs the planner graph on the case's PDDL task."""
+def plan_solver() -> GraphSolver[Any]:
+    """Runs the planner graph on the case's PDDL task, with the run's seed."""
+    from rolegraph.graphs import spin_pddl
 
-    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
-        from rolegraph.evals.spin.pddl import PDDLTask
-        from rolegraph.graphs import spin_pddl
-
-        result = await spin_pddl.arun(PDDLTask.model_validate(case.input), runtime=runtime, seed=seed + repeat)
-        return SolverOutput.of(result)
+    return spin_pddl.spin_pddl.solver(output=as_output)
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ class PlanOptimality:
     name: str = "optimality"
 
     async def __call__(self, case: Case, output: Any) -> Score:
-        from rolegraph.evals.spin.pddl import PDDLTask
+        from rolegraph.envs.spin.pddl import PDDLTask
 
         c = output["check"]
         if not c["valid"]:
@@ -245,7 +247,7 @@ def pddl_benchmark(data: Any = None, *, domains: Sequence[str] | None = None, pe
     """PDDL planning: validity, look-ahead and optimality per domain (the case category)."""
     from pathlib import Path
 
-    from rolegraph.evals.spin.pddl import OptimalCache, find_data, load_tasks
+    from rolegraph.envs.spin.pddl import OptimalCache, find_data, load_tasks
 
     root = find_data(data)
     cache = OptimalCache(optimal_cache or Path.home() / ".cache" / "rolegraph" / "pddl-optimal.json")
@@ -257,19 +259,21 @@ def pddl_benchmark(data: Any = None, *, domains: Sequence[str] | None = None, pe
     scorers: list[Any] = [PlanValid(), PlanLookahead()]
     if optimal_cache is not False:
         scorers.append(PlanOptimality(cache, optimal_timeout_s))
-    return Benchmark(name="spin-pddl", cases=cases, solver=PlanSolver(), scorers=scorers,
+    return Benchmark(name="spin-pddl", cases=cases, solver=plan_solver(), scorers=scorers,
                      config={"data": str(root), "domains": list(domains or []), "per_domain": per_domain})
 
 
 # --- Diplomacy ----------------------------------------------------------------------------------
 
-class DiplomacySolver:
-    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
-        from rolegraph.graphs import spin_diplomacy
+def diplomacy_solver() -> GraphSolver[Any]:
+    """Plays the case's game; repeat r adds r to its seed."""
+    from rolegraph.graphs import spin_diplomacy
 
+    def one(case: Case, repeat: int) -> Any:
         spec = spin_diplomacy.DiplomacySpec.model_validate(case.input)
-        result = await spin_diplomacy.arun(spec.model_copy(update={"seed": spec.seed + repeat}), runtime=runtime)
-        return SolverOutput.of(result)
+        return spec.model_copy(update={"seed": spec.seed + repeat})
+
+    return spin_diplomacy.spin_diplomacy.solver(input=one, output=as_output)
 
 
 @dataclass(frozen=True)
@@ -327,7 +331,7 @@ def diplomacy_benchmark(*, games: int = 1, llm_powers: Sequence[str] = ("FRANCE"
     scorers: list[Any] = [SupplyCenters()]
     if judge:
         scorers += [JudgeField(f) for f in JUDGE_FIELDS]
-    return Benchmark(name=f"spin-diplomacy-{mode}", cases=cases, solver=DiplomacySolver(), scorers=scorers,
+    return Benchmark(name=f"spin-diplomacy-{mode}", cases=cases, solver=diplomacy_solver(), scorers=scorers,
                      config={"llm_powers": list(llm_powers), "negotiation_rounds": negotiation_rounds,
                              "end_year": end_year, "token_budget": token_budget, "judge": judge, "games": games,
                              "mode": mode})

@@ -49,8 +49,8 @@ def _game_command(game: str, default_opponent: str) -> Callable[..., None]:
         out_dir: OutDir = Path("evals"),
         config: ConfigOpt = None,
     ) -> None:
+        from rolegraph.envs.spin._solvers import make_opponent
         from rolegraph.evals.spin._bench import game_benchmark
-        from rolegraph.evals.spin._solvers import make_opponent
 
         if mode not in ("free", "constrained"):
             raise UserError(f"--mode is free or constrained, not {mode!r}")

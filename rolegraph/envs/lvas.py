@@ -14,7 +14,7 @@ from rolegraph.errors import UserError
 if TYPE_CHECKING:
     from rolegraph.runtime import Runtime
 
-DEFAULT_LABELS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "vggsound-labels" / "stat.csv"
+DEFAULT_LABELS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "vggsound-labels" / "stat.csv"
 
 # family -> (keywords, what it sounds like, where it is heard); the first family that matches wins
 FAMILIES: tuple[tuple[str, tuple[str, ...], str, str], ...] = (

@@ -14,9 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rolegraph.envs.being0._tasks import TASKS, get_task
 from rolegraph.errors import UserError
-from rolegraph.evals._core import Benchmark, Case, Score, SolverOutput
-from rolegraph.evals.being0._tasks import TASKS, get_task
+from rolegraph.evals._core import Benchmark, Case, Score
 from rolegraph.runtime import Runtime
 
 ABLATIONS = ("connector", "active_vision", "pose_adjustment")
@@ -33,18 +33,6 @@ def options_for(ablate: Sequence[str], **kw: Any) -> Any:
     return Being0Options(**{a: False for a in ablate}, **kw)
 
 
-class EpisodeSolver:
-    def __init__(self, options: Any) -> None:
-        self.options = options
-
-    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
-        from rolegraph.graphs import being0
-
-        result = await being0.arun(case.input["task"], runtime=runtime, seed=int(case.input["seed"]) + 1000 * repeat,
-                                   options=self.options)
-        return SolverOutput.of(result, exclude={"frames"})
-
-
 @dataclass(frozen=True)
 class Field_:
     """A number from the episode result as a score."""
@@ -57,6 +45,18 @@ class Field_:
         if self.key == "subtasks_done":
             return Score(value=value / output["subtasks_total"], explanation=f"{value} of {output['subtasks_total']}")
         return Score(value=float(value), explanation=f"{self.key} = {value}")
+
+
+def episode_solver(options: Any) -> Any:
+    """An episode per case (recorded), its seed the case's plus 1000 per repeat; the result less
+    its frames and run status is scored, as the episode's fields."""
+    from rolegraph.graphs.being0 import EpisodeSpec, being0
+
+    return being0.solver(
+        options=options,
+        input=lambda case, repeat: EpisodeSpec(task=case.input["task"], seed=int(case.input["seed"]) + 1000 * repeat),
+        seed=lambda case, repeat: int(case.input["seed"]) + 1000 * repeat,
+        output=lambda result: result.model_dump(mode="json", exclude={"trace_dir", "frames", "status", "error"}))
 
 
 def being0_benchmark(tasks: Sequence[str], *, episodes: int = 3, options: Any = None, seed: int = 0) -> Benchmark:
@@ -76,13 +76,13 @@ def being0_benchmark(tasks: Sequence[str], *, episodes: int = 3, options: Any = 
     scorers = [Field_("success", "success"), Field_("subtask_success", "subtasks_done"),
                Field_("efficiency", "efficiency"), Field_("distance_m", "distance"),
                Field_("skill_steps", "skill_steps"), Field_("planner_calls", "planner_calls")]
-    return Benchmark(name=name, cases=cases, solver=EpisodeSolver(opts), scorers=scorers,
+    return Benchmark(name=name, cases=cases, solver=episode_solver(opts), scorers=scorers,
                      config={"tasks": list(tasks), "episodes": episodes, "options": opts.model_dump()})
 
 
 def render_episode(result: Any, directory: Path) -> Path:
     """A top-down PNG per planner step and an animated GIF of the episode."""
-    from rolegraph.evals.being0._world import default_office, top_down
+    from rolegraph.envs.being0._world import default_office, top_down
 
     directory.mkdir(parents=True, exist_ok=True)
     layout = default_office()
@@ -120,7 +120,7 @@ def run_being0(
     options = options_for(_ablate(ablate), constrained=constrained, max_steps=max_steps)
     runtime = Runtime.load(config)
     with runtime:
-        result = runtime.run_sync(being0.arun(task, runtime=runtime, seed=seed, options=options))
+        result = being0.run_sync(task, runtime=runtime, seed=seed, options=options)
     table = Table(title=f"{task} (seed {seed}): {get_task(task).instruction}", title_justify="left")
     for col in ("step", "action", "result", "skills"):
         table.add_column(col, justify="right" if col in ("step", "skills") else "left")

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rolegraph.evals._core import Benchmark, Case, Score, SolverOutput
+from rolegraph.evals._core import Benchmark, Case, Score
 from rolegraph.runtime import Runtime
 
 out = Console()
@@ -55,16 +55,15 @@ def alignment_errors_ms(script: dict[str, Any], families: dict[str, str]) -> lis
     return errors
 
 
-class LvasSolver:
-    def __init__(self, options: Any, out_dir: Path) -> None:
-        self.options, self.out_dir = options, out_dir
+def lvas_solver(options: Any, out_dir: Path) -> Any:
+    """LVAS-Agent on each case's video, its files in OUT_DIR/<case>-<repeat>; the whole result but
+    its trace directory is scored."""
+    from rolegraph.graphs import lvas
 
-    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
-        from rolegraph.graphs import lvas
-
-        result = await lvas.arun(case.input["video"], self.out_dir / f"{case.id}-{repeat}", runtime=runtime,
-                                 options=self.options)
-        return SolverOutput.of(result)
+    return lvas.lvas.solver(
+        options=options,
+        input=lambda case, repeat: lvas.LvasInput(video=case.input["video"], out_dir=str(out_dir / f"{case.id}-{repeat}")),
+        output=lambda result: result.model_dump(mode="json", exclude={"trace_dir", "status", "error"}))
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ class Alignment:
 
 def lvas_benchmark(videos: list[tuple[Path, list[tuple[float, float]]]], *, out_dir: Path, options: Any = None,
                    labels: str | None = None) -> Benchmark:
-    from rolegraph.evals.lvas.kb import load_labels
+    from rolegraph.envs.lvas import load_labels
     from rolegraph.graphs.lvas import LvasOptions
 
     opts = options or LvasOptions(labels=labels)
@@ -131,7 +130,7 @@ def lvas_benchmark(videos: list[tuple[Path, list[tuple[float, float]]]], *, out_
         for path, spans in videos:
             yield Case(id=path.stem, input={"video": str(path)}, target={"spans": spans})
 
-    return Benchmark(name="lvas", cases=cases, solver=LvasSolver(opts, out_dir),
+    return Benchmark(name="lvas", cases=cases, solver=lvas_solver(opts, out_dir),
                      scorers=[ShotScore("precision"), ShotScore("recall"), LabelValidity(known), Coverage(),
                               Alignment(known)],
                      config={"options": opts.model_dump(), "videos": len(videos)})
@@ -158,7 +157,7 @@ def run_lvas(
                                labels=str(labels) if labels else None)
     runtime = Runtime.load(config)
     with runtime:
-        r = runtime.run_sync(lvas.arun(video, out_dir, runtime=runtime, options=options))
+        r = lvas.run_sync(video, out_dir, runtime=runtime, options=options)
     table = Table(title=f"{video.name}: {len(r.shots)} shots, {len(r.segments)} segments after {r.merges} merges, "
                         f"{r.rounds} design rounds ({r.mode})", title_justify="left")
     for col in ("segment", "caption", "background", "events"):

@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from rolegraph.evals.being0._skills import GRASP_RANGE, Action, Outcome, run_primitive
-from rolegraph.evals.being0._world import H_FOV, Detection, Layout, World, detect
+from rolegraph.envs.being0._skills import GRASP_RANGE, Action, Outcome, run_primitive
+from rolegraph.envs.being0._world import H_FOV, Detection, Layout, World, detect
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from rolegraph.envs.being0._world import Layout, Pose, Thing, World, default_office
 from rolegraph.errors import UserError
-from rolegraph.evals.being0._world import Layout, Pose, Thing, World, default_office
 
 Check = Callable[[World], bool]
 

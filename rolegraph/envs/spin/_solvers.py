@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Protocol
 
+from rolegraph.envs.spin._games import ConnectFour, GameEnv, Hanabi, OpenSpielEnv, TicTacToe
 from rolegraph.errors import UserError
-from rolegraph.evals.spin._games import ConnectFour, GameEnv, Hanabi, OpenSpielEnv, TicTacToe
 
 STOCKFISH_PATHS = ("stockfish", "/usr/games/stockfish")
 
@@ -188,7 +188,7 @@ class StockfishPlayer:
     def choose(self, env: GameEnv, seed: int) -> str:
         import chess.engine
 
-        from rolegraph.evals.spin._games import Chess
+        from rolegraph.envs.spin._games import Chess
 
         assert isinstance(env, Chess)
         with self._lock:

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from rolegraph.evals.being0._world import HEAD_TILT_LIMIT, HEAD_YAW_LIMIT, Layout, World, _wrap
+from rolegraph.envs.being0._world import HEAD_TILT_LIMIT, HEAD_YAW_LIMIT, Layout, World, _wrap
 
 STEP = 0.05
 """Collision checks along a path, every 5 cm."""

@@ -12,27 +12,27 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rolegraph.envs.videomind import THRESHOLDS, VideoQuery, grounding_scores, iou, load_charades, load_jsonl
 from rolegraph.errors import UserError
-from rolegraph.evals._core import Benchmark, Case, Score, SolverOutput
-from rolegraph.evals.grounding import THRESHOLDS, VideoQuery, grounding_scores, iou, load_charades, load_jsonl
+from rolegraph.evals._core import Benchmark, Case, Score
 from rolegraph.runtime import Runtime
 
 out = Console()
 err = Console(stderr=True)
 
 
-class VideoMindSolver:
-    def __init__(self, options: Any) -> None:
-        self.options = options
+def videomind_solver(options: Any) -> Any:
+    """VideoMind on each case (a VideoQuery: a question with options, or a grounding query);
+    the whole result but its trace directory is scored."""
+    from rolegraph.graphs import videomind
 
-    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
-        from rolegraph.graphs import videomind
-
+    def question(case: Case) -> Any:
         item = VideoQuery.model_validate(case.input)
-        q = videomind.VideoQuestion(video=item.video, question=item.question or item.query, options=item.options,
-                                    query=None if item.question else item.query)
-        result = await videomind.arun(q, runtime=runtime, options=self.options)
-        return SolverOutput.of(result)
+        return videomind.VideoQuestion(video=item.video, question=item.question or item.query, options=item.options,
+                                       query=None if item.question else item.query)
+
+    return videomind.videomind.solver(options=options, input=question, output=lambda result: result.model_dump(
+        mode="json", exclude={"trace_dir", "status", "error"}))
 
 
 def _ranked(output: Any) -> list[tuple[float, float]]:
@@ -93,7 +93,7 @@ def videomind_benchmark(items: list[VideoQuery], *, options: Any = None) -> Benc
     if mcq:
         scorers.append(Accuracy())
     return Benchmark(name="videomind" + ("-vision" if opts.vision else ""), cases=cases,
-                     solver=VideoMindSolver(opts), scorers=scorers, config={"options": opts.model_dump(), "n": len(items)})
+                     solver=videomind_solver(opts), scorers=scorers, config={"options": opts.model_dump(), "n": len(items)})
 
 
 def run_videomind(
@@ -110,7 +110,7 @@ def run_videomind(
                                 options=[o.strip() for o in options.split("|") if o.strip()])
     runtime = Runtime.load(config)
     with runtime:
-        r = runtime.run_sync(videomind.arun(q, runtime=runtime, options=videomind.VideoMindOptions(vision=vision)))
+        r = videomind.run_sync(q, runtime=runtime, options=videomind.VideoMindOptions(vision=vision))
     out.print(f"mode: {r.mode}   route: {' -> '.join(r.route)}" + ("" if r.plan_parsed else " (plan unreadable: "
                                                                       "VideoMind's default route)"))
     table = Table(title=f"moments for: {r.query}", title_justify="left")
@@ -141,9 +141,9 @@ def eval_videomind(
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
 ) -> None:
     """Evaluate VideoMind: R@1 and R@5 at IoU 0.3/0.5/0.7, mIoU and MCQ accuracy, with a report."""
+    from rolegraph.envs.videomind import synthetic_benchmark
     from rolegraph.evals._runner import new_eval_id
     from rolegraph.evals._shell import print_summary, run_in_shell
-    from rolegraph.evals.grounding import synthetic_benchmark
     from rolegraph.graphs.videomind import VideoMindOptions
 
     chosen = sum(x is not None for x in (data, charades, synthetic))

@@ -1,0 +1,73 @@
+"""SPIN-Bench's environments (strategic planning and social reasoning): its games over real engines
+and their solvers, PDDL planning with a real planner and validator, and Diplomacy."""
+
+from rolegraph.envs.spin._games import GAMES, Chess, ConnectFour, GameEnv, Hanabi, IllegalMove, TicTacToe, make_env
+from rolegraph.envs.spin._solvers import (
+    BitBullySolver,
+    HanabiBot,
+    MCTSPlayer,
+    Minimax,
+    Opponent,
+    RandomPlayer,
+    StockfishPlayer,
+    make_opponent,
+)
+from rolegraph.envs.spin.diplomacy import (
+    POWERS,
+    board_text,
+    bot_orders,
+    load_game,
+    new_game,
+    normalize_order,
+    phase_of,
+    possible_orders,
+    save_game,
+    year_of,
+)
+from rolegraph.envs.spin.pddl import (
+    OptimalCache,
+    PDDLTask,
+    PlanCheck,
+    check_plan,
+    find_data,
+    load_tasks,
+    parse_problem,
+    plan_steps,
+)
+
+__all__ = [
+    "GAMES",
+    "POWERS",
+    "BitBullySolver",
+    "Chess",
+    "ConnectFour",
+    "GameEnv",
+    "Hanabi",
+    "HanabiBot",
+    "IllegalMove",
+    "MCTSPlayer",
+    "Minimax",
+    "Opponent",
+    "OptimalCache",
+    "PDDLTask",
+    "PlanCheck",
+    "RandomPlayer",
+    "StockfishPlayer",
+    "TicTacToe",
+    "board_text",
+    "bot_orders",
+    "check_plan",
+    "find_data",
+    "load_game",
+    "load_tasks",
+    "make_env",
+    "make_opponent",
+    "new_game",
+    "normalize_order",
+    "parse_problem",
+    "phase_of",
+    "plan_steps",
+    "possible_orders",
+    "save_game",
+    "year_of",
+]

@@ -1,0 +1,176 @@
+"""`rolegraph eval FILE.py:NAME --data cases.jsonl --scorer module:fn`: evaluate any graph with the
+runner (concurrency, resume, repeats, report), its cases read from JSONL and scored by a function."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from rolegraph.errors import InputError, UserError
+from rolegraph.evals._core import Benchmark, Case, Score
+
+out = Console()
+err = Console(stderr=True)
+
+
+def graph_cases(graph: Any, path: Path) -> list[Case]:
+    """Cases from JSONL: `{"id", "input", "target", "metadata"}` per line, or the input object
+    itself (with an optional "id" and "target"). Each input is validated against the graph's input."""
+    if not path.is_file():
+        raise InputError("file not found", path=str(path))
+    cases: list[Case] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg})", path=str(path), line=line_no) from None
+            if not isinstance(row, dict):
+                raise InputError("each line must be a JSON object", path=str(path), line=line_no)
+            raw = row.get("input", row)
+            try:
+                value = graph.input(raw)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise InputError(first["msg"], path=str(path), line=line_no,
+                                 field=".".join(str(x) for x in first["loc"]) or None) from None
+            case_id = str(row.get("id", f"line-{line_no}"))
+            if case_id in seen:
+                raise InputError(f"duplicate id {case_id!r}", path=str(path), line=line_no, field="id")
+            seen.add(case_id)
+            cases.append(Case(id=case_id, input=value, target=row.get("target"),
+                              metadata=row.get("metadata") if isinstance(row.get("metadata"), dict) else {}))
+    return cases
+
+
+class FunctionScorer:
+    """A plain function as a scorer. It is called with the arguments it names among `output`,
+    `target`, `case` and `input`, and returns a number, a bool, a Score or {"value": ...}."""
+
+    def __init__(self, fn: Any, name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "score")
+        self._params = set(inspect.signature(fn).parameters)
+
+    async def __call__(self, case: Case, output: Any) -> Score:
+        given = {"output": output, "target": case.target, "case": case, "input": case.input}
+        value = self.fn(**{k: v for k, v in given.items() if k in self._params})
+        if inspect.isawaitable(value):
+            value = await value
+        if isinstance(value, Score):
+            return value
+        if isinstance(value, dict):
+            return Score.model_validate(value)
+        if isinstance(value, (bool, int, float)):
+            return Score(value=float(value))
+        raise UserError(f"scorer {self.name} returned {type(value).__name__}; return a number, a bool or a Score")
+
+
+def load_scorer(ref: str) -> Any:
+    """`module:fn` or `FILE.py:fn`: a Scorer (with a `name`) as it is, a function wrapped."""
+    import importlib
+
+    head, sep, attr = ref.rpartition(":")
+    if not sep or not attr:
+        raise UserError(f"--scorer wants module:function or FILE.py:function, not {ref!r}")
+    try:
+        if head.endswith(".py"):
+            import importlib.util
+            import sys
+
+            file = Path(head).resolve()
+            if not file.is_file():
+                raise UserError(f"no such scorer file: {file}")
+            sys.path.insert(0, str(file.parent))
+            spec = importlib.util.spec_from_file_location(file.stem, file)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(head)
+        obj = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"cannot load scorer {ref!r}: {exc}") from None
+    if hasattr(obj, "name") and callable(obj) and not inspect.isfunction(obj):
+        return obj
+    if not callable(obj):
+        raise UserError(f"scorer {ref!r} is not callable")
+    return FunctionScorer(obj)
+
+
+def eval_any_command(
+    target: Annotated[str, typer.Argument(help="FILE.py:NAME, module:NAME, or an installed graph's name.")],
+    data: Annotated[Path, typer.Option("--data", help="Cases, one JSON object per line: {id, input, target} "
+                                                      "or the input itself.")],
+    scorer: Annotated[list[str] | None, typer.Option("--scorer", help="module:fn or FILE.py:fn (repeatable); "
+                                                                     "fn(output, target) -> number.")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", help="KEY=VALUE: a graph option.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1)] = 4,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs per case, for pass^k and flip rates.")] = 1,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds allowed per case.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    resume: Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
+    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
+) -> None:
+    """Evaluate any graph on a JSONL file of cases: every (case, repeat) a recorded run, scored,
+    written as it ends, resumable, with a report."""
+    from rolegraph.evals._report import summarize, write_report
+    from rolegraph.evals._runner import new_eval_id, run_eval
+    from rolegraph.evals._store import EvalStore
+    from rolegraph.graphs import load_graph
+    from rolegraph.graphs._cli import parse_options
+    from rolegraph.runtime import Runtime
+
+    graph = load_graph(target)
+    options = graph.options(parse_options(option or []))
+    cases = graph_cases(graph, data)
+    scorers = [load_scorer(s) for s in scorer or []]
+
+    def stream() -> Iterator[Case]:
+        return iter(cases)
+
+    bench = Benchmark(name=graph.name, cases=stream, solver=graph.solver(options=options), scorers=scorers,
+                      config={"graph": graph.ref, "data": str(data), "options": options.model_dump() if options else {},
+                              "scorers": scorer or []})
+    run_dir = resume if resume is not None else out_dir / new_eval_id(graph.name)
+    store = EvalStore(run_dir / "results.sqlite")
+    runtime = Runtime.load(config)
+
+    async def go() -> Any:
+        try:
+            return await run_eval(bench, runtime, store=store, concurrency=concurrency, repeats=repeats, limit=limit,
+                                  timeout_s=timeout, seed=seed, resume=resume is not None, console=err)
+        finally:
+            await runtime.aclose()
+
+    with runtime:
+        summary = asyncio.run(go())
+    report = write_report(store)
+    data_ = summarize(store)
+    table = Table(title=f"{graph.name}: {run_dir.name}", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in sorted(data_["status"].items()):
+        table.add_row(f"runs {key}", str(value))
+    for name, stats in data_["scorers"].items():
+        est = stats["mean"]
+        table.add_row(name, f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}] (n={est['n']})")
+    table.add_row("tokens", str(data_["tokens"]["total"]))
+    out.print(table)
+    out.print(f"results: {store.dir}   report: {report}")
+    if summary.ran and summary.errors == summary.ran:
+        raise UserError(f"every case of {graph.name} failed; see {report}")

@@ -1,1 +1,0 @@
-"""LVAS-Agent: the sound knowledge base and the soundtrack benchmark."""

@@ -1,0 +1,397 @@
+"""The public graph API: `@graph(input=..., state=..., result=...)` over a builder that adds
+nodes to a traced StateGraph. The framework fills the manifest, runs, records and checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar, cast
+
+from langgraph.graph import END, START
+from langgraph.graph import StateGraph as _LangGraphStateGraph
+from pydantic import BaseModel, ValidationError
+
+from rolegraph.agents import Agent, agents_made
+from rolegraph.errors import UserError
+from rolegraph.runtime import Runtime
+from rolegraph.traces import Manifest, RoleInfo, Trace, traced_node
+
+R = TypeVar("R", bound="RunResult")
+__all__ = ["END", "START", "Graph", "GraphSolver", "RunResult", "StateGraph", "StateResult", "graph"]
+FRAMEWORK_FIELDS = frozenset({"trace_id", "trace_dir", "status", "prompt_tokens", "completion_tokens"})
+
+
+class RunResult(BaseModel):
+    """What every graph run returns: where it was recorded, how it ended, and its token usage.
+    A graph's result type extends this; the framework fills these fields."""
+
+    trace_id: str | None = None
+    """The run id (`rolegraph trace show RUN_ID`)."""
+    trace_dir: str | None = None
+    """The run's trace directory (None when the runtime keeps no traces)."""
+    status: Literal["ok", "error"] = "ok"
+    """`error` when one of the graph's `recorded_failures` ended the run."""
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def run_id(self) -> str | None:
+        return self.trace_id
+
+    @property
+    def trace(self) -> Trace:
+        """The recorded run's events (needs a runtime with a trace store)."""
+        if self.trace_dir is None:
+            raise UserError("this run was not recorded: give the runtime a trace store (Runtime.load() does)")
+        return Trace.load(self.trace_dir)
+
+
+class StateResult(RunResult):
+    """The result of a graph that declares none: its final state."""
+
+    state: dict[str, Any] = {}
+
+
+class StateGraph(_LangGraphStateGraph[Any]):
+    """LangGraph's StateGraph whose nodes are traced: `add_node(fn)` takes the node's name from
+    the function, and every node is numbered and recorded with its state delta."""
+
+    def add_node(self, node: Any, action: Any = None, **kwargs: Any) -> Any:
+        if isinstance(node, str):
+            name, fn = node, action
+        else:
+            fn = node
+            name = getattr(node, "__name__", None) or node.get_name()
+        if fn is None:
+            raise UserError(f"add_node('{name}') needs the node's function")
+        if not hasattr(fn, "rolegraph_inner"):
+            fn = traced_node(name, fn)
+        return super().add_node(name, fn, **kwargs)
+
+
+def _accepts(fn: Callable[..., Any]) -> tuple[set[str], bool]:
+    params = inspect.signature(fn).parameters.values()
+    return {p.name for p in params}, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _call_hook(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a hook with the keyword arguments its signature names (all of them with **kwargs),
+    so a hook asks only for what it uses and new arguments break no hook."""
+    names, var_kw = _accepts(fn)
+    return fn(*args, **(kwargs if var_kw else {k: v for k, v in kwargs.items() if k in names}))
+
+
+def _agents_referenced(fn: Any, seen: set[int], depth: int = 0) -> list[Agent[Any]]:
+    """Agents a node function reaches through its closure or its module's globals (and through
+    the functions it calls there, two levels down)."""
+    fn = getattr(fn, "rolegraph_inner", fn)
+    code = getattr(fn, "__code__", None)
+    if code is None or id(fn) in seen or depth > 2:
+        return []
+    seen.add(id(fn))
+    values: list[Any] = [c.cell_contents for c in (fn.__closure__ or ()) if _filled(c)]
+    glb = getattr(fn, "__globals__", {})
+    values += [glb[n] for n in code.co_names if n in glb]
+    found: list[Agent[Any]] = []
+    for v in values:
+        if isinstance(v, Agent):
+            found.append(v)
+        elif inspect.isfunction(v):
+            found += _agents_referenced(v, seen, depth + 1)
+    return found
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+class Graph(Generic[R]):
+    """A declared graph: made by `@graph(...)`. `await g.run(input, runtime=rt)` runs it recorded;
+    `g.run_sync(...)` does the same from synchronous code."""
+
+    def __init__(self, build: Callable[..., Any], *, name: str, input: type[BaseModel], state: type[Any],
+                 result: type[R], options: type[BaseModel] | None, prompts: Sequence[Path],
+                 prepare: Callable[..., Any] | None, start: Callable[..., Any] | None,
+                 finish: Callable[..., Any] | None, roles: Callable[..., Iterable[str]] | Iterable[str] | None,
+                 templates: Callable[..., Iterable[str]] | Iterable[str] | None,
+                 recorded_failures: tuple[type[BaseException], ...],
+                 recursion_limit: int | Callable[..., int], output_exclude: frozenset[str]) -> None:
+        self.build_fn = build
+        self.name = name
+        self.input_type, self.state_type, self.result_type, self.options_type = input, state, result, options
+        self.prompt_dirs = tuple(prompts)
+        self._prepare, self._start, self._finish = prepare, start, finish
+        self._roles, self._templates = roles, templates
+        self.recorded_failures = recorded_failures
+        self._recursion_limit = recursion_limit
+        self.output_exclude = FRAMEWORK_FIELDS | output_exclude
+        self.ref = f"{build.__module__}:{build.__qualname__}"
+        try:
+            self.file: str | None = str(Path(inspect.getfile(build)).resolve())
+        except (TypeError, OSError):
+            self.file = None
+        self._compiled: dict[str, tuple[Any, list[Agent[Any]]]] = {}
+        self.__doc__ = build.__doc__
+        self.__name__ = name
+
+    def __repr__(self) -> str:
+        return f"<rolegraph graph {self.name!r} ({self.ref})>"
+
+    # -- declaration ----------------------------------------------------------------------
+
+    def options(self, options: Any = None) -> BaseModel | None:
+        """`options` (an instance, a dict or None) as the graph's options type."""
+        if self.options_type is None:
+            if options not in (None, {}):
+                raise UserError(f"graph '{self.name}' takes no options")
+            return None
+        if isinstance(options, self.options_type):
+            return options
+        return self.options_type.model_validate(options or {})
+
+    def input(self, value: Any) -> BaseModel:
+        """`value` (an instance or a dict) as the graph's input type."""
+        if isinstance(value, self.input_type):
+            return value
+        if isinstance(value, BaseModel):
+            value = value.model_dump()
+        return self.input_type.model_validate(value)
+
+    def compile(self, options: Any = None) -> Any:
+        """The compiled LangGraph for `options`, built once per options and shared: nodes get the
+        Runtime from the run's context."""
+        return self._build(self.options(options))[0]
+
+    def agents(self, options: Any = None) -> list[Agent[Any]]:
+        """The agents the graph's nodes use (made while it was built, or referenced by a node)."""
+        return self._build(self.options(options))[1]
+
+    def _build(self, options: BaseModel | None) -> tuple[Any, list[Agent[Any]]]:
+        key = options.model_dump_json() if options is not None else ""
+        if key not in self._compiled:
+            builder = StateGraph(self.state_type)
+            with agents_made() as made:
+                if len(inspect.signature(self.build_fn).parameters) >= 2:
+                    self.build_fn(builder, options)
+                else:
+                    self.build_fn(builder)
+            compiled = builder.compile(name=self.name)
+            agents: dict[int, Agent[Any]] = {id(a): a for a in made}
+            seen: set[int] = set()
+            for spec in builder.nodes.values():
+                for a in _agents_referenced(spec.runnable.afunc if hasattr(spec.runnable, "afunc") else None, seen):
+                    agents.setdefault(id(a), a)
+            self._compiled[key] = (compiled, list(agents.values()))
+        return self._compiled[key]
+
+    def roles(self, input: Any = None, options: Any = None) -> list[str]:
+        """The model roles a run may use: its agents' roles, plus the `roles` hook's."""
+        opts = self.options(options)
+        found = {a.model_role for a in self._build(opts)[1]}
+        if self._roles is not None:
+            found |= set(_call_hook(self._roles, input, options=opts) if callable(self._roles) else self._roles)
+        return sorted(found)
+
+    def templates(self, input: Any = None, options: Any = None) -> list[str]:
+        """The prompt templates a run may render (their hashes go into the manifest)."""
+        opts = self.options(options)
+        agents = self._build(opts)[1]
+        names = {a.prompt for a in agents} | {a.retry_prompt for a in agents if a.max_attempts > 1}
+        if self._templates is not None:
+            extra = self._templates
+            names |= set(_call_hook(extra, input, options=opts) if callable(extra) else extra)
+        return sorted(names)
+
+    # -- running --------------------------------------------------------------------------
+
+    def manifest(self, input: Any, *, runtime: Runtime, seed: int = 0, options: Any = None) -> Manifest:
+        """What a run records: the graph and where it lives, input, options, seed, prompts with
+        their hashes, roles, the drawing. Runs the `prepare` hook (once per fresh run)."""
+        opts = self.options(options)
+        value = self.input(input)
+        if self._prepare is not None:
+            value = self.input(_call_hook(self._prepare, value, options=opts, seed=seed, runtime=runtime))
+        roles = self.roles(value, opts)
+        runtime.require_roles(roles)  # fail early, naming every missing role, before a graph starts
+        prompts = runtime.with_prompt_dirs(self.prompt_dirs).prompts
+        return Manifest(graph=self.name, ref=self.ref, file=self.file, prompt_dirs=[str(d) for d in self.prompt_dirs],
+                        input=value.model_dump(mode="json"),
+                        options=opts.model_dump(mode="json") if opts is not None else {}, seed=seed,
+                        prompts={p: prompts.get(p).sha256 for p in self.templates(value, opts)},
+                        roles=dict.fromkeys(roles, RoleInfo()),
+                        mermaid=self.compile(opts).get_graph().draw_mermaid())
+
+    async def run(self, input: Any, *, runtime: Runtime, seed: int = 0, options: Any = None) -> R:
+        """Run once on `input` (the input type or a dict), recorded in the runtime's trace store."""
+        from rolegraph.graphs._run import run_graph
+
+        manifest = self.manifest(input, runtime=runtime, seed=seed, options=options)
+        return cast(R, await run_graph(self, manifest, runtime))
+
+    def run_sync(self, input: Any, *, runtime: Runtime, seed: int = 0, options: Any = None) -> R:
+        """`run` from synchronous code (a fresh event loop)."""
+        return runtime.run_sync(self.run(input, runtime=runtime, seed=seed, options=options))
+
+    async def run_many(self, inputs: Iterable[Any], *, runtime: Runtime, seeds: Iterable[int] = (0,),
+                       options: Any = None, concurrency: int = 4) -> AsyncIterator[R]:
+        """Every (input, seed) pair as its own run, `concurrency` at a time, yielded as they end."""
+        seeds = list(seeds)
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(value: Any, seed: int) -> R:
+            async with semaphore:
+                return await self.run(value, runtime=runtime, seed=seed, options=options)
+
+        tasks = [asyncio.create_task(one(v, s)) for v in inputs for s in seeds]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                yield await next_done
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    def solver(self, *, options: Any = None, input: Callable[..., Any] | None = None,
+               output: Callable[[R], Any] | None = None, seed: Callable[..., int] | None = None) -> GraphSolver[R]:
+        """A solver for `rolegraph.evals.run_eval`: runs the graph on each case (its `input`, or
+        `input(case, repeat=..., seed=...)`), so every result carries its trace id and tokens.
+        `output(result)` picks what the scorers grade (default: the result without framework fields);
+        `seed(case, repeat=..., seed=...)` the run's seed (default: the runner's, seed + repeat)."""
+        return GraphSolver(self, self.options(options), input, output, seed)
+
+    # -- what run_graph calls -------------------------------------------------------------
+
+    def start_state(self, manifest: Manifest) -> tuple[Any, int]:
+        """The initial state and recursion limit for a recorded manifest."""
+        opts = self.options(manifest.options)
+        value = self.input(manifest.input)
+        seed = manifest.seed or 0
+        pydantic_state = isinstance(self.state_type, type) and issubclass(self.state_type, BaseModel)
+        if self._start is not None:
+            state = _call_hook(self._start, value, options=opts, seed=seed)
+            if isinstance(state, dict) and pydantic_state:
+                state = self.state_type.model_validate(state)
+        elif pydantic_state and isinstance(value, self.state_type):
+            state = value
+        else:
+            fields = self.state_type.model_fields if pydantic_state else getattr(self.state_type, "__annotations__", {})
+            data = {k: getattr(value, k) for k in type(value).model_fields if k in fields}
+            if "seed" in fields and "seed" not in data:
+                data["seed"] = seed
+            state = self.state_type.model_validate(data) if pydantic_state else data
+        limit = self._recursion_limit
+        return state, (_call_hook(limit, value, options=opts) if callable(limit) else limit)
+
+    def finish_run(self, manifest: Manifest, final: Any, error: BaseException | None, run_id: str) -> R:
+        """The result from the final state (or, after a recorded failure, the last checkpointed
+        state, which may be None)."""
+        opts = self.options(manifest.options)
+        value = self.input(manifest.input)
+        state = None
+        if final is not None and not (isinstance(self.state_type, type) and issubclass(self.state_type, BaseModel)):
+            state = final  # a TypedDict or dict state
+        elif final is not None:
+            state = final if isinstance(final, self.state_type) else self.state_type.model_validate(final)
+        if self._finish is not None:
+            out = _call_hook(self._finish, state, input=value, options=opts, error=error, run_id=run_id,
+                             seed=manifest.seed or 0)
+        elif state is None:
+            if error is not None:
+                raise error
+            raise UserError(f"graph '{self.name}' ended without a state")
+        elif self.result_type is StateResult:
+            out = {"state": state.model_dump(mode="json") if isinstance(state, BaseModel) else dict(state)}
+        elif isinstance(state, BaseModel):
+            out = {k: getattr(state, k) for k in type(state).model_fields if k in self.result_type.model_fields}
+        else:
+            out = {k: v for k, v in dict(state).items() if k in self.result_type.model_fields}
+        try:
+            if isinstance(out, self.result_type):
+                result = out
+            elif isinstance(out, BaseModel):
+                result = self.result_type.model_validate(out.model_dump())
+            elif isinstance(out, dict):
+                result = self.result_type.model_validate(out)
+            else:
+                raise UserError(f"graph '{self.name}': the finish hook returned {type(out).__name__}; return a "
+                                f"{self.result_type.__name__} or a dict of its fields")
+        except ValidationError as exc:
+            raise UserError(f"graph '{self.name}': the run's end does not make a {self.result_type.__name__}: "
+                            f"{exc}") from exc
+        result.trace_id = run_id
+        if error is not None:
+            result.status = "error"
+            result.error = result.error or str(error)
+        return result
+
+
+class GraphSolver(Generic[R]):
+    """Runs a graph on one evaluation case (the evals Solver protocol)."""
+
+    def __init__(self, graph: Graph[R], options: BaseModel | None, input: Callable[..., Any] | None,
+                 output: Callable[[R], Any] | None, seed: Callable[..., int] | None = None) -> None:
+        self.graph, self.options, self._input, self._output, self._seed = graph, options, input, output, seed
+
+    async def __call__(self, case: Any, runtime: Runtime, *, repeat: int, seed: int) -> R:
+        value = case.input if self._input is None else _call_hook(self._input, case, repeat=repeat, seed=seed)
+        run_seed = seed if self._seed is None else _call_hook(self._seed, case, repeat=repeat, seed=seed)
+        return await self.graph.run(value, runtime=runtime, seed=run_seed, options=self.options)
+
+    def output(self, result: R) -> Any:
+        if self._output is not None:
+            return self._output(result)
+        return result.model_dump(mode="json", exclude=set(self.graph.output_exclude) | {"trace_dir"})
+
+
+_REGISTRY: dict[str, Graph[Any]] = {}
+
+
+def graph(*, input: type[BaseModel], state: type[Any], result: type[RunResult] = StateResult,
+          options: type[BaseModel] | None = None, prompts: str | Path | Sequence[str | Path] | None = None,
+          name: str | None = None, prepare: Callable[..., Any] | None = None,
+          start: Callable[..., Any] | None = None, finish: Callable[..., Any] | None = None,
+          roles: Callable[..., Iterable[str]] | Iterable[str] | None = None,
+          templates: Callable[..., Iterable[str]] | Iterable[str] | None = None,
+          recorded_failures: tuple[type[BaseException], ...] = (), recursion_limit: int | Callable[..., int] = 25,
+          output_exclude: Iterable[str] = ()) -> Callable[[Callable[..., Any]], Graph[Any]]:
+    """Declare a graph. The decorated function adds nodes and edges to a StateGraph (and takes the
+    options as a second argument if it wants them); it is called once per options.
+
+    - `input`, `state`, `result`: pydantic models. The start state takes the input's fields that
+      the state has (and `seed`, if the state has one); the result takes the final state's fields
+      that it has. `result` defaults to StateResult (the final state whole).
+    - `prompts`: the graph's template directories, relative to the defining file. A runtime's own
+      prompt directory still overrides them.
+    - Hooks (each is called with the keyword arguments it names): `prepare(input, options, seed,
+      runtime) -> input` once before a fresh run (what it returns is recorded); `start(input,
+      options, seed) -> state`; `finish(state, input, options, error, run_id, seed) -> result | dict`;
+      `roles(input, options)` and `templates(input, options)` for roles and prompts chosen at run time.
+    - `recorded_failures`: errors that end a run with a result (status "error") instead of raising.
+    - `recursion_limit`: LangGraph's, an int or `fn(input, options)`.
+    - `output_exclude`: result fields left out of the trace's recorded output.
+    """
+    dirs = [prompts] if isinstance(prompts, (str, Path)) else list(prompts or ())
+
+    def decorate(build: Callable[..., Any]) -> Graph[Any]:
+        try:
+            base = Path(inspect.getfile(build)).resolve().parent
+        except (TypeError, OSError):
+            base = Path.cwd()
+        resolved = [(base / d).resolve() for d in dirs]
+        for d in resolved:
+            if not d.is_dir():
+                raise UserError(f"graph '{name or build.__name__}': prompt directory {d} does not exist")
+        g: Graph[Any] = Graph(build, name=name or build.__name__, input=input, state=state, result=result,
+                              options=options, prompts=resolved, prepare=prepare, start=start, finish=finish,
+                              roles=roles, templates=templates, recorded_failures=tuple(recorded_failures),
+                              recursion_limit=recursion_limit, output_exclude=frozenset(output_exclude))
+        _REGISTRY[g.name] = g
+        return g
+
+    return decorate

@@ -1,0 +1,298 @@
+"""A user's own graph, written outside the package with its own prompt folder, gets what the
+built-in graphs get: traces, offline replay and fork in a fresh process, resume after a kill,
+to-test, evaluation with trace ids and tokens."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rolegraph import Runtime, ScriptError, UserError
+from rolegraph.evals import Benchmark, Case, EvalStore, run_eval
+from rolegraph.graphs import load_graph, replay_run, resume_run
+from rolegraph.models import ChatRequest, FunctionModel, ScriptedModel
+from rolegraph.traces import ModelCall, NodeStarted, TraceStore
+from rolegraph.traces._totest import write_test
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GRAPH = '''
+from typing import Any
+
+from pydantic import BaseModel
+
+import rolegraph as rg
+
+
+class Question(BaseModel):
+    question: str
+
+
+class Review(BaseModel):
+    ok: bool
+    feedback: str = ""
+
+
+class State(BaseModel):
+    question: str
+    seed: int = 0
+    draft: str = ""
+    feedback: str = ""
+    rounds: int = 0
+    approved: bool = False
+
+
+class Answer(rg.RunResult):
+    draft: str
+    approved: bool
+    rounds: int
+
+
+writer = rg.Agent(name="writer", prompt="write", output=str)
+critic = rg.Agent(name="critic", prompt="critique", output=Review)
+
+
+async def write(state: State, runtime: rg.Runtime) -> dict[str, Any]:
+    return {"draft": await writer.run(runtime, question=state.question, feedback=state.feedback, seed=state.seed)}
+
+
+async def critique(state: State, runtime: rg.Runtime) -> dict[str, Any]:
+    review = await critic.run(runtime, question=state.question, draft=state.draft)
+    return {"approved": review.ok, "feedback": review.feedback, "rounds": state.rounds + 1}
+
+
+def route(state: State) -> str:
+    return rg.END if state.approved or state.rounds >= 3 else "write"
+
+
+@rg.graph(input=Question, state=State, result=Answer, prompts="prompts")
+def {name}(g: rg.StateGraph) -> None:
+    g.add_node(write)
+    g.add_node(critique)
+    g.add_edge(rg.START, "write")
+    g.add_edge("write", "critique")
+    g.add_conditional_edges("critique", route, ["write", rg.END])
+'''
+
+
+def make_graph(folder: Path, name: str = "writer_critic") -> Path:
+    """Write the graph file and its prompts under `folder`; returns the file."""
+    (folder / "prompts").mkdir(parents=True)
+    (folder / "prompts" / "write.j2").write_text(
+        "{% block user %}Answer: {{ question }}{% if feedback %} Fix: {{ feedback }}{% endif %}{% endblock %}")
+    (folder / "prompts" / "critique.j2").write_text(
+        "{% block user %}Is this a good answer to {{ question }}? {{ draft }}{% endblock %}")
+    path = folder / f"{name}.py"
+    path.write_text(GRAPH.replace("{name}", name))
+    return path
+
+
+def answer(request: ChatRequest) -> Any:
+    """Writer drafts; the critic rejects the first draft, then approves."""
+    text = request.messages[-1].content or ""
+    if text.startswith("Is this"):
+        return {"ok": "draft 2" in text, "feedback": "" if "draft 2" in text else "say more"}
+    return "draft 2" if "Fix:" in text else "draft 1"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "rolegraph", *args], check=False, cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+@pytest.fixture
+def graph_file(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    # a module name of its own per test: each test imports its graph afresh
+    return make_graph(tmp_path / "user", f"wc_{request.node.name.replace('[', '_').replace(']', '')[:40]}")
+
+
+async def test_runs_and_replays_offline_in_a_fresh_process(tmp_path: Path, graph_file: Path) -> None:
+    graph = load_graph(f"{graph_file}:{graph_file.stem}")
+    assert graph.roles() == ["critic", "writer"]
+    store = TraceStore(tmp_path / "runs")
+    rt = Runtime.from_models({"writer": ScriptedModel(["draft 1", "draft 2"]),
+                              "critic": ScriptedModel([{"ok": False, "feedback": "say more"}, {"ok": True}])},
+                             traces=store)
+    async with rt:
+        result = await graph.run({"question": "why?"}, runtime=rt)
+    assert (result.draft, result.approved, result.rounds, result.status) == ("draft 2", True, 2, "ok")
+    assert result.prompt_tokens > 0 and result.completion_tokens > 0
+    trace = store.load(result.trace_id or "")
+    manifest = trace.started.manifest
+    assert manifest.ref == f"{graph_file.stem}:{graph_file.stem}" and manifest.file == str(graph_file)
+    assert set(manifest.roles) == {"writer", "critic"} and set(manifest.prompts) >= {"write", "critique"}
+    assert manifest.prompt_dirs == [str(graph_file.parent / "prompts")] and "write" in manifest.mermaid
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = cli("replay", result.trace_id or "", "--runs", str(store.root), cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert "4 calls answered from the trace, 0 live" in done.stdout
+    assert "output: identical to the recorded run" in done.stdout
+
+
+async def test_unknown_graph_says_where_it_was_recorded(tmp_path: Path, graph_file: Path) -> None:
+    graph = load_graph(f"{graph_file}:{graph_file.stem}")
+    store = TraceStore(tmp_path / "runs")
+    async with Runtime.from_models({"default": FunctionModel(answer)}, traces=store) as rt:
+        result = await graph.run({"question": "why?"}, runtime=rt)
+    graph_file.rename(graph_file.with_suffix(".moved"))
+    done = cli("replay", result.trace_id or "", "--runs", str(store.root), cwd=tmp_path)
+    assert done.returncode == 1
+    assert f"cannot find graph '{graph_file.stem}'" in done.stderr and "entry points" in done.stderr
+
+
+async def test_fork_with_a_changed_prompt_goes_live_only_after_the_fork_step(tmp_path: Path, graph_file: Path) -> None:
+    graph = load_graph(f"{graph_file}:{graph_file.stem}")
+    store = TraceStore(tmp_path / "runs")
+    async with Runtime.from_models({"default": FunctionModel(answer)}, traces=store) as rt:
+        result = await graph.run({"question": "why?"}, runtime=rt)
+    trace = store.load(result.trace_id or "")
+    new_prompt = tmp_path / "critique-v2.j2"
+    new_prompt.write_text("{% block user %}Is this fine? {{ draft }} (v2){% endblock %}")
+    live = FunctionModel(answer)
+    async with Runtime.from_models({"default": live}) as live_rt:
+        forked = await replay_run(trace, store=store, live=live_rt, live_from=3, prompts={"critic": str(new_prompt)})
+    assert forked.approved and forked.rounds == 2
+    calls = store.load(forked.trace_id or "").of_kind(ModelCall)
+    assert [c.step for c in calls if c.replayed] == [0, 1, 2] and [c.step for c in calls if not c.replayed] == [3]
+    assert len(live.requests) == 1 and "(v2)" in (live.requests[0].messages[-1].content or "")
+
+
+KILLED = """
+import asyncio, sys
+from rolegraph import Runtime
+from rolegraph.graphs import load_graph
+from rolegraph.models import FunctionModel
+from tests.unit.test_own_graph import answer
+
+async def slow(request):
+    print("call", flush=True)
+    await asyncio.sleep(0.3)
+    return answer(request)
+
+graph = load_graph(sys.argv[2])
+rt = Runtime.from_models({"default": FunctionModel(slow)}, traces=sys.argv[1])
+asyncio.run(graph.run({"question": "why?"}, runtime=rt))
+"""
+
+
+async def test_killed_mid_node_resumes_without_repeating_a_completed_call(tmp_path: Path, graph_file: Path) -> None:
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(runs), f"{graph_file}:{graph_file.stem}"], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for _ in range(3):  # the third call (the second write) is in flight: its node is cut off
+        assert proc.stdout.readline() == "call\n"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = TraceStore(runs)
+    (info,) = store.list()
+    assert info.status == "incomplete" and info.model_calls == 2  # `trace list` counts what it recorded
+
+    killed = store.load(info.run_id)
+    # resuming with a runtime that cannot play the roles fails before touching the run...
+    with pytest.raises(UserError, match="no model for role"):
+        await resume_run(killed, store=store, live=Runtime.from_models({"nobody": FunctionModel(answer)}))
+    assert store.load(info.run_id).status == "incomplete"  # ...and leaves it resumable
+    # the manifest's roles are answered by the runtime's default model
+    live = FunctionModel(answer)
+    result = await resume_run(store.load(info.run_id), store=store, live=Runtime.from_models({"default": live}))
+    assert result.approved and result.rounds == 2
+    assert len(live.requests) == 2  # the cut-off write and the last critique; the first two are not asked again
+    resumed = store.load(info.run_id)
+    assert resumed.complete
+    assert [e.step for e in resumed.of_kind(NodeStarted)] == [0, 1, 2, 3]  # the cut-off step shows once
+
+
+async def test_to_test_file_passes_under_pytest(tmp_path: Path, graph_file: Path) -> None:
+    graph = load_graph(f"{graph_file}:{graph_file.stem}")
+    store = TraceStore(tmp_path / "runs")
+    async with Runtime.from_models({"default": FunctionModel(answer)}, traces=store) as rt:
+        result = await graph.run({"question": "why?"}, runtime=rt)
+    test_file = write_test(store.load(result.trace_id or ""), 1, tmp_path / "recorded")
+    assert "_replay" not in test_file.read_text()  # the written test imports public names only
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+                          cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+async def test_run_eval_records_trace_ids_and_tokens(tmp_path: Path, graph_file: Path) -> None:
+    graph = load_graph(f"{graph_file}:{graph_file.stem}")
+
+    async def approved(case: Case, output: Any) -> Any:
+        from rolegraph.evals import Score
+
+        return Score(value=float(output["approved"]))
+
+    approved.name = "approved"  # type: ignore[attr-defined]
+    cases = [Case(id=f"q{i}", input=graph.input({"question": f"question {i}"})) for i in range(3)]
+    bench = Benchmark(name="wc", cases=lambda: iter(cases), solver=graph.solver(), scorers=[approved])
+    store = EvalStore(tmp_path / "eval" / "results.sqlite")
+    async with Runtime.from_models({"default": FunctionModel(answer)}, traces=tmp_path / "runs") as rt:
+        summary = await run_eval(bench, rt, store=store, progress=False)
+    assert summary.ran == 3 and summary.errors == 0
+    records = list(store.records())
+    assert all(r.trace_id and r.prompt_tokens > 0 and r.completion_tokens > 0 for r in records)
+    assert all(r.scores["approved"].value == 1.0 and r.output["draft"] == "draft 2" for r in records)
+
+
+async def test_finish_may_return_a_dict_and_a_bad_one_says_which_field(tmp_path: Path) -> None:
+    from pydantic import BaseModel
+
+    import rolegraph as rg
+
+    class In(BaseModel):
+        x: int
+
+    class Out(rg.RunResult):
+        doubled: int
+
+    async def double(state: In) -> dict[str, Any]:
+        return {"x": state.x * 2}
+
+    @rg.graph(input=In, state=In, result=Out, finish=lambda state: {"doubled": state.x})
+    def doubler(g: rg.StateGraph) -> None:
+        g.add_node(double)
+        g.add_edge(rg.START, "double")
+        g.add_edge("double", rg.END)
+
+    rt = Runtime.from_models({})
+    assert (await doubler.run({"x": 4}, runtime=rt)).doubled == 8
+
+    @rg.graph(input=In, state=In, result=Out, finish=lambda state: {"wrong": 1}, name="bad_doubler")
+    def bad(g: rg.StateGraph) -> None:
+        g.add_node(double)
+        g.add_edge(rg.START, "double")
+        g.add_edge("double", rg.END)
+
+    with pytest.raises(UserError, match="doubled"):
+        await bad.run({"x": 1}, runtime=rt)
+
+
+def test_sync_runtime_reports_unused_script_steps(graph_file: Path) -> None:
+    graph = load_graph(f"{graph_file}:{graph_file.stem}")
+    with pytest.raises(ScriptError, match="never used"), \
+            Runtime.from_models({"writer": ScriptedModel(["draft 1", "draft 2", "spare"]),
+                                 "critic": ScriptedModel([{"ok": False, "feedback": "more"}, {"ok": True}])}) as rt:
+        graph.run_sync({"question": "why?"}, runtime=rt)
+
+
+def test_cli_runs_a_graph_file_over_jsonl(tmp_path: Path, graph_file: Path) -> None:
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text('{"question": "a"}\n{"question": "b"}\n')
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "a"}\n{"query": "b"}\n')
+    done = cli("run", f"{graph_file}:{graph_file.stem}", "--input", str(bad), cwd=tmp_path)
+    assert done.returncode == 1 and "bad.jsonl:2: field 'question': Field required" in done.stderr
+    done = cli("run", f"{graph_file.stem}.py:nothing", "--input", str(inputs), cwd=graph_file.parent)
+    assert done.returncode == 1 and "defines no 'nothing'" in done.stderr
