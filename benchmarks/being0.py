@@ -17,8 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph import Runtime
-from rolegraph.envs.being0 import TASKS
-from rolegraph.envs.being0 import PLANS, scripted_planner
+from rolegraph.envs.being0 import PLANS, TASKS, scripted_planner
 from rolegraph.evals.being0 import options_for
 from rolegraph.graphs import being0
 from rolegraph.models import FunctionModel

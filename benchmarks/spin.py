@@ -23,8 +23,7 @@ from rolegraph import Runtime
 from rolegraph.envs.spin import make_env, make_opponent
 from rolegraph.envs.spin.pddl import check_plan, load_tasks
 from rolegraph.graphs import spin, spin_diplomacy, spin_pddl
-from rolegraph.models import ChatRequest
-from rolegraph.models._testing import FunctionModel
+from rolegraph.models import ChatRequest, FunctionModel
 
 PDDL = Path(__file__).resolve().parents[1] / "tests" / "data" / "spinbench-pddl"
 SETUPS: dict[str, tuple[str, list[str], dict[str, Any]]] = {

@@ -27,9 +27,9 @@ from rich.table import Table
 
 from rolegraph import Runtime
 from rolegraph.envs.mcq import MCQ
-from rolegraph.graphs import refinebot
+from rolegraph.graphs import refinebot, replay_run
 from rolegraph.models import ChatRequest, FunctionModel
-from rolegraph.traces import ModelCall, TraceStore, replay_run
+from rolegraph.traces import ModelCall, TraceStore
 
 MCQ_A = MCQ(key="b1", question="Which organelle makes ATP in the cell shown?",
             choices=["Nucleus", "Mitochondrion", "Golgi", "Lysosome"], correct_index=1)
@@ -49,20 +49,20 @@ def instant(request: ChatRequest) -> Any:
 async def untraced_run(options: refinebot.RefineBotOptions, db: Path) -> int:
     """The same graph with the same checkpointer, but no trace store."""
     rt = Runtime.from_models({"default": FunctionModel(instant)})
-    graph = refinebot.build(rt, options)
-    manifest = refinebot.manifest_for(MCQ_A, 0, options, rt, graph)
-    prepared = refinebot.SPEC.prepare(manifest, rt, graph)
+    graph = refinebot.refinebot
+    manifest = graph.manifest(MCQ_A, runtime=rt, options=options)
+    initial, limit = graph.start_state(manifest)
     async with aiosqlite.connect(str(db)) as conn:
         saver = AsyncSqliteSaver(conn)
-        g = graph.copy(update={"checkpointer": saver})
-        raw = await g.ainvoke(prepared.initial, config={"recursion_limit": prepared.recursion_limit,
-                                                        "configurable": {"thread_id": db.stem}}, context=rt)
+        g = graph.compile(options).copy(update={"checkpointer": saver})
+        raw = await g.ainvoke(initial, config={"recursion_limit": limit, "configurable": {"thread_id": db.stem}},
+                              context=rt)
     return 4 * raw["iteration"] + 1
 
 
 async def traced_run(options: refinebot.RefineBotOptions, store: TraceStore) -> str:
     rt = Runtime.from_models({"default": FunctionModel(instant)}, traces=store)
-    result = await refinebot.arun(MCQ_A, runtime=rt, options=options)
+    result = await refinebot.run(MCQ_A, runtime=rt, options=options)
     return result.trace_id or ""
 
 

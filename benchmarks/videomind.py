@@ -51,7 +51,8 @@ async def latency(console: Console, tmp: Path, questions: int) -> None:
     try:
         for it in items:
             r = await vm.run(vm.VideoQuestion(video=it.video, question=it.question or "", options=it.options),
-                              runtime=rt)
+                             runtime=rt)
+            assert r.trace_id is not None  # the runtime keeps traces
             for call in TraceStore(tmp / "runs").load(r.trace_id).of_kind(ModelCall):
                 if call.response is not None:
                     per_role.setdefault(call.role, []).append(call.response.latency_s)
@@ -73,7 +74,7 @@ def adapter_memory(console: Console, tmp: Path) -> None:
     model, tok = A.load_base()
     base_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     for role in ("planner", "grounder", "verifier"):
-        A.train_adapter(model, tok, A.role_examples(role, 2), tmp / "adapters" / role, steps=1)
+        A.train_adapter(model, tok, vm.role_examples(role, 2), tmp / "adapters" / role, steps=1)
     served = A.AdapterModels(None, {r: tmp / "adapters" / r for r in ("planner", "grounder", "verifier")})
     total = sum(p.numel() * p.element_size() for p in served.model.parameters())
     adapters_bytes = total - base_bytes

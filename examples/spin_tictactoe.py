@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rolegraph import Runtime
 from rolegraph.evals import EvalStore, run_eval, write_report
-from rolegraph.evals.spin._bench import elo_pairs, game_benchmark
+from rolegraph.evals.spin import elo_pairs, game_benchmark
 from rolegraph.evals.spin.elo import compute_elo
 from rolegraph.graphs import spin
 

@@ -7,9 +7,8 @@ import shlex
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,6 +22,7 @@ from rolegraph.evals.being0 import register as register_being0
 from rolegraph.evals.lvas import register as register_lvas
 from rolegraph.evals.videomind import register as register_videomind
 from rolegraph.graphs._cli import replay_command, resume_command, run_any_command
+from rolegraph.graphs.videomind import ADAPTER_DATA as VIDEOMIND_ADAPTER_DATA
 from rolegraph.models._adapters_cli import adapters_app, serve_adapters
 from rolegraph.traces._cli import trace_app
 
@@ -31,7 +31,7 @@ class _AnyGraphGroup(typer.core.TyperGroup):
     """A command group where an unknown command name is a graph (FILE.py:NAME, module:NAME or an
     installed graph's name), handed to the group's `graph` command."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and args[0] not in self.commands and not args[0].startswith("-") and "graph" in self.commands:
             return "graph", self.commands["graph"], args
         return super().resolve_command(ctx, args)
@@ -54,7 +54,7 @@ app.command("optimize")(optimize_command)
 register_being0(run_app, eval_app)
 register_videomind(run_app, eval_app)
 register_lvas(run_app, eval_app)
-app.add_typer(adapters_app, name="adapters")
+app.add_typer(adapters_app(VIDEOMIND_ADAPTER_DATA), name="adapters")
 serve_app.command("adapters")(serve_adapters)
 app.command("replay")(replay_command)
 app.command("resume")(resume_command)

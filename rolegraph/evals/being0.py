@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rolegraph.envs.being0._tasks import TASKS, get_task
+from rolegraph.envs.being0 import TASKS, get_task
 from rolegraph.errors import UserError
 from rolegraph.evals._core import Benchmark, Case, Score
 from rolegraph.runtime import Runtime
@@ -82,7 +82,7 @@ def being0_benchmark(tasks: Sequence[str], *, episodes: int = 3, options: Any = 
 
 def render_episode(result: Any, directory: Path) -> Path:
     """A top-down PNG per planner step and an animated GIF of the episode."""
-    from rolegraph.envs.being0._world import default_office, top_down
+    from rolegraph.envs.being0 import default_office, top_down
 
     directory.mkdir(parents=True, exist_ok=True)
     layout = default_office()

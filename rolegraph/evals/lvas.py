@@ -9,7 +9,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -18,6 +18,9 @@ from rich.table import Table
 
 from rolegraph.evals._core import Benchmark, Case, Score
 from rolegraph.runtime import Runtime
+
+if TYPE_CHECKING:
+    from rolegraph.graphs import GraphSolver
 
 out = Console()
 
@@ -55,9 +58,9 @@ def alignment_errors_ms(script: dict[str, Any], families: dict[str, str]) -> lis
     return errors
 
 
-def lvas_solver(options: Any, out_dir: Path) -> Any:
-    """LVAS-Agent on each case's video, its files in OUT_DIR/<case>-<repeat>; the whole result but
-    its trace directory is scored."""
+def lvas_solver(options: Any, out_dir: Path) -> GraphSolver[Any]:
+    """LVAS-Agent on each case's video, its files in OUT_DIR/<case>-<repeat>. What is scored keeps
+    its old shape: the result's fields but trace_dir and the newer status and error."""
     from rolegraph.graphs import lvas
 
     return lvas.lvas.solver(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,13 +17,16 @@ from rolegraph.errors import UserError
 from rolegraph.evals._core import Benchmark, Case, Score
 from rolegraph.runtime import Runtime
 
+if TYPE_CHECKING:
+    from rolegraph.graphs import GraphSolver
+
 out = Console()
 err = Console(stderr=True)
 
 
-def videomind_solver(options: Any) -> Any:
-    """VideoMind on each case (a VideoQuery: a question with options, or a grounding query);
-    the whole result but its trace directory is scored."""
+def videomind_solver(options: Any) -> GraphSolver[Any]:
+    """VideoMind on each case (a VideoQuery: a question with options, or a grounding query). What
+    is scored keeps its old shape: the result's fields but trace_dir and the newer status and error."""
     from rolegraph.graphs import videomind
 
     def question(case: Case) -> Any:

@@ -352,14 +352,14 @@ class GraphSolver(Generic[R]):
 _REGISTRY: dict[str, Graph[Any]] = {}
 
 
-def graph(*, input: type[BaseModel], state: type[Any], result: type[RunResult] = StateResult,
+def graph(*, input: type[BaseModel], state: type[Any], result: type[R] = cast(Any, StateResult),
           options: type[BaseModel] | None = None, prompts: str | Path | Sequence[str | Path] | None = None,
           name: str | None = None, prepare: Callable[..., Any] | None = None,
           start: Callable[..., Any] | None = None, finish: Callable[..., Any] | None = None,
           roles: Callable[..., Iterable[str]] | Iterable[str] | None = None,
           templates: Callable[..., Iterable[str]] | Iterable[str] | None = None,
           recorded_failures: tuple[type[BaseException], ...] = (), recursion_limit: int | Callable[..., int] = 25,
-          output_exclude: Iterable[str] = ()) -> Callable[[Callable[..., Any]], Graph[Any]]:
+          output_exclude: Iterable[str] = ()) -> Callable[[Callable[..., Any]], Graph[R]]:
     """Declare a graph. The decorated function adds nodes and edges to a StateGraph (and takes the
     options as a second argument if it wants them); it is called once per options.
 
@@ -378,7 +378,7 @@ def graph(*, input: type[BaseModel], state: type[Any], result: type[RunResult] =
     """
     dirs = [prompts] if isinstance(prompts, (str, Path)) else list(prompts or ())
 
-    def decorate(build: Callable[..., Any]) -> Graph[Any]:
+    def decorate(build: Callable[..., Any]) -> Graph[R]:
         try:
             base = Path(inspect.getfile(build)).resolve().parent
         except (TypeError, OSError):
@@ -387,7 +387,7 @@ def graph(*, input: type[BaseModel], state: type[Any], result: type[RunResult] =
         for d in resolved:
             if not d.is_dir():
                 raise UserError(f"graph '{name or build.__name__}': prompt directory {d} does not exist")
-        g: Graph[Any] = Graph(build, name=name or build.__name__, input=input, state=state, result=result,
+        g: Graph[R] = Graph(build, name=name or build.__name__, input=input, state=state, result=result,
                               options=options, prompts=resolved, prepare=prepare, start=start, finish=finish,
                               roles=roles, templates=templates, recorded_failures=tuple(recorded_failures),
                               recursion_limit=recursion_limit, output_exclude=frozenset(output_exclude))

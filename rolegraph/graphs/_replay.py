@@ -15,9 +15,21 @@ from rolegraph.graphs._run import CHECKPOINTS, run_graph
 from rolegraph.models import ChatModel
 from rolegraph.prompts import PromptLibrary, load_template_file
 from rolegraph.runtime import Runtime
-from rolegraph.traces import ForkOrigin, ModelCall, NodeFinished, NodeStarted, ReplayModel, Trace, TraceStore
-from rolegraph.traces._recorder import RunContext, as_node, takes_runtime
-from rolegraph.traces._replay import ForkPrompts, ReplayTools, role_prompts
+from rolegraph.traces import (
+    ForkOrigin,
+    ForkPrompts,
+    ModelCall,
+    NodeFinished,
+    NodeStarted,
+    ReplayModel,
+    ReplayTools,
+    RunContext,
+    Trace,
+    TraceStore,
+    as_node,
+    role_prompts,
+    takes_runtime,
+)
 
 
 def _roles(trace: Trace) -> list[str]:

@@ -259,8 +259,9 @@ def lvas(g: StateGraph, options: LvasOptions) -> None:
             elif seg.design is not None and not seg.design.background:
                 feedback = "every segment needs at least one background sound"
             try:
-                proposed = await replace(designer, response_schema=schema).run(runtime, start=seg.start, end=seg.end, caption=seg.caption.text(),
-                                              candidates=candidates, feedback=feedback)
+                proposed = await replace(designer, response_schema=schema).run(
+                    runtime, start=seg.start, end=seg.end, caption=seg.caption.text(), candidates=candidates,
+                    feedback=feedback)
             except AgentOutputError:
                 proposed = Design()
             background, refused_b = _clamp(proposed.background, seg, kb, whole=True)

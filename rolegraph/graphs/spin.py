@@ -16,8 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rolegraph.agents import Agent, OutputInvalid
-from rolegraph.envs.spin._games import GAMES, GameEnv, Hanabi, IllegalMove, make_env
-from rolegraph.envs.spin._solvers import make_opponent
+from rolegraph.envs.spin import GAMES, GameEnv, Hanabi, IllegalMove, make_env, make_opponent
 from rolegraph.errors import AgentOutputError, UserError
 from rolegraph.graphs._api import END, START, RunResult, StateGraph, graph
 from rolegraph.models import decode_json

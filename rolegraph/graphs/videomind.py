@@ -4,13 +4,16 @@ length on both sides, judges it Yes or No and re-ranks by its score, and an answ
 MCQ from the best moment (at least 32 s, or a share of the video) ending in "Best Option: (X)".
 
 Each role is a runtime role, so `rolegraph.toml` can bind each to its own LoRA adapter on one
-vLLM base model (Chain-of-LoRA). Frames are sampled per role with VideoMind's caps; with a
-text-only model (the embedded default) the frame-description tool stands in for vision, and the
-result says which mode ran. Frame sampling is a recorded tool call, so a replay needs no video."""
+vLLM base model (Chain-of-LoRA); `ADAPTER_DATA` is what `rolegraph adapters train` trains those
+adapters on. Frames are sampled per role with VideoMind's caps; with a text-only model (the
+embedded default) the frame-description tool stands in for vision, and the result says which mode
+ran. Frame sampling is a recorded tool call, so a replay needs no video."""
 
 from __future__ import annotations
 
+import json
 import math
+import random
 import re
 from typing import Any, Literal
 
@@ -21,6 +24,8 @@ from rolegraph.envs.videomind import clip_span
 from rolegraph.errors import AgentOutputError
 from rolegraph.graphs._api import END, START, RunResult, StateGraph, graph
 from rolegraph.models import ChatResponse, decode_json
+from rolegraph.models.adapters import AdapterData, Example
+from rolegraph.prompts import PromptLibrary
 from rolegraph.runtime import Runtime
 
 FALLBACK_PLAN = ("grounder", "verifier", "answerer")
@@ -300,3 +305,100 @@ def videomind(g: StateGraph, options: VideoMindOptions) -> None:
 
 run, run_sync = videomind.run, videomind.run_sync
 ROLES = tuple(videomind.roles())
+
+
+# --- Chain-of-LoRA: what each role's adapter is trained on (`rolegraph adapters train`) ---------
+
+def _scenes(rng: random.Random) -> tuple[list[tuple[str, float, float, bool]], int]:
+    """(colour, start, end, has the moving shape) per scene, and the index of the event scene."""
+    colours = rng.sample(["red", "green", "blue", "yellow", "purple", "orange", "cyan"], 4)
+    n = rng.choice([3, 4])
+    t, out = 0.0, []
+    for c in colours[:n]:
+        d = float(rng.choice([3, 4, 5, 6]))
+        out.append((c, t, t + d, False))
+        t += d
+    event = rng.randrange(n)
+    c, s, e, _ = out[event]
+    out[event] = (c, s, e, True)
+    return out, event
+
+
+def _describe(scenes: list[tuple[str, float, float, bool]], fps: float, start: float = 0.0,
+              end: float | None = None) -> str:
+    """What the frame-description tool says about such a video (same format, no decoding)."""
+    end = scenes[-1][2] if end is None else end
+    lines, prev = [], None
+    n = max(1, int((end - start) * fps))
+    for i in range(n):
+        t = start + (i + 0.5) * (end - start) / n
+        c, _, _, moving = next(x for x in scenes if x[1] <= t < x[2] or x is scenes[-1])
+        cut = prev is not None and c != prev
+        lines.append(f"{t:.1f}s: mostly {c}, brightness 0.85, motion {0.03 if moving else 0.0:.2f}"
+                     + (" [new shot]" if cut else ""))
+        prev = c
+    return "\n".join(lines)
+
+
+def role_examples(role: str, n: int, *, seed: int = 0, prompts: PromptLibrary | None = None) -> list[Example]:
+    """`n` examples of `role`'s prompt (our templates, over made-up videos' frame descriptions)
+    and the answer it should give."""
+    lib = prompts or PromptLibrary()
+    rng = random.Random(f"{role}:{seed}")
+    out = []
+    for _ in range(n):
+        scenes, event = _scenes(rng)
+        duration = scenes[-1][2]
+        shape = rng.choice(["circle", "square"])
+        colour, s, e, _ = scenes[event]
+        options = [c for c, *_ in scenes]
+        rng.shuffle(options)
+        question = f"What is the background colour while the grey {shape} moves?"
+        video = {"vision": False, "duration": duration}
+        if role == "planner":
+            rendered = lib.render("videomind/planner", question=question, frames=_describe(scenes, 1.0), **video)
+            target = json.dumps([{"type": "grounder", "value": f"a grey {shape} moves across the screen"},
+                                 {"type": "verifier"}, {"type": "answerer"}])
+        elif role == "grounder":
+            rendered = lib.render("videomind/grounder", query=f"a grey {shape} moves across the screen", k=5,
+                                  frames=_describe(scenes, 1.0), **video)
+            target = json.dumps({"spans": [{"start": s, "end": e, "confidence": 0.9}]})
+        elif role == "verifier":
+            right = rng.random() < 0.5
+            ps, pe = (s, e) if right else next((a, b) for c, a, b, m in scenes if not m)
+            offset = (pe - ps) / 2
+            cs, ce = max(0.0, ps - offset), min(duration, pe + offset)
+            rendered = lib.render("videomind/verifier", query=f"a grey {shape} moves across the screen",
+                                  start=ps, end=pe, clip_start=cs, clip_end=ce,
+                                  frames=_describe(scenes, 2.0, cs, ce), **video)
+            target = "Yes" if right else "No"
+        elif role == "answerer":
+            rendered = lib.render("videomind/answerer", question=question, options=options, clip_start=None,
+                                  clip_end=None, frames=_describe(scenes, 2.0), **video)
+            target = f"Best Option: ({'ABCDEFGHIJ'[options.index(colour)]})"
+        else:
+            raise ValueError(f"no examples for role {role!r}; roles: {', '.join(ADAPTER_DATA.roles)}")
+        out.append(Example(role, [{"role": m.role, "content": m.content or ""} for m in rendered.messages], target))
+    return out
+
+
+def format_ok(role: str, text: str) -> bool:
+    """Whether `text` is in the role's output format (what the adapter is trained to give)."""
+    try:
+        if role == "planner":
+            parse_plan(text)
+        elif role == "grounder":
+            spans = Spans.model_validate_json(text.strip().strip("`").removeprefix("json").strip())
+            return bool(spans.spans)
+        elif role == "verifier":
+            return text.strip().lower().rstrip(".") in ("yes", "no")
+        else:
+            return text.strip().lower().startswith("best option: (")
+    except (ValueError, OutputInvalid):  # pydantic's ValidationError is a ValueError
+        return False
+    return True
+
+
+ADAPTER_DATA = AdapterData(roles=("planner", "grounder", "verifier", "answerer"), examples=role_examples,
+                           format_ok=format_ok)
+"""The text roles' training examples and format check, for `rolegraph adapters train|report`."""

@@ -40,9 +40,9 @@ __all__ = [
     "MemoryStore",
     "NotesMemory",
     "RecordedMemory",
-    "embedding_model",
     "SummaryMemory",
     "TokenCounter",
+    "embedding_model",
     "fit",
     "make_memory",
 ]

@@ -3,26 +3,23 @@
 base with all adapters behind one OpenAI-compatible endpoint that switches adapter per request by
 model name, as VideoMind's inference code does with `set_adapter(role)`.
 
-The training data are role examples made from synthetic videos' frame descriptions, rendered with
-the graph's own prompt templates, so each role learns its output format (a plan, spans, Yes/No,
-"Best Option: (X)")."""
+What each role is trained on comes from the graph whose roles they are, as an AdapterData: its
+prompts rendered on made-up inputs with the answers they should get, and a check of each role's
+output format (VideoMind's graph module has one: `ADAPTER_DATA`)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rolegraph.models.servers._http import LocalHTTPServer
-from rolegraph.prompts import PromptLibrary
 
-TEXT_ROLES = ("planner", "grounder", "verifier", "answerer")
 CACHE = Path.home() / ".cache" / "rolegraph"
 
 
@@ -56,105 +53,27 @@ def load_base(path: str | Path | None = None) -> tuple[Any, Any]:
     return AutoModelForCausalLM.from_pretrained(d), AutoTokenizer.from_pretrained(d)
 
 
-# --- role examples --------------------------------------------------------------------------------
+# --- training data ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Example:
+    """One training example: a role's prompt (chat messages) and the answer it should learn."""
+
     role: str
     messages: list[dict[str, str]]
     target: str
 
 
-def _scenes(rng: random.Random) -> tuple[list[tuple[str, float, float, bool]], int]:
-    """(colour, start, end, has the moving shape) per scene, and the index of the event scene."""
-    colours = rng.sample(["red", "green", "blue", "yellow", "purple", "orange", "cyan"], 4)
-    n = rng.choice([3, 4])
-    t, out = 0.0, []
-    for c in colours[:n]:
-        d = float(rng.choice([3, 4, 5, 6]))
-        out.append((c, t, t + d, False))
-        t += d
-    event = rng.randrange(n)
-    c, s, e, _ = out[event]
-    out[event] = (c, s, e, True)
-    return out, event
+@dataclass(frozen=True)
+class AdapterData:
+    """What training and judging adapters needs from the graph whose roles they serve."""
 
-
-def _describe(scenes: list[tuple[str, float, float, bool]], fps: float, start: float = 0.0,
-              end: float | None = None) -> str:
-    """What the frame-description tool says about such a video (same format, no decoding)."""
-    end = scenes[-1][2] if end is None else end
-    lines, prev = [], None
-    n = max(1, int((end - start) * fps))
-    for i in range(n):
-        t = start + (i + 0.5) * (end - start) / n
-        c, _, _, moving = next(x for x in scenes if x[1] <= t < x[2] or x is scenes[-1])
-        cut = prev is not None and c != prev
-        lines.append(f"{t:.1f}s: mostly {c}, brightness 0.85, motion {0.03 if moving else 0.0:.2f}"
-                     + (" [new shot]" if cut else ""))
-        prev = c
-    return "\n".join(lines)
-
-
-def role_examples(role: str, n: int, *, seed: int = 0, prompts: PromptLibrary | None = None) -> list[Example]:
-    """`n` examples of `role`'s prompt (our templates) and the answer it should give."""
-    lib = prompts or PromptLibrary()
-    rng = random.Random(f"{role}:{seed}")
-    out = []
-    for _ in range(n):
-        scenes, event = _scenes(rng)
-        duration = scenes[-1][2]
-        shape = rng.choice(["circle", "square"])
-        colour, s, e, _ = scenes[event]
-        options = [c for c, *_ in scenes]
-        rng.shuffle(options)
-        question = f"What is the background colour while the grey {shape} moves?"
-        video = {"vision": False, "duration": duration}
-        if role == "planner":
-            rendered = lib.render("videomind/planner", question=question, frames=_describe(scenes, 1.0), **video)
-            target = json.dumps([{"type": "grounder", "value": f"a grey {shape} moves across the screen"},
-                                 {"type": "verifier"}, {"type": "answerer"}])
-        elif role == "grounder":
-            rendered = lib.render("videomind/grounder", query=f"a grey {shape} moves across the screen", k=5,
-                                  frames=_describe(scenes, 1.0), **video)
-            target = json.dumps({"spans": [{"start": s, "end": e, "confidence": 0.9}]})
-        elif role == "verifier":
-            right = rng.random() < 0.5
-            ps, pe = (s, e) if right else next((a, b) for c, a, b, m in scenes if not m)
-            offset = (pe - ps) / 2
-            cs, ce = max(0.0, ps - offset), min(duration, pe + offset)
-            rendered = lib.render("videomind/verifier", query=f"a grey {shape} moves across the screen",
-                                  start=ps, end=pe, clip_start=cs, clip_end=ce,
-                                  frames=_describe(scenes, 2.0, cs, ce), **video)
-            target = "Yes" if right else "No"
-        elif role == "answerer":
-            rendered = lib.render("videomind/answerer", question=question, options=options, clip_start=None,
-                                  clip_end=None, frames=_describe(scenes, 2.0), **video)
-            target = f"Best Option: ({'ABCDEFGHIJ'[options.index(colour)]})"
-        else:
-            raise ValueError(f"no examples for role {role!r}; roles: {', '.join(TEXT_ROLES)}")
-        out.append(Example(role, [{"role": m.role, "content": m.content or ""} for m in rendered.messages], target))
-    return out
-
-
-def format_ok(role: str, text: str) -> bool:
-    """Whether `text` is in the role's output format (what the adapter is trained to give)."""
-    from rolegraph.agents import OutputInvalid
-    from rolegraph.graphs import videomind as vm
-
-    try:
-        if role == "planner":
-            vm.parse_plan(text)
-        elif role == "grounder":
-            spans = vm.Spans.model_validate_json(text.strip().strip("`").removeprefix("json").strip())
-            return bool(spans.spans)
-        elif role == "verifier":
-            return text.strip().lower().rstrip(".") in ("yes", "no")
-        else:
-            return text.strip().lower().startswith("best option: (")
-    except (ValueError, OutputInvalid):  # pydantic's ValidationError is a ValueError
-        return False
-    return True
+    roles: tuple[str, ...]
+    """The roles there are examples for."""
+    examples: Callable[..., list[Example]]
+    """`examples(role, n, seed=...)`: `n` examples of the role's prompt and the answer it should give."""
+    format_ok: Callable[[str, str], bool]
+    """`format_ok(role, text)`: whether `text` is in the role's output format."""
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -312,17 +231,18 @@ class AdapterServer(LocalHTTPServer):
         app.router.add_get("/health", self._health)
 
 
-def format_report(models: AdapterModels, roles: list[str], *, n: int = 10, seed: int = 1000) -> dict[str, dict[str, float]]:
+def format_report(models: AdapterModels, data: AdapterData, roles: list[str], *, n: int = 10,
+                  seed: int = 1000) -> dict[str, dict[str, float]]:
     """Per role, the share of held-out examples answered in the role's format, with its adapter
     and with the base model alone."""
     report: dict[str, dict[str, float]] = {}
     for role in roles:
-        examples = role_examples(role, n, seed=seed)
+        examples = data.examples(role, n, seed=seed)
         row = {}
         for label, name in (("adapter", role), ("base", models.base_name)):
             if label == "adapter" and role not in models.names:
                 continue
-            ok = sum(format_ok(role, models.generate(name, ex.messages, max_tokens=96)[0]) for ex in examples)
+            ok = sum(data.format_ok(role, models.generate(name, ex.messages, max_tokens=96)[0]) for ex in examples)
             row[label] = ok / n
         report[role] = row
     return report

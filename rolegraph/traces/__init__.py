@@ -22,8 +22,8 @@ from rolegraph.traces._events import (
     Totals,
     parse_event,
 )
-from rolegraph.traces._recorder import run_totals, set_output, traced_node
-from rolegraph.traces._replay import ReplayMismatch, ReplayModel, ReplayTools, request_diff
+from rolegraph.traces._recorder import RunContext, as_node, run_totals, set_output, takes_runtime, traced_node
+from rolegraph.traces._replay import ForkPrompts, ReplayMismatch, ReplayModel, ReplayTools, request_diff, role_prompts
 from rolegraph.traces._store import Redactor, RunInfo, Trace, TraceStore
 from rolegraph.traces._tools import record_tool
 
@@ -40,6 +40,7 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "ForkOrigin",
+    "ForkPrompts",
     "Manifest",
     "MemoryRead",
     "MemoryWrite",
@@ -51,6 +52,7 @@ __all__ = [
     "ReplayModel",
     "ReplayTools",
     "RoleInfo",
+    "RunContext",
     "RunFinished",
     "RunInfo",
     "RunResumed",
@@ -59,11 +61,14 @@ __all__ = [
     "Totals",
     "Trace",
     "TraceStore",
+    "as_node",
     "load",
     "parse_event",
     "record_tool",
     "request_diff",
+    "role_prompts",
     "run_totals",
     "set_output",
+    "takes_runtime",
     "traced_node",
 ]

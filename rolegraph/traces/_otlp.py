@@ -117,7 +117,8 @@ def to_otlp(trace: Trace) -> dict[str, Any]:
     return {"resourceSpans": [{
         "resource": {"attributes": [_attr("service.name", "rolegraph"),
                                     _attr("openinference.project.name", started.manifest.graph)]},
-        "scopeSpans": [{"scope": {"name": "rolegraph", "version": package_versions().get("rolegraph", "0.0.0")}, "spans": spans}],
+        "scopeSpans": [{"scope": {"name": "rolegraph", "version": package_versions().get("rolegraph", "0.0.0")},
+                        "spans": spans}],
     }]}
 
 

@@ -21,11 +21,11 @@ async def test_a_trained_planner_adapter_learns_its_format_and_is_served_per_rol
     from rolegraph.models import adapters as A
 
     model, tok = A.load_base()  # converted once from the packaged GGUF, then cached
-    report = A.train_adapter(model, tok, A.role_examples("planner", 8), tmp_path / "planner", steps=16, seed=0)
+    report = A.train_adapter(model, tok, vm.role_examples("planner", 8), tmp_path / "planner", steps=16, seed=0)
     assert sum(report.losses[-4:]) / 4 < sum(report.losses[:4]) / 4 / 4  # the format is learnt fast
     models = A.AdapterModels(None, {"planner": tmp_path / "planner"})
-    held_out = A.role_examples("planner", 3, seed=99)
-    with_adapter = [A.format_ok("planner", models.generate("planner", ex.messages, max_tokens=96)[0]) for ex in held_out]
+    held_out = vm.role_examples("planner", 3, seed=99)
+    with_adapter = [vm.format_ok("planner", models.generate("planner", ex.messages, max_tokens=96)[0]) for ex in held_out]
     assert all(with_adapter)
 
     video = tmp_path / "v.mp4"
@@ -38,7 +38,7 @@ async def test_a_trained_planner_adapter_learns_its_format_and_is_served_per_rol
         rt = Runtime.load(toml)
         try:
             result = await vm.run(vm.VideoQuestion(video=str(video), question="What colour is behind the circle?",
-                                                    options=["red", "blue"]), runtime=rt)
+                                                   options=["red", "blue"]), runtime=rt)
         finally:
             await rt.aclose()
     assert result.plan_parsed  # the adapter's plan is readable: the route came from it, not the fallback

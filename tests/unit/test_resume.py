@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from rolegraph import RolegraphError, Runtime
-from rolegraph.graphs import refinebot
+from rolegraph.graphs import refinebot, resume_run
 from rolegraph.models import ChatRequest, FunctionModel
 from rolegraph.traces import ModelCall, RunResumed, TraceStore
-from rolegraph.graphs import resume_run
 from tests.unit.test_refinebot import MCQ_A
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rolegraph import Runtime
-from rolegraph.graphs import refinebot
+from rolegraph.graphs import refinebot, replay_run
 from rolegraph.graphs._run import run_graph
 from rolegraph.models import ChatRequest, ChatResponse, Message, ScriptedModel, Usage
 from rolegraph.prompts import PromptLibrary
@@ -37,7 +37,6 @@ from rolegraph.traces import (
     TraceStore,
     parse_event,
 )
-from rolegraph.graphs import replay_run
 from tests.unit.test_refinebot import MCQ_A, RIGHT, rewrite
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -163,13 +163,13 @@ async def test_ground_then_answer_and_ground_only(video: Path, tmp_path: Path) -
     spans = json.dumps({"spans": [{"start": 4.2, "end": 7.9, "confidence": 0.8}]})
     models = roles('[{"type": "grounder", "value": "circle"}, {"type": "answerer"}]', spans)
     r = await vm.run(vm.VideoQuestion(video=str(video), **MCQ),
-                      runtime=Runtime.from_models(models, traces=tmp_path),  # type: ignore[arg-type]
+                     runtime=Runtime.from_models(models, traces=tmp_path),  # type: ignore[arg-type]
                       options=vm.VideoMindOptions(min_answer_seconds=6))
     assert r.route == ["grounder", "answerer"] and not models["verifier"].requests  # type: ignore[attr-defined]
     assert r.clip == pytest.approx((3.05, 9.05))
     only = roles('[{"type": "grounder", "value": "circle"}]', spans)
     g = await vm.run(vm.VideoQuestion(video=str(video), question="the circle moves"),
-                      runtime=Runtime.from_models(only, traces=tmp_path))  # type: ignore[arg-type]
+                     runtime=Runtime.from_models(only, traces=tmp_path))  # type: ignore[arg-type]
     assert g.route == ["grounder"] and g.best_span == (4.2, 7.9) and g.answer_index is None
     assert not only["answerer"].requests  # type: ignore[attr-defined]
 
@@ -177,7 +177,7 @@ async def test_ground_then_answer_and_ground_only(video: Path, tmp_path: Path) -
 async def test_unreadable_plan_and_spans_fall_back_as_videomind_does(video: Path, tmp_path: Path) -> None:
     models = roles("I would look at the video", "somewhere in the middle")
     r = await vm.run(vm.VideoQuestion(video=str(video), **MCQ),
-                      runtime=Runtime.from_models(models, traces=tmp_path))  # type: ignore[arg-type]
+                     runtime=Runtime.from_models(models, traces=tmp_path))  # type: ignore[arg-type]
     assert r.route == list(vm.FALLBACK_PLAN) and not r.plan_parsed and not r.grounder_parsed
     assert r.query == MCQ["question"]
     assert sorted((c.start, c.end) for c in r.candidates) == [(i * 2.0, (i + 2) * 2.0) for i in range(5)]

@@ -5,7 +5,7 @@ from rolegraph.envs.being0._connector import Connector, Options, Report
 from rolegraph.envs.being0._scripted import PLANS, scripted_planner
 from rolegraph.envs.being0._skills import COMPOSITES, PRIMITIVES, Action, ActionError, parse_action, run_primitive
 from rolegraph.envs.being0._tasks import TASKS, Task, get_task, reference_length
-from rolegraph.envs.being0._world import Detection, Layout, Pose, Thing, World, default_office, detect
+from rolegraph.envs.being0._world import Detection, Layout, Pose, Thing, World, default_office, detect, top_down
 
 __all__ = [
     "COMPOSITES",
@@ -30,4 +30,5 @@ __all__ = [
     "reference_length",
     "run_primitive",
     "scripted_planner",
+    "top_down",
 ]

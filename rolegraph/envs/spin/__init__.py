@@ -11,6 +11,7 @@ from rolegraph.envs.spin._solvers import (
     RandomPlayer,
     StockfishPlayer,
     make_opponent,
+    tictactoe_move_values,
 )
 from rolegraph.envs.spin.diplomacy import (
     POWERS,
@@ -69,5 +70,6 @@ __all__ = [
     "plan_steps",
     "possible_orders",
     "save_game",
+    "tictactoe_move_values",
     "year_of",
 ]

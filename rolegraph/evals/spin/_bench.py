@@ -9,8 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rolegraph.envs.spin._games import ConnectFour, TicTacToe, make_env
-from rolegraph.envs.spin._solvers import BitBullySolver, StockfishPlayer, tictactoe_move_values
+from rolegraph.envs.spin import BitBullySolver, ConnectFour, StockfishPlayer, TicTacToe, make_env, tictactoe_move_values
 from rolegraph.evals._core import Benchmark, Case, EvalRecord, Score
 from rolegraph.evals.spin.elo import PairRecord, tally
 from rolegraph.graphs import GraphSolver, RunResult
@@ -50,7 +49,8 @@ def _game_input(case: Case, repeat: int) -> spin_graph.GameSpec:
 
 def game_solver() -> GraphSolver[spin_graph.GameResult]:
     """Plays the case's game (one recorded run)."""
-    return spin_graph.spin.solver(input=_game_input, output=as_output)
+    return spin_graph.spin.solver(input=_game_input, output=as_output,
+                                  seed=lambda case, repeat: _game_input(case, repeat).seed)
 
 
 @dataclass(frozen=True)
@@ -191,10 +191,11 @@ def outcome_counts(records: Sequence[EvalRecord]) -> dict[str, int]:
 # --- PDDL ---------------------------------------------------------------------------------------
 
 def plan_solver() -> GraphSolver[Any]:
-    """Runs the planner graph on the case's PDDL task, with the run's seed."""
+    """Runs the planner graph on the case's PDDL task; repeat r samples with seed + 2r (the
+    runner's seed + repeat, plus the repeat again, as before)."""
     from rolegraph.graphs import spin_pddl
 
-    return spin_pddl.spin_pddl.solver(output=as_output)
+    return spin_pddl.spin_pddl.solver(output=as_output, seed=lambda case, repeat, seed: seed + repeat)
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,8 @@ def diplomacy_solver() -> GraphSolver[Any]:
         spec = spin_diplomacy.DiplomacySpec.model_validate(case.input)
         return spec.model_copy(update={"seed": spec.seed + repeat})
 
-    return spin_diplomacy.spin_diplomacy.solver(input=one, output=as_output)
+    return spin_diplomacy.spin_diplomacy.solver(input=one, output=as_output,
+                                                seed=lambda case, repeat: one(case, repeat).seed)
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def _game_command(game: str, default_opponent: str) -> Callable[..., None]:
         out_dir: OutDir = Path("evals"),
         config: ConfigOpt = None,
     ) -> None:
-        from rolegraph.envs.spin._solvers import make_opponent
+        from rolegraph.envs.spin import make_opponent
         from rolegraph.evals.spin._bench import game_benchmark
 
         if mode not in ("free", "constrained"):
