@@ -53,8 +53,8 @@ def histogram(values: Sequence[float], *, bins: int = 20, title: str = "", unit:
     if not clean:
         return ""
     lo, hi = min(clean), max(clean)
-    if hi == lo:
-        hi = lo + 1.0
+    if hi == lo:  # one value: a 0-1 axis for a 0/1 score, else one unit centred on it
+        lo, hi = (0.0, 1.0) if lo in (0.0, 1.0) else (lo - 0.5, lo + 0.5)
     width = (hi - lo) / bins
     counts = [0] * bins
     for v in clean:

@@ -346,7 +346,8 @@ class GraphSolver(Generic[R]):
     def output(self, result: R) -> Any:
         if self._output is not None:
             return self._output(result)
-        return result.model_dump(mode="json", exclude=set(self.graph.output_exclude) | {"trace_dir"})
+        error = set() if result.error is not None else {"error"}
+        return result.model_dump(mode="json", exclude=set(self.graph.output_exclude) | {"trace_dir"} | error)
 
 
 _REGISTRY: dict[str, Graph[Any]] = {}
