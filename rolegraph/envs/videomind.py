@@ -1,6 +1,6 @@
 """Temporal grounding metrics and data, computed as VideoMind's evaluation does: spans are
-[start, end] in seconds; R@1 at IoU 0.3/0.5/0.7 counts the top prediction, R@5 the best of the
-top five; mIoU averages the top prediction's IoU. Loaders read the Charades-STA annotation form
+[start, end] in seconds; R@1 at IoU 0.3/0.5/0.7 counts the top prediction, R@3 and R@5 the best
+of the top three and five; mIoU averages the top prediction's IoU. Loaders read the Charades-STA annotation form
 (`vid start end##query`) and a JSONL form; a small synthetic benchmark is built from generated
 videos with known event spans."""
 
@@ -42,22 +42,28 @@ def clip_span(span: Sequence[float], duration: float, min_len: float | None = No
 class GroundingScores(BaseModel):
     n: int
     recall_at_1: dict[float, float] = Field(default_factory=dict)
+    recall_at_3: dict[float, float] = Field(default_factory=dict)
     recall_at_5: dict[float, float] = Field(default_factory=dict)
     miou: float = 0.0
 
 
 def grounding_scores(predictions: Sequence[Sequence[Sequence[float]]], targets: Sequence[Sequence[float]],
                      thresholds: Sequence[float] = THRESHOLDS) -> GroundingScores:
-    """R@1 and R@5 at each IoU threshold, and mIoU, over ranked predictions per sample."""
+    """R@1, R@3 and R@5 at each IoU threshold (VideoMind's evaluation prints these, in this
+    order), and mIoU, over ranked predictions per sample. R@k counts a sample when any of its top
+    k predictions reaches the threshold."""
     if len(predictions) != len(targets):
         raise ValueError("one ranked prediction list per target")
     n = len(targets)
     if n == 0:
         return GroundingScores(n=0)
     top1 = [iou(p[0], t) if p else 0.0 for p, t in zip(predictions, targets, strict=True)]
-    top5 = [max((iou(x, t) for x in p[:5]), default=0.0) for p, t in zip(predictions, targets, strict=True)]
-    return GroundingScores(n=n, recall_at_1={th: sum(v >= th for v in top1) / n for th in thresholds},
-                           recall_at_5={th: sum(v >= th for v in top5) / n for th in thresholds},
+
+    def recall(k: int) -> dict[float, float]:
+        best = [max((iou(x, t) for x in p[:k]), default=0.0) for p, t in zip(predictions, targets, strict=True)]
+        return {th: sum(v >= th for v in best) / n for th in thresholds}
+
+    return GroundingScores(n=n, recall_at_1=recall(1), recall_at_3=recall(3), recall_at_5=recall(5),
                            miou=sum(top1) / n)
 
 

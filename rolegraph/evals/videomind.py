@@ -44,7 +44,7 @@ def _ranked(output: Any) -> list[tuple[float, float]]:
 
 @dataclass(frozen=True)
 class Recall:
-    """1 when the top (k=1) or any of the top five (k=5) moments reaches the IoU threshold."""
+    """1 when any of the top k moments (k = 1, 3, 5) reaches the IoU threshold."""
 
     k: int
     threshold: float
@@ -92,7 +92,7 @@ def videomind_benchmark(items: list[VideoQuery], *, options: Any = None) -> Benc
 
     scorers: list[Any] = []
     if grounded:
-        scorers += [Recall(1, t) for t in THRESHOLDS] + [Recall(5, t) for t in THRESHOLDS] + [TopIoU()]
+        scorers += [Recall(k, t) for k in (1, 3, 5) for t in THRESHOLDS] + [TopIoU()]  # VideoMind's table order
     if mcq:
         scorers.append(Accuracy())
     return Benchmark(name="videomind" + ("-vision" if opts.vision else ""), cases=cases,
@@ -143,7 +143,7 @@ def eval_videomind(
     out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
 ) -> None:
-    """Evaluate VideoMind: R@1 and R@5 at IoU 0.3/0.5/0.7, mIoU and MCQ accuracy, with a report."""
+    """Evaluate VideoMind: R@1, R@3 and R@5 at IoU 0.3/0.5/0.7, mIoU and MCQ accuracy, with a report."""
     from rolegraph.envs.videomind import synthetic_benchmark
     from rolegraph.evals._runner import new_eval_id
     from rolegraph.evals._shell import print_summary, run_in_shell
@@ -169,8 +169,9 @@ def eval_videomind(
     records = [r for r in store.records() if r.status == "ok" and r.target and r.target.get("span")]
     if records:
         g = grounding_scores([_ranked(r.output) for r in records], [r.target["span"] for r in records])
-        out.print("grounding: " + "  ".join(f"R1@{t} {v:.3f}" for t, v in g.recall_at_1.items()) + "  "
-                  + "  ".join(f"R5@{t} {v:.3f}" for t, v in g.recall_at_5.items()) + f"  mIoU {g.miou:.3f}  (n={g.n})")
+        recalls = (("R1", g.recall_at_1), ("R3", g.recall_at_3), ("R5", g.recall_at_5))
+        out.print("grounding: " + "  ".join(f"{k}@{t} {v:.3f}" for k, r in recalls for t, v in r.items())
+                  + f"  mIoU {g.miou:.3f}  (n={g.n})")
 
 
 def register(run_app: typer.Typer, eval_app: typer.Typer) -> None:

@@ -212,3 +212,33 @@ def test_elo_converges_and_orders_players() -> None:
     assert compute_elo(pairs, iterations=5000, tol=1e-9) == pytest.approx(ratings)
     with pytest.raises(ValueError, match="score"):
         tally([("A", "B", 0.7)])
+
+
+def test_elo_does_not_depend_on_which_game_finished_first() -> None:
+    import random
+
+    from rolegraph.evals import EvalRecord
+    from rolegraph.evals.spin import elo_pairs
+    from rolegraph.evals.spin.elo import canonical
+
+    rng = random.Random(7)
+    players = ["llm:a", "llm:b", "minimax", "random"]
+    records = []
+    for i in range(80):
+        a, b = rng.sample(players, 2)
+        ra = rng.choice([1.0, 0.0, -1.0])
+        records.append(EvalRecord(case_id=f"g{i}", repeat=0, status="ok",
+                                  output={"game": "tictactoe", "seats": [a, b], "returns": [ra, -ra]}))
+    baseline = compute_elo(elo_pairs(records))
+    for seed in range(5):
+        shuffled = records[:]
+        random.Random(seed).shuffle(shuffled)
+        assert compute_elo(elo_pairs(shuffled)) == baseline  # identical, not just close
+    # the table itself: oriented by name, sorted, totals kept
+    table = canonical([PairRecord("B", "A", wins_a=2, wins_b=1, draws=1), PairRecord("A", "B", wins_a=1)])
+    assert [(p.a, p.b, p.wins_a, p.wins_b, p.draws) for p in table] == [("A", "B", 2, 2, 1)]
+    # in completion order the same games can rate differently: that is what canonical order removes
+    first_seen = [compute_elo(tally([(r.output["seats"][0], r.output["seats"][1],
+                                      {1.0: 1.0, 0.0: 0.5, -1.0: 0.0}[r.output["returns"][0]]) for r in order]))
+                  for order in (records, records[::-1])]
+    assert first_seen[0] != first_seen[1]

@@ -236,3 +236,27 @@ async def test_each_role_sends_its_adapter_name(video: Path, tmp_path: Path) -> 
     sent = {(c.role, c.response.model) for c in calls if c.response is not None}
     assert sent == {("planner", "planner"), ("grounder", "grounder"), ("verifier", "verifier"),
                     ("answerer", "base-model")}
+
+
+def test_recall_at_3_by_hand() -> None:
+    # the right moment is ranked 1st, 3rd, 4th and nowhere: R@1 counts one, R@3 two, R@5 three
+    gt = (10.0, 20.0)
+    miss = (50.0, 60.0)
+    preds = [[gt, miss, miss], [miss, miss, gt, miss], [miss, miss, miss, gt, miss], [miss] * 5]
+    s = grounding_scores(preds, [gt] * 4)
+    assert s.recall_at_1 == {0.3: 0.25, 0.5: 0.25, 0.7: 0.25}
+    assert s.recall_at_3 == {0.3: 0.5, 0.5: 0.5, 0.7: 0.5}
+    assert s.recall_at_5 == {0.3: 0.75, 0.5: 0.75, 0.7: 0.75}
+    # a half-overlapping third guess counts at 0.3 but not at 0.5 (IoU = 5 / 15)
+    half = grounding_scores([[miss, miss, (15.0, 25.0)]], [gt])
+    assert half.recall_at_3 == {0.3: 1.0, 0.5: 0.0, 0.7: 0.0}
+
+
+async def test_the_benchmark_scores_r3_in_videomind_order() -> None:
+    from rolegraph.envs.videomind import VideoQuery
+    from rolegraph.evals.videomind import videomind_benchmark
+
+    bench = videomind_benchmark([VideoQuery(id="q", video="v.mp4", query="the circle moves", span=(1.0, 2.0))])
+    names = [s.name for s in bench.scorers]
+    assert names[:9] == [f"R{k}@{t}" for k in (1, 3, 5) for t in (0.3, 0.5, 0.7)]
+    assert names[9] == "IoU"

@@ -3,8 +3,11 @@ and their solvers, PDDL planning with a real planner and validator, and Diplomac
 
 from rolegraph.envs.spin._games import GAMES, Chess, ConnectFour, GameEnv, Hanabi, IllegalMove, TicTacToe, make_env
 from rolegraph.envs.spin._solvers import (
+    ANALYSIS_DEPTH,
+    MATE_SCORE,
     BitBullySolver,
     HanabiBot,
+    LossMethod,
     MCTSPlayer,
     Minimax,
     Opponent,
@@ -27,6 +30,7 @@ from rolegraph.envs.spin.diplomacy import (
 )
 from rolegraph.envs.spin.pddl import (
     OptimalCache,
+    Optimum,
     PDDLTask,
     PlanCheck,
     check_plan,
@@ -37,7 +41,9 @@ from rolegraph.envs.spin.pddl import (
 )
 
 __all__ = [
+    "ANALYSIS_DEPTH",
     "GAMES",
+    "MATE_SCORE",
     "POWERS",
     "BitBullySolver",
     "Chess",
@@ -46,10 +52,12 @@ __all__ = [
     "Hanabi",
     "HanabiBot",
     "IllegalMove",
+    "LossMethod",
     "MCTSPlayer",
     "Minimax",
     "Opponent",
     "OptimalCache",
+    "Optimum",
     "PDDLTask",
     "PlanCheck",
     "RandomPlayer",

@@ -8,12 +8,17 @@ from __future__ import annotations
 import random
 import shutil
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, assert_never
 
 from rolegraph.envs.spin._games import ConnectFour, GameEnv, Hanabi, OpenSpielEnv, TicTacToe
 from rolegraph.errors import UserError
+
+if TYPE_CHECKING:
+    import chess
+    import chess.engine
 
 STOCKFISH_PATHS = ("stockfish", "/usr/games/stockfish")
 
@@ -149,6 +154,21 @@ class MCTSPlayer:
 
 # --- chess: Stockfish -------------------------------------------------------------------------
 
+ANALYSIS_DEPTH = 12
+"""The default search depth of `StockfishPlayer.centipawn_losses` (`MoveQuality` says why 12)."""
+
+MATE_SCORE = 10_000
+"""What a mate is worth in centipawns: python-chess's `score(mate_score=MATE_SCORE)` scores mate in
+n for the mover as MATE_SCORE - n and being mated in n as -(MATE_SCORE - n)."""
+
+ANALYSIS_OPTIONS: dict[str, int] = {"Threads": 1, "Hash": 16, "Skill Level": 20}
+"""The judging engine's settings: one thread, because a multi-threaded search is not reproducible;
+a fixed hash size (Stockfish's default 16 MB), because the table's size changes what a search
+keeps; full strength, because below level 20 Stockfish searches several lines and scores change."""
+
+LossMethod = Literal["restricted", "after_move"]
+
+
 def find_stockfish(path: str | None = None) -> str:
     for candidate in ((path,) if path else STOCKFISH_PATHS):
         found = shutil.which(candidate)
@@ -161,12 +181,14 @@ def find_stockfish(path: str | None = None) -> str:
 @dataclass
 class StockfishPlayer:
     """Stockfish at a skill level (0-20) over UCI, thinking `think_s` seconds a move. One engine
-    process per player object, shared by the games that use it (calls are serialised)."""
+    process per player object, shared by the games that use it (calls are serialised), and a
+    second one with ANALYSIS_OPTIONS for `centipawn_losses`, started on first use."""
 
     skill: int = 20
     think_s: float = 0.05
     path: str | None = None
     _engine: Any = field(default=None, repr=False)
+    _analyser: chess.engine.SimpleEngine | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -199,32 +221,90 @@ class StockfishPlayer:
         assert result.move is not None
         return str(result.move.uci())
 
-    def centipawn_losses(self, moves: list[str], plies: list[int], *, depth: int = 10) -> list[float]:
-        """For each ply in `plies`, the centipawns the mover lost against the engine's best line
-        (mate scores count as 10,000), at a fixed search depth."""
+    def analyser(self) -> chess.engine.SimpleEngine:
+        """The judging engine: a process of its own, so the playing engine's skill level never
+        reaches the scores."""
+        if self._analyser is None:
+            import chess.engine
+
+            self._analyser = chess.engine.SimpleEngine.popen_uci(find_stockfish(self.path))
+            self._analyser.configure(ANALYSIS_OPTIONS)
+        return self._analyser
+
+    def centipawn_losses(self, moves: Sequence[str], plies: Iterable[int] | None = None, *,
+                         start: str | chess.Board | None = None, depth: int = ANALYSIS_DEPTH,
+                         method: LossMethod = "restricted") -> list[float]:
+        """The centipawns the mover lost with each move in `plies` (indexes into `moves`, all of
+        them by default), `moves` being UCI moves played from `start` (a FEN or a board, the
+        standard start by default). Scores are from the mover's point of view, at search depth
+        `depth`, on an engine with ANALYSIS_OPTIONS; mate in n counts as MATE_SCORE - n.
+
+        `method="restricted"`: the engine's best score at the root minus the score of a root search
+        restricted to the played move (`go depth D searchmoves MOVE`), same position, depth and
+        settings, floored at 0; the engine's best move loses 0 without the second search.
+        `method="after_move"` (the measure used before): the root score minus a fresh search of
+        the position after the move. That search sees the move's subtree a ply deeper than the
+        root search did, with its own windows and pruning, so the two scores are not like for like:
+        on four 40-ply games, moves that "restricted" scores level with the best were charged 7-11
+        cp on average and up to 124 cp (depth 10) or 81 cp (depth 12).
+
+        Every position is searched from a cleared state (a new `game` key makes python-chess send
+        `ucinewgame`, which empties Stockfish's hash and history tables; the restricted search then
+        reuses the root search's entries, as a MultiPV search would): a loss depends on the
+        position, move, depth and settings alone, not on what was analysed before, so a position
+        reached by moves or given as a FEN scores the same, and games score the same in any order.
+
+        SPIN-Bench's own chess analysis (spinbench/spinbench on GitHub:
+        spinbench/tasks/evaluation/competitive/chess_score_moves.py and chess_score_plot.py)
+        computes no centipawn loss. It ranks the played move among Stockfish's top 10 moves of the
+        position before it (MultiPV 10 through the `stockfish` 3.28 wrapper, at that wrapper's
+        default depth, 15; Skill Level 20, Hash 2048, 16 or 32 threads) and reports how often the
+        move was in the top k. Of the two methods, "restricted" judges a move as that analysis
+        does, by a search of the position before it in which the move is scored at the root;
+        "after_move" has no counterpart there. Neither is SPIN-Bench's number."""
         import chess
         import chess.engine
 
-        board = chess.Board()
-        wanted = set(plies)
+        board = chess.Board() if start is None else chess.Board(start) if isinstance(start, str) else start.copy()
+        wanted = set(range(len(moves))) if plies is None else set(plies)
+        limit = chess.engine.Limit(depth=depth)
         losses: list[float] = []
         with self._lock:
-            engine = self.engine()
-            for ply, move in enumerate(moves):
+            engine = self.analyser()
+            for ply, uci in enumerate(moves):
+                move = board.parse_uci(uci)  # raises chess.IllegalMoveError naming the move and position
                 if ply in wanted:
-                    mover = board.turn
-                    before = engine.analyse(board, chess.engine.Limit(depth=depth))["score"].pov(mover)
-                    board.push(chess.Move.from_uci(move))
-                    after = engine.analyse(board, chess.engine.Limit(depth=depth))["score"].pov(mover)
-                    losses.append(max(0.0, float(before.score(mate_score=10_000) - after.score(mate_score=10_000))))
-                else:
-                    board.push(chess.Move.from_uci(move))
+                    losses.append(_move_loss(engine, board, move, limit, method))
+                board.push(move)
         return losses
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.quit()
-            self._engine = None
+        for engine in (self._engine, self._analyser):
+            if engine is not None:
+                engine.quit()
+        self._engine = self._analyser = None
+
+
+def _move_loss(engine: chess.engine.SimpleEngine, board: chess.Board, move: chess.Move,
+               limit: chess.engine.Limit, method: LossMethod) -> float:
+    mover = board.turn
+    game = object()  # a new game: python-chess sends ucinewgame before the first search
+    root = engine.analyse(board, limit, game=game)
+    best = root["score"].pov(mover).score(mate_score=MATE_SCORE)
+    if method == "restricted":
+        pv = root.get("pv")
+        if pv and pv[0] == move:
+            return 0.0
+        played = engine.analyse(board, limit, game=game, root_moves=[move])["score"].pov(mover)
+    elif method == "after_move":
+        board.push(move)
+        try:
+            played = engine.analyse(board, limit, game=game)["score"].pov(mover)
+        finally:
+            board.pop()
+    else:
+        assert_never(method)
+    return max(0.0, float(best - played.score(mate_score=MATE_SCORE)))
 
 
 # --- Hanabi: a rule-based teammate ------------------------------------------------------------

@@ -1,7 +1,8 @@
 """SPIN-Bench's classical planning task with a real planner and validator (unified-planning with
 Fast Downward): load domains and instances, read an LLM's plan, validate it (naming the first
-action that fails and why), measure how much of it executes (N-step look-ahead), and compare its
-length with the optimal plan's, computed once per problem and cached on disk."""
+action that fails and why), measure how much of it executes (N-step look-ahead), and compare it
+with Fast Downward's optimum (by total action cost where the problem minimises it, by length
+elsewhere), computed once per problem and cached on disk."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -22,6 +23,8 @@ DEFAULT_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / 
 """The shared copy of the dataset, when this checkout sits beside it; pass a path otherwise."""
 _ENV_LOCK = threading.Lock()
 _STEP = re.compile(r"\(\s*([A-Za-z][\w-]*)((?:\s+[\w.-]+)*)\s*\)")
+Measure = Literal["cost", "length"]
+"""What a plan is judged by: its total action cost or its number of steps."""
 
 
 class PDDLTask(BaseModel):
@@ -49,6 +52,9 @@ class PlanCheck(BaseModel):
     """1-based index of the first step that cannot be read or executed."""
     failing_action: str | None = None
     reason: str = ""
+    cost: float | None = None
+    """A valid plan's total action cost (the sum of its grounded actions' `increase (total-cost)`
+    effects, from the validator), where the problem minimises it; None elsewhere."""
 
     @property
     def prefix_fraction(self) -> float:
@@ -125,10 +131,10 @@ def _instance(problem: Any, name: str, args: list[str]) -> Any:
 
 def check_plan(task: PDDLTask, text: str, *, problem: Any = None) -> PlanCheck:
     """Validate the plan in `text` with unified-planning's sequential plan validator, and find
-    how far it executes with its simulator."""
+    how far it executes with its simulator. A valid plan's `cost` is set where the problem
+    minimises action costs."""
     from unified_planning.engines import ValidationResultStatus
     from unified_planning.plans import SequentialPlan
-    from unified_planning.shortcuts import PlanValidator
 
     problem = problem if problem is not None else parse_problem(task)
     steps = plan_steps(text)
@@ -143,17 +149,40 @@ def check_plan(task: PDDLTask, text: str, *, problem: Any = None) -> PlanCheck:
             return PlanCheck(valid=False, length=len(steps), executable=min(prefix[0], i - 1), failing_step=i,
                              failing_action=f"({name} {' '.join(args)})".replace(" )", ")"), reason=str(exc))
     plan = SequentialPlan(instances)
-    with _ENV_LOCK, PlanValidator(problem_kind=problem.kind, plan_kind=plan.kind) as validator:
-        result = validator.validate(problem, plan)
+    result, cost = _validate_cost(problem, plan)
     executable, goal, failing, why = _executable(problem, instances)
     valid = result.status == ValidationResultStatus.VALID
     if valid:
-        return PlanCheck(valid=True, length=len(steps), executable=len(steps), goal_reached=True)
+        return PlanCheck(valid=True, length=len(steps), executable=len(steps), goal_reached=True, cost=cost)
     if failing is None:
         why = why or "; ".join(m.message for m in result.log_messages or []) or "the goal is not reached"
     return PlanCheck(valid=False, length=len(steps), executable=executable, goal_reached=goal,
                      failing_step=None if failing is None else failing + 1,
                      failing_action=None if failing is None else _show(instances[failing]), reason=why)
+
+
+def measure_of(problem: Any) -> Measure:
+    """The measure: "cost" where the problem's `:metric` minimises `total-cost` (unified-planning
+    reads it as MinimizeActionCosts), else "length". As in Fast Downward and the IPC, the metric decides, not
+    the domain: a domain that declares costs for problems without a metric (barman) is measured by
+    length, and other metrics (settlersnumeric's expressions) have no optimum from this planner."""
+    return "cost" if any(m.is_minimize_action_costs() for m in problem.quality_metrics) else "length"
+
+
+def _validate_cost(problem: Any, plan: Any) -> tuple[Any, float | None]:
+    """The validator's result for `plan`, and the plan's total action cost when it is valid and
+    the problem minimises costs: the validator's metric value, which adds up each step's cost
+    expression grounded with the step's arguments in the state it is applied to."""
+    from unified_planning.engines import ValidationResultStatus
+    from unified_planning.shortcuts import PlanValidator
+
+    with _ENV_LOCK, PlanValidator(problem_kind=problem.kind, plan_kind=plan.kind) as validator:
+        result = validator.validate(problem, plan)
+    if (result.status != ValidationResultStatus.VALID or measure_of(problem) != "cost"
+            or not result.metric_evaluations):
+        return result, None
+    (value,) = result.metric_evaluations.values()  # the validator supports one metric only
+    return result, float(value)
 
 
 def _show(instance: Any) -> str:
@@ -163,22 +192,47 @@ def _show(instance: Any) -> str:
 def _executable(problem: Any, instances: list[Any]) -> tuple[int, bool, int | None, str]:
     """(steps that execute from the start, goal reached after them, index of the first failing
     step or None, why it fails)."""
+    from unified_planning.exceptions import UPInvalidActionError
+    from unified_planning.model.walkers import StateEvaluator
     from unified_planning.shortcuts import SequentialSimulator
 
     with _ENV_LOCK, SequentialSimulator(problem=problem) as sim:
         state = sim.get_initial_state()
         for i, inst in enumerate(instances):
             if not sim.is_applicable(state, inst):
-                unmet, _ = sim.get_unsatisfied_conditions(state, inst)
+                try:
+                    unmet, _ = sim.get_unsatisfied_conditions(state, inst)
+                except UPInvalidActionError:  # a precondition on facts no action changes is false: grounding drops it
+                    ground = dict(zip(inst.action.parameters, inst.actual_parameters, strict=True))
+                    conds = [a for c in inst.action.preconditions for a in (c.args if c.is_and() else [c])]
+                    conds = [c.substitute(ground) for c in conds]
+                    unmet = [c for c in conds if not StateEvaluator(problem).evaluate(c, state).bool_constant_value()]
                 return i, False, i, "unsatisfied precondition(s): " + ", ".join(str(c) for c in unmet)
             state = sim.apply(state, inst)
         goal = bool(sim.is_goal(state))
         return len(instances), goal, None, "" if goal else "every step executes but the goal is not reached"
 
 
+class Optimum(BaseModel):
+    """Fast Downward's optimum for one problem, as cached (None: not found in time)."""
+
+    format_version: Literal[2] = 2
+    """1 (no field) held only `length`: the cheapest plan's length, even where costs apply."""
+    measure: Measure
+    length: int | None
+    """The shortest plan's length. Where costs apply it comes from a second search with every
+    action costing 1, so it may be shorter than the cheapest plan."""
+    cost: float | None = None
+    """The cheapest plan's total cost (measure "cost" only)."""
+    cost_plan_length: int | None = None
+    """How many steps that cheapest plan has (measure "cost" only)."""
+
+
 class OptimalCache:
-    """Optimal plan lengths by problem content hash, in a JSON file, so Fast Downward runs once
-    per problem. A problem it could not solve in time is remembered as such (None)."""
+    """Fast Downward's optima (`Optimum`) by problem content hash, in a JSON file, so the planner
+    runs once per problem. A problem it could not solve in time is remembered as such (None).
+    Entries of format 1 held only a length: they are kept where the measure is length (the number
+    is still right; the problem is parsed, not searched) and searched again where it is cost."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -186,29 +240,66 @@ class OptimalCache:
         self._data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.is_file() else {}
 
     def get(self, task: PDDLTask, *, timeout_s: float = 60.0) -> int | None:
+        """The shortest plan's length (see `optimum` for the cost)."""
+        return self.optimum(task, timeout_s=timeout_s).length
+
+    def measure(self, task: PDDLTask) -> Measure:
+        """The problem's measure, from the cache or by parsing it (no search)."""
         with self._lock:
-            if task.key in self._data:
-                return self._data[task.key]["length"]  # type: ignore[no-any-return]
-        length = optimal_length(task, timeout_s=timeout_s)
+            entry = self._data.get(task.key, {})
+        return entry["measure"] if "measure" in entry else measure_of(parse_problem(task))
+
+    def optimum(self, task: PDDLTask, *, timeout_s: float = 60.0) -> Optimum:
         with self._lock:
-            self._data[task.key] = {"domain": task.domain, "instance": task.instance, "length": length}
+            entry = self._data.get(task.key)
+        if entry is not None and entry.get("format_version") == 2:
+            return Optimum.model_validate({k: v for k, v in entry.items() if k not in ("domain", "instance")})
+        if entry is not None and measure_of(parse_problem(task)) == "length":
+            found = Optimum(measure="length", length=entry.get("length"))
+        else:
+            found = optimal_plan(task, timeout_s=timeout_s)
+        with self._lock:
+            self._data[task.key] = {"domain": task.domain, "instance": task.instance, **found.model_dump()}
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(json.dumps(self._data, indent=1, sort_keys=True))
             tmp.replace(self.path)
-        return length
+        return found
 
 
-def optimal_length(task: PDDLTask, *, timeout_s: float = 60.0) -> int | None:
-    """The optimal plan's length from Fast Downward (optimal configuration), or None when it
-    cannot solve the problem in time. Without a `:metric` the engine reports SOLVED_SATISFICING
-    although its search is optimal, so that status is accepted from the optimal engine."""
+def _solve(problem: Any, timeout_s: float) -> Any:
+    """Fast Downward's optimal plan, or None when it finds none in time. Without a `:metric` the
+    engine reports SOLVED_SATISFICING although its search is optimal, so that status is accepted
+    from the optimal engine."""
     from unified_planning.engines import PlanGenerationResultStatus as S
     from unified_planning.shortcuts import OneshotPlanner
 
-    problem = parse_problem(task)
     with OneshotPlanner(name="fast-downward-opt") as planner:
         result = planner.solve(problem, timeout=timeout_s)
     if result.status in (S.SOLVED_OPTIMALLY, S.SOLVED_SATISFICING) and result.plan is not None:
-        return len(result.plan.actions)
+        return result.plan
     return None
+
+
+def optimal_plan(task: PDDLTask, *, timeout_s: float = 60.0) -> Optimum:
+    """Fast Downward's optimum (optimal configuration, `timeout_s` per search). Where the problem
+    minimises action costs, one search finds the cheapest plan, whose cost the validator sums as for
+    any submitted plan, and a second one, on a copy without the metric (every action costs 1),
+    finds the shortest; elsewhere one search finds the shortest plan, as before."""
+    problem = parse_problem(task)
+    if measure_of(problem) == "length":
+        plan = _solve(problem, timeout_s)
+        return Optimum(measure="length", length=None if plan is None else len(plan.actions))
+    cheapest = _solve(problem, timeout_s)
+    cost = None if cheapest is None else _validate_cost(problem, cheapest)[1]
+    unit = problem.clone()
+    unit.clear_quality_metrics()
+    shortest = _solve(unit, timeout_s)
+    return Optimum(measure="cost", length=None if shortest is None else len(shortest.actions), cost=cost,
+                   cost_plan_length=None if cheapest is None else len(cheapest.actions))
+
+
+def optimal_length(task: PDDLTask, *, timeout_s: float = 60.0) -> int | None:
+    """The shortest plan's length, or None when Fast Downward cannot find it in time. Where the
+    problem minimises action costs this is not the cheapest plan's length: see `optimal_plan`."""
+    return optimal_plan(task, timeout_s=timeout_s).length

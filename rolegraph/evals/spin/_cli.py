@@ -75,7 +75,7 @@ def eval_pddl(
     domains: Annotated[str, typer.Option(help="Comma-separated domains; default all.")] = "",
     per_domain: Annotated[int | None, typer.Option(min=1, help="Only the first N instances of each domain.")] = None,
     optimal: Annotated[bool, typer.Option(help="Compare valid plans with Fast Downward's optimum (cached).")] = True,
-    optimal_cache: Annotated[Path | None, typer.Option(help="Where optimal lengths are cached.")] = None,
+    optimal_cache: Annotated[Path | None, typer.Option(help="Where optima (cost or length) are cached.")] = None,
     optimal_timeout: Annotated[float, typer.Option(help="Seconds Fast Downward gets per problem.")] = 60.0,
     concurrency: Concurrency = 4,
     seed: Seed = 0,
@@ -93,15 +93,24 @@ def eval_pddl(
     store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config)
     print_summary(store, directory)
     by_domain: dict[str, list[float]] = {}
+    optimality: dict[str, list[float]] = {}
+    measures: dict[str, set[str]] = {}  # "cost" (optimal / plan cost) or "length" (shortest / plan length)
     for r in store.records():
         if "valid" in r.scores:
             by_domain.setdefault(r.category, []).append(r.scores["valid"].value)
-    table = Table(title="plan validity per domain", title_justify="left")
+        if "optimality" in r.scores:
+            optimality.setdefault(r.category, []).append(r.scores["optimality"].value)
+            if r.scores["optimality"].metadata.get("measure"):
+                measures.setdefault(r.category, set()).add(r.scores["optimality"].metadata["measure"])
+    table = Table(title="plan validity and optimality per domain", title_justify="left")
     table.add_column("domain")
     table.add_column("valid [95% CI]", justify="right")
+    table.add_column("optimality [95% CI]", justify="right")
+    table.add_column("measure")
     table.add_column("n", justify="right")
     for d, v in sorted(by_domain.items()):
-        table.add_row(d, estimate_text(v, True), str(len(v)))
+        table.add_row(d, estimate_text(v, True), estimate_text(optimality.get(d, []), False),
+                      ",".join(sorted(measures.get(d, ()))) or "-", str(len(v)))
     out.print(table)
 
 

@@ -39,6 +39,21 @@ def tally(games: Iterable[tuple[str, str, float]]) -> list[PairRecord]:
     return list(pairs.values())
 
 
+def canonical(pairs: Iterable[PairRecord]) -> list[PairRecord]:
+    """The head-to-head table in an order that does not depend on which game finished first:
+    each pair oriented by name (a < b, wins swapped to match) and the pairs sorted by names.
+    SPIN-Bench's sweeps are order-sensitive, so concurrent games fed in completion order move
+    ratings by tens of points from run to run; this is the order `elo_pairs` feeds them in."""
+    merged: dict[tuple[str, str], PairRecord] = {}
+    for p in pairs:
+        a, b, wa, wb = (p.a, p.b, p.wins_a, p.wins_b) if p.a <= p.b else (p.b, p.a, p.wins_b, p.wins_a)
+        rec = merged.setdefault((a, b), PairRecord(a, b))
+        rec.wins_a += wa
+        rec.wins_b += wb
+        rec.draws += p.draws
+    return [merged[k] for k in sorted(merged)]
+
+
 def expected(r1: float, r2: float) -> float:
     return 1.0 / (1.0 + 10 ** ((r2 - r1) / 400))
 
