@@ -221,16 +221,28 @@ def serve_tools(
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 unless you mean it.")] = "127.0.0.1",
     pipeline: Annotated[list[str] | None, typer.Option(help="NAME=PATH_OR_ID: a diffusers pipeline served at "
                                                             "/tools/diffusion/NAME (repeatable).")] = None,
+    work_dir: Annotated[Path, typer.Option(help="The only folder (with --out-dir) whose files a request may name "
+                                                "as input; names resolve inside it, symlinks followed.")]
+        = Path("rolegraph-tools/work"),
+    out_dir: Annotated[Path, typer.Option(help="The only folder a request may write to; an existing file is "
+                                               "replaced only when the request says overwrite.")]
+        = Path("rolegraph-tools/out"),
+    allow_urls: Annotated[bool, typer.Option(help="Let a request name an http(s) URL as its video: the server "
+                                                  "then fetches it, so only on a trusted network.")] = False,
 ) -> None:
     """Serve the heavy tools (sound effects, speech, mixing, muxing, diffusion pipelines) over
-    typed HTTP endpoints; /docs lists them."""
+    typed HTTP endpoints; /docs lists them. Requests send videos as bytes or name files inside
+    --work-dir, and get results as bytes or as files inside --out-dir; any other path, and any
+    URL unless --allow-urls, is refused with HTTP 400."""
     import uvicorn
 
     from rolegraph.models.servers.vllm import parse_loras
     from rolegraph.tools.server import Tools, create_app, pipelines_from_config
 
-    tools = Tools(pipelines_from_config(parse_loras(pipeline or [], option="--pipeline")))
-    console.print(f"tools at http://{host}:{port} (docs: /docs); pipelines: {', '.join(tools.pipelines) or 'none'}")
+    tools = Tools(pipelines_from_config(parse_loras(pipeline or [], option="--pipeline")), work_dir=work_dir,
+                  out_dir=out_dir, allow_urls=allow_urls)
+    console.print(f"tools at http://{host}:{port} (docs: /docs); pipelines: {', '.join(tools.pipelines) or 'none'}; "
+                  f"files: {tools.work_dir} (in), {tools.out_dir} (out){'; URLs allowed' if allow_urls else ''}")
     uvicorn.run(create_app(tools), host=host, port=port, log_level="warning")
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rolegraph.agents import AgentAttempt
+    from rolegraph.models import TransportRetry
 
 
 class RolegraphError(Exception):
@@ -63,6 +64,9 @@ class UnknownRoleError(UserError):
 
 class ModelError(RolegraphError):
     """The model endpoint failed at the transport level."""
+
+    retries: tuple[TransportRetry, ...] = ()
+    """The transport retries made before giving up."""
 
 
 class ModelUnreachable(ModelError):

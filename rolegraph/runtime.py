@@ -20,7 +20,7 @@ from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
 from rolegraph.prompts import PromptLibrary
 from rolegraph.traces._events import ForkOrigin, Manifest, RoleInfo
 from rolegraph.traces._recorder import RecordingModel, RunContext, attempt_scope, record_run
-from rolegraph.traces._store import Trace, TraceStore
+from rolegraph.traces._store import Redactor, Trace, TraceStore
 from rolegraph.traces._tools import ToolSource, record_tool
 
 T = TypeVar("T")
@@ -66,6 +66,24 @@ class Runtime:
         self._endpoints: dict[str, Endpoint] = {}
         self._embedded: EmbeddedServer | None = None
         self._resources: dict[str, Any] = {}
+        self.redactor = traces.redactor if traces is not None else Redactor(self._env)
+        """Knows every API key this runtime is configured with (whatever its variable is called);
+        shared with the trace store and handed to the memory and eval stores it writes to."""
+        self._register_secrets()
+
+    def _register_secrets(self) -> None:
+        """Teach the redactor every configured key value, before anything is written: a key
+        whose variable name lacks KEY/TOKEN/SECRET would otherwise reach traces, checkpoints,
+        results and memories verbatim (echoed by a 401 body, say)."""
+        for ec in self.config.all_endpoints().values():
+            if ec.api_key_env:
+                self.redactor.add(self._env.get(ec.api_key_env))
+        for model in self._given.values():
+            endpoint = getattr(model, "endpoint", None)
+            if isinstance(endpoint, Endpoint):
+                self.redactor.add(endpoint.api_key)
+        if isinstance(self._memory_store, MemoryStore):
+            self._memory_store.redactor.add(*self.redactor.values)
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, prompts_dir: str | Path | None = None,
@@ -163,7 +181,7 @@ class Runtime:
     @property
     def memory_store(self) -> MemoryStore | None:
         if isinstance(self._memory_store, (str, Path)):
-            self._memory_store = MemoryStore(self._memory_store)
+            self._memory_store = MemoryStore(self._memory_store, redactor=self.redactor)
         return self._memory_store
 
     def resource(self, key: str, factory: Callable[[], T]) -> T:
@@ -232,6 +250,7 @@ class Runtime:
                     raise ConfigError(
                         f"endpoint '{name}' reads its API key from ${ec.api_key_env}, which is not set"
                     )
+                self.redactor.add(api_key)
             base_url: Any = ec.base_url
             if ec.kind == "embedded":
                 base_url = self._start_embedded
@@ -259,11 +278,17 @@ class Runtime:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close this loop's HTTP clients and check test doubles' scripts were used up."""
-        for endpoint in self._endpoints.values():
-            await endpoint.aclose()
-        for model in [*self._given.values(), *self._made.values()]:
-            await model.aclose()
+        """Close this loop's HTTP clients and check test doubles' scripts were used up. Every
+        client is closed even when one fails (or the call is cancelled); the first error is raised."""
+        first: BaseException | None = None
+        closers: list[Any] = [*self._endpoints.values(), *self._given.values(), *self._made.values()]
+        for closer in closers:
+            try:
+                await closer.aclose()
+            except BaseException as exc:  # noqa: BLE001 - the others must still be closed
+                first = first or exc
+        if first is not None:
+            raise first
 
     def close(self) -> None:
         """Write memories' indexes and stop servers this runtime started."""

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from rolegraph.errors import AgentOutputError
 from rolegraph.memory._recorded import MemoryFeed
 from rolegraph.models import ChatRequest, ChatResponse, Message, ToolSpec, Usage, decode_json
+from rolegraph.models._decode import UnsafeJSON
 from rolegraph.traces._recorder import attempt_result, attempt_scope
 
 if TYPE_CHECKING:
@@ -201,6 +202,8 @@ def _describe(exc: Exception) -> str:
         return "; ".join(
             f"{'.'.join(str(x) for x in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
         )
+    if isinstance(exc, UnsafeJSON):
+        return f"not accepted: {exc.msg}"
     if isinstance(exc, json.JSONDecodeError):
         return f"not valid JSON ({exc.msg} at position {exc.pos})"
     return str(exc)

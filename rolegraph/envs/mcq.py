@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, StrictInt, ValidationError, model_validator
 
+from rolegraph._inputs import MAX_LINE_BYTES, jsonl_objects, limit_text, no_cases, object_field, text_lines
 from rolegraph.errors import InputError
 
 LETTERS = "abcdefghijk"
@@ -33,7 +34,8 @@ class MCQ(BaseModel):
     """A unique id (MicroVQA's key_question)."""
     question: str = Field(min_length=1)
     choices: list[str] = Field(min_length=2, max_length=len(LETTERS))
-    correct_index: int
+    correct_index: StrictInt
+    """0-based; strict, so `true` or `"1"` in a JSONL file is refused rather than read as 1."""
     labels: LabelStyle = "a"
     """How the options are labelled when shown to a model."""
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -54,51 +56,77 @@ class MCQ(BaseModel):
 
 
 def load_mcqs(path: str | Path) -> Iterator[MCQ]:
-    """Stream MCQs from a .jsonl or .csv file; a bad row raises InputError naming line and field."""
+    """Stream MCQs from a .jsonl or .csv file (UTF-8, a byte-order mark allowed).
+
+    A malformed file raises InputError naming the file, the line and the field: bytes that are not
+    UTF-8, a line (or CSV field) over 1 MiB (`MAX_LINE_BYTES`), a row that does not validate, and a
+    file with no question in it at all.
+    """
     p = Path(path)
-    if not p.is_file():
-        raise InputError("file not found", path=str(p))
-    if p.suffix.lower() == ".csv":
-        yield from _from_csv(p)
-    else:
-        yield from _from_jsonl(p)
+    rows = _from_csv(p) if p.suffix.lower() == ".csv" else _from_jsonl(p)
+    count = 0
+    for line_no, row in rows:
+        yield _validate(row, p, line_no)
+        count += 1
+    if count == 0:
+        raise no_cases(p)
 
 
-def _from_jsonl(p: Path) -> Iterator[MCQ]:
-    with p.open() as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=str(p), line=line_no) from None
-            if not isinstance(row, dict):
-                raise InputError("each line must be a JSON object", path=str(p), line=line_no)
-            yield _validate(row, p, line_no)
+def _from_jsonl(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    yield from jsonl_objects(p)
 
 
-def _from_csv(p: Path) -> Iterator[MCQ]:
-    with p.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"question", "choices"} - set(reader.fieldnames or [])
+def _from_csv(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    # csv's own limit (128 KiB a field, process-wide) is raised to ours; never lowered
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
+    lines = (text for _, text in text_lines(p))
+    reader = csv.DictReader(lines)
+    try:
+        fieldnames = reader.fieldnames
+        missing = {"question", "choices"} - set(fieldnames or [])
         if missing:
             raise InputError(f"missing column(s): {', '.join(sorted(missing))}", path=str(p), line=1)
         for row in reader:
-            line_no = reader.line_num
-            raw = row.get("choices", "")
-            try:
-                choices = ast.literal_eval(raw)  # a Python list literal; never evaluated as code
-            except (ValueError, SyntaxError):
-                raise InputError(f"not a list literal: {raw[:60]!r}", path=str(p), line=line_no,
-                                 field="choices") from None
-            data: dict[str, Any] = {k: v for k, v in row.items() if k != "choices"}
-            if isinstance(choices, dict):  # MicroVQA's {'choices': [...], 'correct_index': i}
-                if data.get("correct_index") in (None, ""):
-                    data["correct_index"] = choices.get("correct_index")
-                choices = choices.get("choices")
-            data["choices"] = choices
-            yield _validate(data, p, line_no)
+            if all(not (v or "").strip() for v in row.values() if isinstance(v, str)) and None not in row:
+                continue  # a blank line, as in JSONL
+            yield reader.line_num, _csv_row(row, p, reader.line_num)
+    except csv.Error as exc:
+        text = (f"a field is longer than {limit_text()}, the limit per input field"
+                if "field limit" in str(exc) else f"not valid CSV ({exc})")
+        raise InputError(text, path=str(p), line=reader.line_num + 1) from None
+
+
+def _csv_row(row: dict[str | Any, Any], p: Path, line_no: int) -> dict[str, Any]:
+    if None in row:
+        raise InputError(f"{len(row[None])} more value(s) than there are columns", path=str(p), line=line_no)
+    raw = row.get("choices") or ""
+    try:
+        choices = ast.literal_eval(raw)  # a Python literal; never evaluated as code
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise InputError(f"not a list literal: {raw[:60]!r}", path=str(p), line=line_no, field="choices") from None
+    data: dict[str, Any] = {k: v for k, v in row.items() if k != "choices" and v is not None}
+    if isinstance(choices, dict):  # MicroVQA's {'choices': [...], 'correct_index': i}
+        if data.get("correct_index") in (None, ""):
+            data["correct_index"] = choices.get("correct_index")
+        choices = choices.get("choices")
+    if not isinstance(choices, list | tuple):
+        raise InputError(f"must be a list of options, not {type(choices).__name__}: {raw[:60]!r}", path=str(p),
+                         line=line_no, field="choices")
+    data["choices"] = list(choices)
+    index = data.get("correct_index")
+    if isinstance(index, str):  # a CSV cell; strict int from here on
+        if not index.strip().isdigit():
+            raise InputError(f"must be a whole number, not {index[:60]!r}", path=str(p), line=line_no,
+                             field="correct_index")
+        data["correct_index"] = int(index)
+    meta = data.get("metadata")
+    if isinstance(meta, str):  # a CSV cell holding a JSON object, or empty
+        try:
+            data["metadata"] = json.loads(meta) if meta.strip() else {}
+        except json.JSONDecodeError:
+            raise InputError(f"must be a JSON object, not {meta[:60]!r}", path=str(p), line=line_no,
+                             field="metadata") from None
+    return data
 
 
 def _validate(row: dict[str, Any], p: Path, line_no: int) -> MCQ:
@@ -108,7 +136,8 @@ def _validate(row: dict[str, Any], p: Path, line_no: int) -> MCQ:
     else:
         data["key"] = str(data["key"])
     known = set(MCQ.model_fields)
-    data["metadata"] = {**data.get("metadata", {}), **{k: v for k, v in data.items() if k not in known}}
+    metadata = object_field(data, "metadata", p, line_no)
+    data["metadata"] = {**metadata, **{k: v for k, v in data.items() if k not in known}}
     data = {k: v for k, v in data.items() if k in known}
     try:
         return MCQ.model_validate(data)

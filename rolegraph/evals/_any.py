@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from rolegraph._inputs import jsonl_objects, no_cases, object_field
 from rolegraph.errors import InputError, UserError
 from rolegraph.evals._core import Benchmark, Case, Score
 
@@ -24,34 +24,26 @@ err = Console(stderr=True)
 
 def graph_cases(graph: Any, path: Path) -> list[Case]:
     """Cases from JSONL: `{"id", "input", "target", "metadata"}` per line, or the input object
-    itself (with an optional "id" and "target"). Each input is validated against the graph's input."""
-    if not path.is_file():
-        raise InputError("file not found", path=str(path))
+    itself (with an optional "id" and "target"). Each input is validated against the graph's input; a
+    malformed line (see `rolegraph._inputs`) or an empty file raises InputError naming file, line, field."""
     cases: list[Case] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=str(path), line=line_no) from None
-            if not isinstance(row, dict):
-                raise InputError("each line must be a JSON object", path=str(path), line=line_no)
-            raw = row.get("input", row)
-            try:
-                value = graph.input(raw)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                raise InputError(first["msg"], path=str(path), line=line_no,
-                                 field=".".join(str(x) for x in first["loc"]) or None) from None
-            case_id = str(row.get("id", f"line-{line_no}"))
-            if case_id in seen:
-                raise InputError(f"duplicate id {case_id!r}", path=str(path), line=line_no, field="id")
-            seen.add(case_id)
-            cases.append(Case(id=case_id, input=value, target=row.get("target"),
-                              metadata=row.get("metadata") if isinstance(row.get("metadata"), dict) else {}))
+    for line_no, row in jsonl_objects(path):
+        raw = row.get("input", row)
+        try:
+            value = graph.input(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InputError(first["msg"], path=str(path), line=line_no,
+                             field=".".join(str(x) for x in first["loc"]) or None) from None
+        case_id = str(row.get("id", f"line-{line_no}"))
+        if case_id in seen:
+            raise InputError(f"duplicate id {case_id!r}", path=str(path), line=line_no, field="id")
+        seen.add(case_id)
+        cases.append(Case(id=case_id, input=value, target=row.get("target"),
+                          metadata=object_field(row, "metadata", path, line_no)))
+    if not cases:
+        raise no_cases(path)
     return cases
 
 
@@ -123,6 +115,9 @@ def eval_any_command(
     timeout: Annotated[float | None, typer.Option(help="Seconds allowed per case.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")] = None,
+    retry_errors: Annotated[bool, typer.Option("--retry-errors/--no-retry-errors",
+                                               help="With --resume: run again the cases recorded as an error or a "
+                                                    "timeout (the new result replaces the old). Default: retry.")] = True,
     out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
 ) -> None:
@@ -153,7 +148,8 @@ def eval_any_command(
     async def go() -> Any:
         try:
             return await run_eval(bench, runtime, store=store, concurrency=concurrency, repeats=repeats, limit=limit,
-                                  timeout_s=timeout, seed=seed, resume=resume is not None, console=err)
+                                  timeout_s=timeout, seed=seed, resume=resume is not None, retry_errors=retry_errors,
+                                  console=err)
         finally:
             await runtime.aclose()
 
@@ -168,7 +164,8 @@ def eval_any_command(
         table.add_row(f"runs {key}", str(value))
     for name, stats in data_["scorers"].items():
         est = stats["mean"]
-        table.add_row(name, f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}] (n={est['n']})")
+        errors = f", {stats['errors']} errors apart" if stats["errors"] else ""
+        table.add_row(name, f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}] (n={est['n']}{errors})")
     table.add_row("tokens", str(data_["tokens"]["total"]))
     out.print(table)
     out.print(f"results: {store.dir}   report: {report}")

@@ -19,11 +19,23 @@ err = Console(stderr=True)
 
 
 def _scores(store: Any, scorer: str) -> dict[str, float]:
-    """Per case, the mean score over its repeats (errors count as 0)."""
+    """Per case, the mean score over its ok repeats. Errors and timeouts are no answer, not a wrong
+    one: they are left out (a case with no ok repeat is absent) and counted by `_errors`."""
     sums: dict[str, list[float]] = {}
     for r in store.records():
-        sums.setdefault(r.case_id, []).append(r.scores[scorer].value if scorer in r.scores else 0.0)
+        if r.status == "ok" and scorer in r.scores:
+            sums.setdefault(r.case_id, []).append(r.scores[scorer].value)
     return {k: sum(v) / len(v) for k, v in sums.items()}
+
+
+def _errors(store: Any) -> int:
+    """Results that are errors or timeouts."""
+    return sum(n for status, n in store.status_counts().items() if status != "ok")
+
+
+RetryErrors = Annotated[bool, typer.Option("--retry-errors/--no-retry-errors",
+                                           help="With --resume: run again the cases recorded as an error or a "
+                                                "timeout (their new result replaces the old one). Default: retry.")]
 
 
 def _fmt(e: Any) -> str:
@@ -44,6 +56,7 @@ def eval_mcq(
     refine: Annotated[bool, typer.Option("--refine", help="Run RefineBot on each case first, then compare "
                                                          "the shortcut rate before and after.")] = False,
     resume: Annotated[Path | None, typer.Option(help="An earlier suite directory to continue.")] = None,
+    retry_errors: RetryErrors = True,
     executor: Annotated[str, typer.Option(help="asyncio (this process) or ray.")] = "asyncio",
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="A Ray cluster (HEAD:6379); "
                                                                          "default: a local Ray.")] = None,
@@ -81,8 +94,14 @@ def eval_mcq(
         stores["mcq-question"] = EvalStore(suite / "mcq-question" / "results.sqlite")
 
     async def go() -> None:
+        try:
+            await run_all()
+        finally:  # on every exit path, or aiohttp warns of unclosed sessions after the error
+            await runtime.aclose()
+
+    async def run_all() -> None:
         kw: dict[str, Any] = {"concurrency": concurrency, "timeout_s": timeout, "seed": seed,
-                              "resume": resume is not None, "console": err}
+                              "resume": resume is not None, "retry_errors": retry_errors, "console": err}
         if executor == "ray":
             from rolegraph.evals._ray import RayExecutor
 
@@ -99,12 +118,11 @@ def eval_mcq(
             refined = refined_mcq_benchmark(stores["refinebot"], data=data)
             stores["mcq-refined"] = EvalStore(suite / "mcq-refined" / "results.sqlite")
             await run_eval(refined, runtime, store=stores["mcq-refined"], repeats=repeats, **kw)
-        await runtime.aclose()
 
     with runtime:
         asyncio.run(go())
     table = Table(title=f"MCQ evaluation {suite.name}", title_justify="left")
-    for col in ("run", "accuracy [95% CI]", "n", "drop vs clean [95% CI]", "McNemar p"):
+    for col in ("run", "accuracy [95% CI]", "n", "errors", "drop vs clean [95% CI]", "McNemar p"):
         table.add_column(col, justify="left" if col == "run" else "right")
     clean = _scores(stores["mcq-question"], "accuracy") if "mcq-question" in stores else None
     summary: dict[str, Any] = {}
@@ -122,7 +140,8 @@ def eval_mcq(
         acc = accuracy_ci([v >= 0.5 for v in per_case.values()]) if repeats == 1 else None
         est = acc if acc is not None else mean_ci(list(per_case.values()))
         drop, p = "", ""
-        entry: dict[str, Any] = {"accuracy": est.__dict__, "report": str(write_report(store))}
+        entry: dict[str, Any] = {"accuracy": est.__dict__, "errors": _errors(store),
+                                 "report": str(write_report(store))}
         if clean is not None and (name.startswith("mcq-question-") or name == "mcq-refined"):
             cmp = paired_comparison(clean, per_case)
             drop = _fmt(type(cmp.diff)(-cmp.diff.value, -cmp.diff.high, -cmp.diff.low, cmp.diff.n))
@@ -130,10 +149,13 @@ def eval_mcq(
             entry["drop"] = {"value": -cmp.diff.value, "low": -cmp.diff.high, "high": -cmp.diff.low,
                              "mcnemar_p": cmp.mcnemar.p_value if cmp.mcnemar else None}
         summary[name] = entry
-        table.add_row(name, _fmt(est), str(est.n), drop, p)
+        table.add_row(name, _fmt(est), str(est.n), str(entry["errors"]), drop, p)
     (suite / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     out.print(table)
     out.print(f"reports: {suite}/<run>/report/report.html   summary: {suite / 'summary.json'}")
+    from rolegraph.evals._shell import fail_if_all_errored
+
+    fail_if_all_errored([r for store in stores.values() for r in store.records()], str(suite))
 
 
 @eval_app.command("report")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import urllib.parse
 from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +38,9 @@ def _ci(values: list[float], binary: bool) -> metrics.Estimate:
 
 
 def summarize(store: EvalStore) -> dict[str, Any]:
-    """Everything the report shows, as JSON-ready data."""
+    """Everything the report shows, as JSON-ready data. Scores are over the ok results only; errors
+    and timeouts are counted beside them (`errors`, `status`), never scored as 0. pass@k and flip
+    rates use the cases whose every repeat is ok."""
     meta = store.meta()
     by_case: dict[str, list[EvalRecord]] = defaultdict(list)
     statuses: Counter[str] = Counter()
@@ -49,17 +52,21 @@ def summarize(store: EvalStore) -> dict[str, Any]:
         statuses[r.status] += 1
         latency.append(r.latency_s)
         tokens.append(float(r.prompt_tokens + r.completion_tokens))
+        if r.status != "ok":  # an error or timeout is no answer, not a wrong one: counted apart
+            continue
         for name, s in r.scores.items():
             scores[name].append(s.value)
             by_category[name][r.category or "(none)"].append(s.value)
     repeats = max((len(v) for v in by_case.values()), default=0)
+    errors = sum(n for status, n in statuses.items() if status != "ok")
     scorer_stats: dict[str, Any] = {}
     for name, values in scores.items():
         binary = all(v in (0.0, 1.0) for v in values)
-        entry: dict[str, Any] = {"mean": _est(_ci(values, binary)), "binary": binary,
+        entry: dict[str, Any] = {"mean": _est(_ci(values, binary)), "binary": binary, "errors": errors,
                                  "categories": {c: _est(_ci(v, binary)) for c, v in sorted(by_category[name].items())}}
         if binary and repeats > 1:
-            outcomes = {cid: [rec.scores[name].value == 1.0 for rec in recs if name in rec.scores]
+            outcomes = {cid: [rec.scores[name].value == 1.0 for rec in recs
+                                if rec.status == "ok" and name in rec.scores]
                         for cid, recs in by_case.items()}
             full = {cid: o for cid, o in outcomes.items() if len(o) == repeats}
             if full:
@@ -72,6 +79,7 @@ def summarize(store: EvalStore) -> dict[str, Any]:
     return {
         "eval_id": store.eval_id, "benchmark": meta.get("benchmark"), "config": meta.get("config"),
         "cases": len(by_case), "repeats": repeats, "results": sum(statuses.values()), "status": dict(statuses),
+        "errors": errors,
         "scorers": scorer_stats,
         "latency_s": {"median": _num(statistics.median(latency)) if latency else None,
                       "p90": _num(sorted(latency)[int(0.9 * (len(latency) - 1))]) if latency else None},
@@ -87,14 +95,16 @@ def _template() -> jinja2.Template:
 
 
 def write_report(store: EvalStore, out_dir: str | Path | None = None, *, trace_pages: bool = True) -> Path:
-    """Write report.json and report.html; returns the HTML path."""
+    """Write report.json and report.html (and, with `trace_pages`, one page per listed case under
+    `traces/`, sharing one copy of the viewer's script in `assets/`); returns the HTML path."""
     from rolegraph.traces import Trace
     from rolegraph.traces._view import write_view
 
     out = Path(out_dir) if out_dir else store.dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(store)
-    (out / "report.json").write_text(json.dumps(summary, indent=2))
+    redact = store.redactor  # results were redacted when stored; this catches keys learnt since
+    (out / "report.json").write_text(redact(json.dumps(summary, indent=2)))
     records = list(store.records()) if summary["results"] <= 20_000 else []
     plots: list[str] = []
     for name, entry in summary["scorers"].items():
@@ -113,10 +123,12 @@ def write_report(store: EvalStore, out_dir: str | Path | None = None, *, trace_p
     for r in records[:MAX_CASE_ROWS]:
         link = None
         if trace_pages and r.trace_dir and Path(r.trace_dir, "events.jsonl").exists():
-            page = Path(r.trace_dir) / "view.html"
+            # one shared copy of the viewer's script in report/assets, not 3.4 MB inlined per case
+            page = out / "traces" / f"{Path(r.trace_dir).name}.html"
             if not page.exists():
-                write_view(Trace.load(r.trace_dir), page)
-            link = page.resolve().as_uri()
+                page.parent.mkdir(exist_ok=True)
+                write_view(Trace.load(r.trace_dir), page, assets=out / "assets", redactor=redact)
+            link = f"traces/{urllib.parse.quote(page.name)}"
         rows.append({"case": r.case_id, "repeat": r.repeat, "status": r.status, "category": r.category,
                      "scores": {k: s.value for k, s in r.scores.items()}, "output": json.dumps(r.output),
                      "target": json.dumps(r.target), "error": r.error or "", "latency": r.latency_s,
@@ -124,5 +136,5 @@ def write_report(store: EvalStore, out_dir: str | Path | None = None, *, trace_p
     html = _template().render(s=summary, plots=[p for p in plots if p], rows=rows,
                               truncated=max(0, summary["results"] - len(rows)))
     path = out / "report.html"
-    path.write_text(html)
+    path.write_text(redact(html))
     return path

@@ -31,7 +31,12 @@ class EvalSummary:
     ran: int
     skipped: int
     errors: int
+    """Errors and timeouts among the pairs run now."""
     duration_s: float
+    errors_kept: int = 0
+    """Errors and timeouts already in the store and not retried (resume without retry_errors)."""
+    retried: int = 0
+    """Errors and timeouts from before that were run again (resume with retry_errors)."""
 
 
 def new_eval_id(name: str) -> str:
@@ -109,12 +114,24 @@ class AsyncioExecutor:
 
 async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, concurrency: int = 8,
                    repeats: int = 1, timeout_s: float | None = None, limit: int | None = None, seed: int = 0,
-                   resume: bool = False, progress: bool = True, console: Console | None = None,
-                   executor: Executor | None = None) -> EvalSummary:
-    """Run `benchmark` into `store`. With `resume`, pairs already in the store are skipped.
-    Results are written here, by this process, whichever executor ran them."""
+                   resume: bool = False, retry_errors: bool = True, progress: bool = True,
+                   console: Console | None = None, executor: Executor | None = None) -> EvalSummary:
+    """Run `benchmark` into `store`. With `resume`, pairs already in the store are skipped, except
+    errors and timeouts when `retry_errors` (their new record replaces the old one). Results are
+    written here, by this process, whichever executor ran them; a second process writing the same
+    store is refused (UserError) before it runs anything."""
     if concurrency < 1 or repeats < 1:
         raise UserError("concurrency and repeats must be at least 1")
+    with store.lock():
+        return await _run_locked(benchmark, runtime, store=store, concurrency=concurrency, repeats=repeats,
+                                 timeout_s=timeout_s, limit=limit, seed=seed, resume=resume,
+                                 retry_errors=retry_errors, progress=progress, console=console, executor=executor)
+
+
+async def _run_locked(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, concurrency: int, repeats: int,
+                      timeout_s: float | None, limit: int | None, seed: int, resume: bool, retry_errors: bool,
+                      progress: bool, console: Console | None, executor: Executor | None) -> EvalSummary:
+    store.redactor.add(*runtime.redactor.values)  # a 401 body echoing a key must not reach the results
     meta = store.meta()
     if meta and not resume:
         raise UserError(f"{store.dir} already holds results; pass --resume to continue it")
@@ -123,7 +140,9 @@ async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, 
     if not meta:
         store.set_meta(benchmark=benchmark.name, config=benchmark.config, repeats=repeats, limit=limit, seed=seed,
                        created=time.time())
-    done = store.done() if resume else set()
+    done = store.done(retry_errors=retry_errors) if resume else set()
+    earlier_errors = sum(n for status, n in store.status_counts().items() if status != "ok") if resume else 0
+    errors_kept, retried = (0, earlier_errors) if retry_errors else (earlier_errors, 0)
     total = sum(1 for _ in itertools.islice(benchmark.cases(), limit)) * repeats
     todo = total - len(done)
     executor = executor or AsyncioExecutor()
@@ -136,13 +155,14 @@ async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, 
                    TimeElapsedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
                    disable=not progress, transient=False)
     with bar:
-        task = bar.add_task(benchmark.name, total=total, completed=len(done), rate="-", errors=0)
+        task = bar.add_task(benchmark.name, total=total, completed=len(done), rate="-", errors=errors_kept)
         pending: set[asyncio.Future[EvalRecord]] = set()
         # finished futures arrive on a queue: O(1) per completion, where asyncio.wait would
         # re-register a callback on every pending future each time one finishes
         finished_q: asyncio.Queue[asyncio.Future[EvalRecord]] = asyncio.Queue()
         pairs = _pairs(benchmark, repeats, limit, done)
         finished = 0
+        completed: list[asyncio.Future[EvalRecord]] = []
         try:
             while True:
                 while len(pending) < concurrency:
@@ -166,11 +186,19 @@ async def run_eval(benchmark: Benchmark, runtime: Runtime, *, store: EvalStore, 
                 if progress:
                     elapsed = time.perf_counter() - started
                     bar.update(task, advance=len(completed), rate=f"{finished / elapsed:.1f}" if elapsed else "-",
-                               errors=errors)
+                               errors=errors + errors_kept)
         finally:
             for t in pending:
                 t.cancel()
+            # let the cancelled calls unwind before the caller closes the HTTP clients under them
+            await asyncio.gather(*pending, return_exceptions=True)
+            while not finished_q.empty():
+                completed.append(finished_q.get_nowait())
+            for t in completed:  # a stopping error's siblings: read, or asyncio logs each one again
+                if not t.cancelled():
+                    t.exception()
             writer.close()
             await executor.close()
-    return EvalSummary(store.eval_id, store.dir, total, finished, total - todo, errors, time.perf_counter() - started)
+    return EvalSummary(store.eval_id, store.dir, total, finished, total - todo, errors, time.perf_counter() - started,
+                       errors_kept=errors_kept, retried=retried)
 

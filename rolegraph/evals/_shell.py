@@ -17,7 +17,7 @@ err = Console(stderr=True)
 
 
 def run_in_shell(benchmark: Any, *, concurrency: int, seed: int, resume: Path | None, out_dir: Path,
-         config: Path | None) -> tuple[Any, Path]:
+         config: Path | None, retry_errors: bool = True) -> tuple[Any, Path]:
     from rolegraph.evals._runner import new_eval_id, run_eval
     from rolegraph.evals._store import EvalStore
     from rolegraph.runtime import Runtime
@@ -29,7 +29,7 @@ def run_in_shell(benchmark: Any, *, concurrency: int, seed: int, resume: Path | 
     async def go() -> None:
         try:
             await run_eval(benchmark, runtime, store=store, concurrency=concurrency, seed=seed,
-                           resume=resume is not None, console=err)
+                           resume=resume is not None, retry_errors=retry_errors, console=err)
         finally:
             await runtime.aclose()
 
@@ -60,13 +60,17 @@ def print_summary(store: Any, directory: Path) -> dict[str, Any]:
     records = list(store.records())
     scores: dict[str, list[float]] = {}
     for r in records:
+        if r.status != "ok":  # errors and timeouts are counted apart, never scored
+            continue
         for name, s in r.scores.items():
             scores.setdefault(name, []).append(s.value)
-    table = Table(title=f"{store.meta().get('benchmark')}  ({len(records)} results)", title_justify="left")
+    errors = sum(r.status != "ok" for r in records)
+    table = Table(title=f"{store.meta().get('benchmark')}  ({len(records)} results, {errors} errors)",
+                  title_justify="left")
     table.add_column("metric")
     table.add_column("mean [95% CI]", justify="right")
     table.add_column("n", justify="right")
-    summary: dict[str, Any] = {"benchmark": store.meta().get("benchmark"), "metrics": {}}
+    summary: dict[str, Any] = {"benchmark": store.meta().get("benchmark"), "metrics": {}, "errors": errors}
     for name, values in scores.items():
         binary = name in ("win", "draw", "loss", "valid")
         table.add_row(name, estimate_text(values, binary), str(len(values)))
@@ -90,6 +94,16 @@ def print_summary(store: Any, directory: Path) -> dict[str, Any]:
     summary["report"] = str(report)
     (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     out.print(f"report: {report}   summary: {directory / 'summary.json'}")
+    fail_if_all_errored(records, str(directory))
     return summary
+
+
+def fail_if_all_errored(records: list[Any], where: str) -> None:
+    """An evaluation in which every case errored says so and exits non-zero (after its report)."""
+    from rolegraph.errors import UserError
+
+    if records and all(r.status != "ok" for r in records):
+        first = next((r.error for r in records if r.error), "") or records[0].status
+        raise UserError(f"every one of the {len(records)} results errored (first: {first}); see {where}")
 
 

@@ -1,11 +1,14 @@
 """Eval results in SQLite (WAL): one row per (case, repeat), written once, in small transactions
 within 50 ms of finishing. A killed process loses at most the results not yet committed, which a
-resume then runs again: exactly one result per (case, repeat), none lost, none duplicated."""
+resume then runs again: exactly one result per (case, repeat), none lost, none duplicated. One
+writer at a time: `lock()` holds `results.lock` (an flock, naming the holder's pid)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ from typing import Any
 
 from rolegraph.errors import UserError
 from rolegraph.evals._core import EvalRecord
+from rolegraph.traces._store import Redactor
 
 FLUSH_EVERY_S = 0.05
 MAX_BATCH = 200
@@ -30,8 +34,10 @@ CREATE TABLE IF NOT EXISTS results (
 class EvalStore:
     """One evaluation run's results: `<root>/<eval_id>/results.sqlite`."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, redactor: Redactor | None = None) -> None:
         self.path = Path(path)
+        self.redactor = redactor or Redactor()
+        """Applied to every result and metadata value written; `run_eval` adds its runtime's keys."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.executescript(SCHEMA)
@@ -71,7 +77,7 @@ class EvalStore:
     def set_meta(self, **values: Any) -> None:
         with self._connect() as con:
             con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                            [(k, json.dumps(v, default=str)) for k, v in values.items()])
+                            [(k, self.redactor(json.dumps(v, default=str))) for k, v in values.items()])
 
     def meta(self) -> dict[str, Any]:
         with self._connect() as con:
@@ -79,10 +85,39 @@ class EvalStore:
 
     # -- results -------------------------------------------------------------------------
 
-    def done(self) -> set[tuple[str, int]]:
-        """(case, repeat) pairs that already have a result."""
+    def done(self, *, retry_errors: bool = False) -> set[tuple[str, int]]:
+        """(case, repeat) pairs that already have a result; with `retry_errors`, only those whose
+        result is ok (an error or timeout is then run again, and its new record replaces it)."""
+        query = "SELECT case_id, repeat FROM results" + (" WHERE status = 'ok'" if retry_errors else "")
         with self._connect() as con:
-            return {(c, r) for c, r in con.execute("SELECT case_id, repeat FROM results")}
+            return {(c, r) for c, r in con.execute(query)}
+
+    def status_counts(self) -> dict[str, int]:
+        with self._connect() as con:
+            return {s: int(n) for s, n in con.execute("SELECT status, COUNT(*) FROM results GROUP BY status")}
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Be this store's only writer while the block runs, or raise UserError naming the pid
+        that is. The lock is an flock on `results.lock`, so a writer that died (kill -9) leaves
+        nothing that blocks the next one: its file, with the dead pid, is simply taken over."""
+        path = self.dir / "results.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _try_lock(fd, path):
+                holder = _read_pid(path)
+                raise UserError(f"{self.dir} is being written by another process"
+                                f"{f' (pid {holder})' if holder else ''}; wait for it to finish or stop it, "
+                                "then resume this directory")
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)  # released: no pid left to mislead a reader
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
 
     def count(self) -> int:
         with self._connect() as con:
@@ -101,11 +136,47 @@ class EvalStore:
         return ResultWriter(self)
 
 
+def _try_lock(fd: int, path: Path) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): a live pid in the file is the lock
+        holder = _read_pid(path)
+        return holder is None or holder == os.getpid() or not _alive(holder)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip() or "0") or None
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+UPSERT = """INSERT INTO results VALUES (?, ?, ?, ?)
+ON CONFLICT (case_id, repeat) DO UPDATE SET status = excluded.status, record = excluded.record
+WHERE results.status != 'ok'"""
+"""A new result replaces an error or timeout (a retried pair); an ok result is never replaced."""
+
+
 class ResultWriter:
     """Buffers results and inserts them in small transactions from the caller's thread: at most
-    FLUSH_EVERY_S after a result arrives, or once MAX_BATCH are waiting (INSERT OR IGNORE: a pair
-    that somehow finished twice is still stored once). No thread, so no GIL hand-offs with the
-    event loop; a commit of a few dozen rows takes well under a millisecond."""
+    FLUSH_EVERY_S after a result arrives, or once MAX_BATCH are waiting (UPSERT: a pair that
+    somehow finished twice is still stored once, and a retried error's new record replaces it).
+    No thread, so no GIL hand-offs with the event loop; a commit of a few dozen rows takes well under a millisecond."""
 
     def __init__(self, store: EvalStore) -> None:
         self.store = store
@@ -123,7 +194,8 @@ class ResultWriter:
                 self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY_S, self.flush)
             except RuntimeError:
                 self._timer = None
-        self._rows.append((record.case_id, record.repeat, record.status, record.model_dump_json()))
+        self._rows.append((record.case_id, record.repeat, record.status,
+                           self.store.redactor(record.model_dump_json())))
         if len(self._rows) >= MAX_BATCH or time.monotonic() - self._first_at >= FLUSH_EVERY_S:
             self.flush()
 
@@ -133,7 +205,7 @@ class ResultWriter:
             self._timer = None
         if self._rows:
             with self._con:
-                self._con.executemany("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?)", self._rows)
+                self._con.executemany(UPSERT, self._rows)
             self.written += len(self._rows)
             self._rows = []
 

@@ -109,27 +109,28 @@ def resume_command(
 
 
 def read_inputs(graph: Any, path: Path, limit: int | None = None) -> list[Any]:
-    """Every line of a JSONL file as the graph's input type, checked before anything runs; a bad
-    line raises InputError naming the line and the field."""
+    """Every line of a JSONL file as the graph's input type, checked before anything runs. A bad line
+    (not UTF-8, over 1 MiB, or not valid input) raises InputError naming the file, line and field;
+    so does a file with no input in it."""
     from pydantic import ValidationError
 
+    from rolegraph._inputs import no_cases, text_lines
     from rolegraph.errors import InputError
 
-    if not path.is_file():
-        raise InputError("file not found", path=str(path))
     inputs: list[Any] = []
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if limit is not None and len(inputs) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                inputs.append(graph.input_type.model_validate_json(line))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                field = ".".join(str(x) for x in first["loc"]) or None
-                raise InputError(first["msg"], path=str(path), line=line_no, field=field) from None
+    for line_no, line in text_lines(path):
+        if limit is not None and len(inputs) >= limit:
+            break
+        if not line.strip():
+            continue
+        try:
+            inputs.append(graph.input_type.model_validate_json(line))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(x) for x in first["loc"]) or None
+            raise InputError(first["msg"], path=str(path), line=line_no, field=field) from None
+    if not inputs:
+        raise no_cases(path)
     return inputs
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from rolegraph.agents import Agent
 from rolegraph.envs.mcq import LETTERS, MCQ
-from rolegraph.errors import AgentOutputError
+from rolegraph.errors import AgentOutputError, ModelHTTPError
 from rolegraph.graphs._api import END, START, RunResult, StateGraph, graph
 from rolegraph.models import Message
 from rolegraph.runtime import Runtime
@@ -176,8 +176,9 @@ def recursion_limit(options: RefineBotOptions) -> int:
 
 
 @graph(input=MCQ, state=RefineState, result=RefineResult, options=RefineBotOptions, start=_start, finish=_finish,
-       recorded_failures=(AgentOutputError,), recursion_limit=lambda mcq, options: recursion_limit(options),
-       output_exclude=("state",))
+       # a question the model refuses for good (HTTP 400, 5xx after retries) fails alone, not the batch
+       recorded_failures=(AgentOutputError, ModelHTTPError),
+       recursion_limit=lambda mcq, options: recursion_limit(options), output_exclude=("state",))
 def refinebot(g: StateGraph, options: RefineBotOptions) -> None:
     """evaluate -> reflect -> rewrite -> check, until the question fails the image-free evaluation."""
     evaluator = Agent(name="evaluator", prompt="refinebot/evaluate", output=str,

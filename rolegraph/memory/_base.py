@@ -15,6 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from rolegraph.traces._store import Redactor
+
 #: Tokens a chat template adds around one message (role markers, separators); counted per item.
 ITEM_OVERHEAD_TOKENS = 4
 
@@ -117,8 +119,10 @@ def tokens_of(items: Iterable[MemoryItem], counter: TokenCounter) -> int:
 class MemoryStore:
     """All memories of a runtime in one SQLite file (WAL); each memory is (kind, name, scope)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, redactor: Redactor | None = None) -> None:
         self.path = Path(path)
+        self.redactor = redactor or Redactor()
+        """Applied to every item and state value written (the Runtime passes its own)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._con = sqlite3.connect(self.path, check_same_thread=False)
@@ -134,7 +138,7 @@ class MemoryStore:
             seq = self._con.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM items WHERE kind=? AND name=? AND scope=?",
                                     (kind, name, scope)).fetchone()[0]
             self._con.execute("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?)",
-                              (kind, name, scope, seq, item.id, item.model_dump_json()))
+                              (kind, name, scope, seq, item.id, self.redactor(item.model_dump_json())))
 
     def load(self, kind: str, name: str, scope: str) -> list[MemoryItem]:
         with self._lock:
@@ -145,7 +149,7 @@ class MemoryStore:
     def set_state(self, kind: str, name: str, scope: str, key: str, value: Any) -> None:
         with self._lock, self._con:
             self._con.execute("INSERT OR REPLACE INTO state VALUES (?,?,?,?,?)",
-                              (kind, name, scope, key, json.dumps(value)))
+                              (kind, name, scope, key, self.redactor(json.dumps(value))))
 
     def state(self, kind: str, name: str, scope: str, key: str, default: Any = None) -> Any:
         with self._lock:

@@ -70,8 +70,10 @@ class VectorMemory(_Stored):
     def _insert(self, items: list[MemoryItem]) -> None:
         from llama_index.core.schema import TextNode
 
-        self.index.insert_nodes([TextNode(text=i.content, id_=i.id, metadata={"role": i.role, "timestamp": i.timestamp})
-                                 for i in items])
+        # the index is persisted beside the store, so it gets the store's redaction too
+        redact = self.store.redactor if self.store is not None else str
+        self.index.insert_nodes([TextNode(text=redact(i.content), id_=i.id,
+                                          metadata={"role": i.role, "timestamp": i.timestamp}) for i in items])
 
     def flush(self) -> None:
         """Write the index beside the store (rewriting it whole, so not on every add). Items added

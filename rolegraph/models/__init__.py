@@ -1,8 +1,9 @@
 """Model clients: the ChatModel protocol, the OpenAI-compatible HTTP client, test doubles."""
 
+from rolegraph.models._decode import decode_json
 from rolegraph.models._dialects import Dialect, constrain_schema
 from rolegraph.models._endpoint import Endpoint, RetryPolicy
-from rolegraph.models._openai import OpenAICompatModel, decode_json
+from rolegraph.models._openai import OpenAICompatModel
 from rolegraph.models._testing import FunctionModel, ScriptedModel
 from rolegraph.models._types import (
     ChatModel,
@@ -12,6 +13,7 @@ from rolegraph.models._types import (
     TokenLogprob,
     ToolCall,
     ToolSpec,
+    TransportRetry,
     Usage,
 )
 
@@ -29,6 +31,7 @@ __all__ = [
     "TokenLogprob",
     "ToolCall",
     "ToolSpec",
+    "TransportRetry",
     "Usage",
     "constrain_schema",
     "decode_json",

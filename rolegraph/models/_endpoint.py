@@ -22,8 +22,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from rolegraph.errors import ModelHTTPError, ModelUnreachable
+from rolegraph.errors import ModelError, ModelHTTPError, ModelUnreachable
 from rolegraph.models._dialects import Dialect, DialectSetting, dialect_from_models_listing
+from rolegraph.models._types import TransportRetry
 
 BaseUrl = str | Callable[[], Awaitable[str]]
 HttpClientFactory = Callable[[], httpx2.AsyncClient]
@@ -119,6 +120,11 @@ class Endpoint:
         self._resolved_url: str | None = base_url if isinstance(base_url, str) else None
         self._url_lock: asyncio.Lock | None = None
 
+    @property
+    def api_key(self) -> str | None:
+        """The key sent as `Authorization: Bearer ...` (for redactors; never shown by repr)."""
+        return self._api_key
+
     def __repr__(self) -> str:  # never shows the key
         return f"Endpoint(name={self.name!r}, base_url={self._resolved_url or '<lazy>'!r})"
 
@@ -171,8 +177,9 @@ class Endpoint:
     def constrains_schemas(self, dialect: Dialect) -> bool:
         return self._constrain if self._constrain is not None else dialect == "llama_cpp"
 
-    async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        """Run one API call with transport retries, mapping failures to rolegraph errors."""
+    async def call(self, fn: Callable[[], Awaitable[Any]], *, retries: list[TransportRetry] | None = None) -> Any:
+        """Run one API call with transport retries, mapping failures to rolegraph errors. Each
+        retry is appended to `retries` (and, if the call fails for good, set on the error)."""
         try:  # the common case, without building a retry loop
             return await fn()
         except Exception as exc:
@@ -180,7 +187,12 @@ class Endpoint:
                 self._raise(exc)
                 raise
             first: Exception = exc
-        return await self._call_retrying(fn, first)
+        made = retries if retries is not None else []
+        try:
+            return await self._call_retrying(fn, first, made)
+        except ModelError as exc:
+            exc.retries = tuple(made)
+            raise
 
     def _raise(self, exc: BaseException) -> None:
         url = self.display_url
@@ -189,10 +201,19 @@ class Endpoint:
         if isinstance(exc, openai.APIStatusError):
             raise ModelHTTPError(url, exc.status_code, _body(exc)) from exc
 
-    async def _call_retrying(self, fn: Callable[[], Awaitable[Any]], first: Exception) -> Any:
+    async def _call_retrying(self, fn: Callable[[], Awaitable[Any]], first: Exception,
+                             made: list[TransportRetry]) -> Any:
         """After a first retryable failure: the remaining attempts, waiting as tenacity says."""
         url = self.display_url
         state = {"first": first}
+
+        def note(retry_state: RetryCallState) -> None:  # tenacity's before_sleep: one failed attempt
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+            error = f"HTTP {status}" if status is not None else (_cause(exc) if exc else "unknown")
+            wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+            made.append(TransportRetry(attempt=retry_state.attempt_number, error=error, status=status,
+                                       wait_s=float(wait)))
 
         async def attempt_fn() -> Any:
             pending = state.pop("first", None)
@@ -205,6 +226,7 @@ class Endpoint:
             stop=stop_after_attempt(self.retry.attempts),
             wait=_Wait(self.retry),
             sleep=self.sleep,
+            before_sleep=note,
             reraise=True,
         )
         try:

@@ -3,13 +3,20 @@ structured output per server dialect, tool calls, logprobs, and usage and latenc
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from rolegraph.models._dialects import constrain_schema, response_format
 from rolegraph.models._endpoint import BaseUrl, Endpoint
-from rolegraph.models._types import ChatRequest, ChatResponse, Message, TokenLogprob, ToolCall, Usage
+from rolegraph.models._types import (
+    ChatRequest,
+    ChatResponse,
+    Message,
+    TokenLogprob,
+    ToolCall,
+    TransportRetry,
+    Usage,
+)
 
 
 class OpenAICompatModel:
@@ -49,9 +56,12 @@ class OpenAICompatModel:
         client = await self.endpoint.client()
         body = await self._body(request)
         started = time.perf_counter()
-        completion = await self.endpoint.call(lambda: client.chat.completions.create(**body))
+        retries: list[TransportRetry] = []
+        completion = await self.endpoint.call(lambda: client.chat.completions.create(**body), retries=retries)
         latency = time.perf_counter() - started
-        return _to_response(completion, latency)
+        response = _to_response(completion, latency)
+        response.retries = retries
+        return response
 
     async def _body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -136,13 +146,3 @@ def _to_response(completion: Any, latency: float) -> ChatResponse:
         latency_s=latency,
         logprobs=logprobs,
     )
-
-
-def decode_json(text: str) -> Any:
-    """Decode a model's JSON answer, tolerating a Markdown code fence around it and raw control
-    characters inside strings (llama.cpp's JSON grammar lets a newline into a string)."""
-    stripped = text.strip()
-    if stripped.startswith("```"):
-        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
-        stripped = stripped.rsplit("```", 1)[0]
-    return json.loads(stripped, strict=False)

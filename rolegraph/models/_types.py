@@ -10,7 +10,9 @@ import json
 from functools import cached_property
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rolegraph.models._decode import clean_text
 
 
 class ToolCall(BaseModel):
@@ -21,7 +23,12 @@ class ToolCall(BaseModel):
     id: str
     name: str
     arguments: str
-    """The raw JSON text of the arguments, as the model wrote it."""
+    """The raw JSON text of the arguments, as the model wrote it (lone surrogates replaced)."""
+
+    @field_validator("arguments")
+    @classmethod
+    def _clean(cls, arguments: str) -> str:
+        return clean_text(arguments)
 
     def parsed_arguments(self) -> Any:
         return json.loads(self.arguments)
@@ -40,6 +47,12 @@ class Message(BaseModel):
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _clean(cls, content: str | None) -> str | None:
+        # a prompt rendered from a lone surrogate (a JSON input's escape) could not be sent or hashed
+        return None if content is None else clean_text(content)
 
 
 class ToolSpec(BaseModel):
@@ -99,6 +112,21 @@ class TokenLogprob(BaseModel):
     top: list[tuple[str, float]] = Field(default_factory=list)
 
 
+class TransportRetry(BaseModel):
+    """One failed attempt of a model call that the client retried (connection error, 5xx, 429)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: int
+    """Which attempt failed: 1 is the first request."""
+    error: str
+    """What went wrong, in a few words ("HTTP 503", "connection refused")."""
+    status: int | None = None
+    """The HTTP status, when the server answered."""
+    wait_s: float
+    """Seconds waited before the next attempt (the server's Retry-After, or backoff)."""
+
+
 class ChatResponse(BaseModel):
     """What came back: text or tool calls, with usage and latency always filled."""
 
@@ -109,6 +137,15 @@ class ChatResponse(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     latency_s: float = 0.0
     logprobs: list[TokenLogprob] | None = None
+    retries: list[TransportRetry] = Field(default_factory=list, exclude=True)
+    """Transport retries it took to get this answer. The trace keeps them on ModelCall.retries
+    (so they are not stored twice, and a replayed answer shows none)."""
+
+    @field_validator("text")
+    @classmethod
+    def _clean(cls, text: str) -> str:
+        # a server may send "\ud83d" escapes: no trace, checkpoint or results file could hold it
+        return clean_text(text)
 
     def json_value(self) -> Any:
         """The text decoded as JSON (raises json.JSONDecodeError)."""

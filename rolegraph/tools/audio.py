@@ -4,6 +4,7 @@ normalisation), WAV output, and muxing the soundtrack into the video with PyAV. 
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -83,15 +84,25 @@ def synth_effect(family: str, seconds: float, *, seed: int = 0) -> np.ndarray:
     return np.asarray(x / peak, dtype=np.float32)
 
 
+VOICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]{0,63}")
+"""An espeak-ng voice name (`en-us`, `en+f3`, `mb-en1`): no path separators, no leading `-`."""
+
+
 def speak(text: str, *, voice: str = "en-us", words_per_minute: int = 160) -> np.ndarray:
-    """Speech from espeak-ng (Debian's `espeak-ng`), resampled to RATE."""
+    """Speech from espeak-ng (Debian's `espeak-ng`), resampled to RATE. The text goes in on
+    stdin, so whatever it says (`-f/etc/passwd`) is spoken, never read as an option."""
     exe = shutil.which("espeak-ng") or shutil.which("espeak")
     if exe is None:
         raise UserError("speech needs espeak-ng: apt-get install espeak-ng")
+    if not VOICE.fullmatch(voice):
+        raise UserError(f"voice: {voice[:80]!r} is not a voice name (letters, digits, '-', '+', '_'; "
+                        "`espeak-ng --voices` lists them)")
     with tempfile.TemporaryDirectory() as d:
         wav = Path(d) / "speech.wav"
-        subprocess.run([exe, "-v", voice, "-s", str(words_per_minute), "-w", str(wav), text], check=True,
-                       capture_output=True)
+        done = subprocess.run([exe, f"-v{voice}", f"-s{int(words_per_minute)}", "-w", str(wav), "--stdin"],
+                              input=text.encode(), capture_output=True, check=False)
+        if done.returncode != 0 or not wav.is_file():
+            raise UserError(f"espeak-ng failed ({done.returncode}): {done.stderr.decode(errors='replace')[:300]}")
         return read_wav(wav)
 
 
@@ -151,11 +162,13 @@ def write_wav(path: str | Path, samples: np.ndarray) -> Path:
     return Path(path)
 
 
-def mux(video: str | Path, audio: np.ndarray, out: str | Path) -> Path:
-    """The video with `audio` as its soundtrack (video packets copied, audio encoded as AAC)."""
+def mux(video: str | Path, audio: np.ndarray, out: str | Path, *, options: dict[str, str] | None = None) -> Path:
+    """The video with `audio` as its soundtrack (video packets copied, audio encoded as AAC).
+    `options` go to the demuxer that opens `video` (the tool server uses them to keep it to
+    local files and plain containers)."""
     import av
 
-    with av.open(str(video)) as src, av.open(str(out), mode="w") as dst:
+    with av.open(str(video), options=options or {}) as src, av.open(str(out), mode="w") as dst:
         vin = src.streams.video[0]
         vout = dst.add_stream_from_template(vin)
         aout = dst.add_stream("aac", rate=RATE)

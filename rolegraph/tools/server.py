@@ -2,13 +2,16 @@
 default), each also callable in-process. Sound effects, speech, mixing and muxing always; any
 diffusers pipeline named in the config, when its weights (and, for real models, a GPU) are there.
 
-Audio travels as base64 16-bit WAV; files (videos) travel as local paths, since the server runs
-on the same machine."""
+Audio travels as base64 16-bit WAV; videos as uploaded bytes or as names of files inside the
+server's work directory, and results as bytes or as files it writes inside its output directory.
+No name a request carries reaches outside those two folders, and URLs only with `allow_urls`."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import io
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +19,11 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from rolegraph.errors import UserError
-from rolegraph.tools import audio
+from rolegraph.tools import _paths, audio
+
+DEMUXER_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": "mov,matroska,avi,mpegts,flv,ogg"}
+"""Keeps a local video from pulling in other files or URLs (an HLS playlist, an ffconcat list)."""
+URL_DEMUXER_OPTIONS = {**DEMUXER_OPTIONS, "protocol_whitelist": "http,https,tcp,tls"}
 
 
 def wav_b64(samples: np.ndarray) -> str:
@@ -27,12 +34,15 @@ def wav_b64(samples: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def from_wav_b64(data: str) -> np.ndarray:
+def from_wav_b64(data: str, field: str = "wav_b64") -> np.ndarray:
     from scipy.io import wavfile
 
-    rate, x = wavfile.read(io.BytesIO(base64.b64decode(data)))
+    try:
+        rate, x = wavfile.read(io.BytesIO(base64.b64decode(data, validate=True)))
+    except (binascii.Error, ValueError) as exc:
+        raise UserError(f"{field}: not a base64 WAV file ({exc})") from None
     if rate != audio.RATE:
-        raise UserError(f"audio must be {audio.RATE} Hz, not {rate}")
+        raise UserError(f"{field}: audio must be {audio.RATE} Hz, not {rate}")
     return np.asarray(x, dtype=np.float32) / 32768.0
 
 
@@ -68,13 +78,24 @@ class MixRequest(BaseModel):
 
 
 class MuxRequest(BaseModel):
-    video: str
+    video: str | None = None
+    """A file inside the server's work (or output) directory, relative to the work directory; a
+    URL only when the server allows URLs. Exactly one of `video` and `video_b64`."""
+    video_b64: str | None = None
+    """The video's bytes, uploaded."""
     wav_b64: str
-    out: str
+    out: str | None = None
+    """A file to write inside the server's output directory, relative to it; without it the
+    result comes back as `data_b64`."""
+    overwrite: bool = False
+    """Replace `out` if it exists (refused otherwise)."""
 
 
 class MuxResponse(BaseModel):
-    out: str
+    out: str | None = None
+    """The file written (resolved), when the request named `out`."""
+    data_b64: str | None = None
+    """The muxed video's bytes, when the request named no `out`."""
 
 
 class DiffusionRequest(BaseModel):
@@ -92,10 +113,17 @@ class DiffusionResponse(BaseModel):
 
 class Tools:
     """The tools, in-process; the server calls exactly these. `pipelines` maps a name to a
-    diffusers pipeline object (or a factory that builds it on first use)."""
+    diffusers pipeline object (or a factory that builds it on first use). File names in requests
+    are confined to `work_dir` (inputs; outputs may be read back too) and `out_dir` (outputs),
+    by default `rolegraph-tools/work` and `rolegraph-tools/out` under the current directory
+    (created when first written); `allow_urls` lets a video be an http(s) URL."""
 
-    def __init__(self, pipelines: dict[str, Any] | None = None) -> None:
+    def __init__(self, pipelines: dict[str, Any] | None = None, *, work_dir: str | Path | None = None,
+                 out_dir: str | Path | None = None, allow_urls: bool = False) -> None:
         self.pipelines: dict[str, Any] = dict(pipelines or {})
+        self.work_dir = Path(work_dir if work_dir is not None else Path.cwd() / "rolegraph-tools" / "work").absolute()
+        self.out_dir = Path(out_dir if out_dir is not None else Path.cwd() / "rolegraph-tools" / "out").absolute()
+        self.allow_urls = allow_urls
 
     def effect(self, req: EffectRequest) -> AudioResponse:
         x = audio.synth_effect(req.family, req.seconds, seed=req.seed)
@@ -111,7 +139,37 @@ class Tools:
         return AudioResponse(seconds=len(x) / audio.RATE, wav_b64=wav_b64(x))
 
     def mux(self, req: MuxRequest) -> MuxResponse:
-        return MuxResponse(out=str(audio.mux(req.video, from_wav_b64(req.wav_b64), Path(req.out))))
+        import av
+
+        if (req.video is None) == (req.video_b64 is None):
+            raise UserError("video, video_b64: give exactly one (a file name in the work directory, or the bytes)")
+        track = from_wav_b64(req.wav_b64)
+        out = None if req.out is None else _paths.output_file(req.out, "out", self.out_dir, overwrite=req.overwrite)
+        with tempfile.TemporaryDirectory(prefix="rolegraph-mux-") as scratch:
+            options = DEMUXER_OPTIONS
+            if req.video_b64 is not None:
+                source = Path(scratch) / "upload"
+                try:
+                    source.write_bytes(base64.b64decode(req.video_b64, validate=True))
+                except binascii.Error as exc:
+                    raise UserError(f"video_b64: not base64 ({exc})") from None
+                video = str(source)
+            elif _paths.looks_like_url(req.video or ""):
+                video, options = _paths.check_url(req.video or "", "video", allow_urls=self.allow_urls), URL_DEMUXER_OPTIONS
+            else:
+                video = str(_paths.input_file(req.video or "", "video", [self.work_dir, self.out_dir]))
+            suffix = out.suffix if out is not None else ".mp4"
+            try:
+                if out is None:
+                    result = Path(scratch) / f"muxed{suffix}"
+                    audio.mux(video, track, result, options=options)
+                    return MuxResponse(data_b64=base64.b64encode(result.read_bytes()).decode())
+                with _paths.atomic_output(out, overwrite=req.overwrite) as partial:
+                    audio.mux(video, track, partial, options=options)
+            except (av.FFmpegError, IndexError) as exc:  # IndexError: no video stream
+                raise UserError(f"video: cannot mux it ({type(exc).__name__}: {exc}); a local video in a common "
+                                "container (mp4, mkv, avi, ts, flv, ogg) is expected") from None
+            return MuxResponse(out=str(out))
 
     def diffusion(self, name: str, req: DiffusionRequest) -> DiffusionResponse:
         import torch
@@ -138,6 +196,7 @@ def create_app(tools: Tools) -> Any:
     from fastapi import FastAPI, HTTPException
 
     app = FastAPI(title="rolegraph tools")
+    app.state.tools = tools
 
     def guard(fn: Any, *args: Any) -> Any:
         try:
@@ -188,7 +247,8 @@ def pipelines_from_config(entries: dict[str, str]) -> dict[str, Any]:
 
 
 class ToolClient:
-    """The server's tools with the in-process signatures (effect, mix, mux), over HTTP."""
+    """The server's tools with the in-process signatures (effect, mix, mux), over HTTP. Videos
+    go up as bytes and come back as bytes, so the server needs no access to the caller's files."""
 
     def __init__(self, base_url: str, *, timeout_s: float = 600.0) -> None:
         self.base_url, self.timeout_s = base_url.rstrip("/"), timeout_s
@@ -218,4 +278,11 @@ class ToolClient:
         return from_wav_b64(self._post("/tools/mix", req)["wav_b64"])
 
     def mux(self, video: str | Path, samples: np.ndarray, out: str | Path) -> Path:
-        return Path(self._post("/tools/mux", MuxRequest(video=str(video), wav_b64=wav_b64(samples), out=str(out)))["out"])
+        """`out` is written here, on the caller's side (replaced if it exists, like `audio.mux`)."""
+        req = MuxRequest(video_b64=base64.b64encode(Path(video).read_bytes()).decode(), wav_b64=wav_b64(samples))
+        data = base64.b64decode(self._post("/tools/mux", req)["data_b64"])
+        out = Path(out)
+        partial = out.with_name(f".partial-{out.name}")
+        partial.write_bytes(data)
+        partial.replace(out)
+        return out

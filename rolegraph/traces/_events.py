@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from rolegraph.models import ChatRequest, ChatResponse, Usage
+from rolegraph.models import ChatRequest, ChatResponse, TransportRetry, Usage
 
 FORMAT_VERSION = 1
 
@@ -110,6 +110,8 @@ class ModelCall(_Event):
     parsed: Any = None
     error: str | None = None
     replayed: bool = False
+    retries: list[TransportRetry] = Field(default_factory=list)
+    """Transport retries made for this call (each failed attempt and the wait after it)."""
 
     @property
     def usage(self) -> Usage:

@@ -13,7 +13,7 @@ from typing import Any
 from rolegraph.traces._events import ModelCall, ToolCall
 from rolegraph.traces._recorder import package_versions
 from rolegraph.traces._show import steps
-from rolegraph.traces._store import Trace
+from rolegraph.traces._store import Redactor, Trace
 
 SPAN_KIND_INTERNAL, SPAN_KIND_CLIENT = 1, 3
 STATUS_OK, STATUS_ERROR = 1, 2
@@ -122,9 +122,10 @@ def to_otlp(trace: Trace) -> dict[str, Any]:
     }]}
 
 
-def export(trace: Trace, target: str, *, timeout_s: float = 10.0) -> str:
-    """Write OTLP/JSON to a file, or POST it to an OTLP/HTTP endpoint (http://host:4318)."""
-    body = json.dumps(to_otlp(trace)).encode()
+def export(trace: Trace, target: str, *, timeout_s: float = 10.0, redactor: Redactor | None = None) -> str:
+    """Write OTLP/JSON to a file, or POST it to an OTLP/HTTP endpoint (http://host:4318), with
+    secrets redacted (`redactor`, default: the environment's key-like variables)."""
+    body = (redactor or Redactor())(json.dumps(to_otlp(trace))).encode()
     if target.startswith(("http://", "https://")):
         url = target.rstrip("/")
         if not url.endswith("/v1/traces"):
@@ -133,5 +134,6 @@ def export(trace: Trace, target: str, *, timeout_s: float = 10.0) -> str:
         with urllib.request.urlopen(req, timeout=timeout_s) as response:
             return f"{url}: HTTP {response.status}"
     path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(body)
     return str(path.resolve())

@@ -334,11 +334,14 @@ class RecordingModel:
         token = _CALL.set(call)
         error: str | None = None
         response: ChatResponse | None = None
+        retries: list[Any] = []
         try:
             response = await self.inner.chat(request)
+            retries = response.retries
             return response
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
+            retries = list(getattr(exc, "retries", ()))  # a ModelError carries the retries before it
             raise
         finally:
             _CALL.reset(token)
@@ -358,7 +361,7 @@ class RecordingModel:
                         call_index=index, fingerprint=request.fingerprint, request=request, response=response,
                         agent=scope.agent if scope else None, attempt=scope.attempt if scope else None,
                         prompt=scope.prompt if scope else None, prompt_sha256=scope.prompt_sha256 if scope else None,
-                        error=error, replayed=replayed,
+                        error=error, replayed=replayed, retries=retries,
                     )
                     if scope is not None:
                         scope.pending = event

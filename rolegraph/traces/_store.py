@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from rolegraph.errors import UserError
+from rolegraph.models._decode import clean_value
 from rolegraph.traces._events import (
     BlobRef,
     Event,
@@ -31,21 +32,38 @@ from rolegraph.traces._events import (
 INLINE_LIMIT = 16 * 1024
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET")
 REDACTED = "[REDACTED]"
+MIN_SECRET_LEN = 6
 
 
 class Redactor:
     """Removes secret values from text: values of environment variables whose names contain
-    KEY, TOKEN or SECRET, plus any extra values given."""
+    KEY, TOKEN or SECRET, plus any values given or `add`ed later (a Runtime adds every configured
+    endpoint's API key, whatever its variable is called). Matching is by value, in its raw form
+    and as it appears inside a JSON string; values under 6 characters are ignored (too likely to
+    be ordinary text)."""
 
     def __init__(self, env: Mapping[str, str] | None = None, extra: tuple[str, ...] = ()) -> None:
         env = os.environ if env is None else env
-        values = {v for k, v in env.items() if any(m in k.upper() for m in SECRET_MARKERS) and len(v) >= 6}
-        values |= {v for v in extra if v and len(v) >= 6}
-        forms: set[str] = set()
-        for v in values:
+        self._values: set[str] = set()
+        self._secrets: list[str] = []
+        self.add(*(v for k, v in env.items() if any(m in k.upper() for m in SECRET_MARKERS)), *extra)
+
+    def add(self, *values: str | None) -> None:
+        """Also redact `values` from now on (empty and short ones are skipped)."""
+        new = {v for v in values if v and len(v) >= MIN_SECRET_LEN} - self._values
+        if not new:
+            return
+        self._values |= new
+        forms = set(self._secrets)
+        for v in new:
             forms.add(v)
             forms.add(json.dumps(v)[1:-1])  # as it appears inside a JSON string
         self._secrets = sorted(forms, key=len, reverse=True)
+
+    @property
+    def values(self) -> frozenset[str]:
+        """The secret values known (to hand to another store's redactor)."""
+        return frozenset(self._values)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -138,7 +156,9 @@ class TraceStore:
         if graph:
             where.append("graph = ?")
             args.append(graph)
-        if status and status != "incomplete":
+        if status == "incomplete":  # a dead "running" row; whether it is dead is known only below
+            where.append("status = 'running'")
+        elif status:
             where.append("status = ?")
             args.append(status)
         if search:
@@ -146,17 +166,22 @@ class TraceStore:
             args.append(f"%{search}%")
         if where:
             query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY started DESC LIMIT ?"
-        args.append(limit)
+        query += " ORDER BY started DESC"
+        if status != "incomplete":  # for incomplete the limit applies after the liveness filter
+            query += " LIMIT ?"
+            args.append(limit)
         with self._lock, self._index() as con:
             rows = con.execute(query, args).fetchall()
         infos = [RunInfo(*row) for row in rows]
         for info in infos:
             if info.status == "running" and not _pid_alive(info.pid):
                 info.status = "incomplete"
+        if status == "incomplete":
+            infos = [i for i in infos if i.status == "incomplete"][:limit]
+        for info in infos:
             if info.status in ("running", "incomplete"):
                 info.model_calls, info.tokens = _recorded_counts(self.root / info.run_id)
-        return [i for i in infos if status != "incomplete" or i.status == "incomplete"]
+        return infos
 
     def resolve(self, ref: str) -> Path:
         """A run directory from an id, a unique id prefix, 'last', or a path."""
@@ -221,7 +246,7 @@ class RunWriter:
         with self._lock:
             event.seq = self._seq
             self._seq += 1
-            line = self.store.redactor(event.model_dump_json(exclude_none=True))
+            line = self.store.redactor(_event_json(event))
             self._fh.write(line + "\n")
             self._fh.flush()
         if isinstance(event, RunStarted):
@@ -250,6 +275,16 @@ class RunWriter:
     def close(self) -> None:
         with self._lock:
             self._fh.close()
+
+
+def _event_json(event: Event) -> str:
+    """One log line. A string no UTF-8 file can hold (a lone surrogate, from a tool's output or a
+    JSON input file's escapes) is written with U+FFFD in its place rather than failing the run."""
+    try:
+        return event.model_dump_json(exclude_none=True)
+    except PydanticSerializationError:
+        data = clean_value(event.model_dump(mode="json", exclude_none=True))
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass

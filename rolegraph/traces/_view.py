@@ -1,9 +1,13 @@
-"""`rolegraph trace view`: one self-contained HTML page per run — the graph (mermaid, inlined),
-a timeline of steps and model calls, and every call's messages and output."""
+"""`rolegraph trace view`: one HTML page per run — the graph (mermaid), a timeline of steps and model
+calls, and every call's messages and output. A page is self-contained (mermaid inlined, ~3.4 MB) unless
+it is one of many in a folder (an eval report): then it points at one shared copy of the script."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import urllib.parse
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -11,9 +15,10 @@ from typing import Any
 import jinja2
 
 from rolegraph.traces._show import steps
-from rolegraph.traces._store import Trace
+from rolegraph.traces._store import Redactor, Trace
 
 ASSETS = Path(__file__).parent / "assets"
+SHARED_ASSETS = ("mermaid.min.js", "mermaid.LICENSE", "view.css")
 
 
 @lru_cache(maxsize=1)
@@ -21,6 +26,11 @@ def _template() -> jinja2.Template:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ASSETS)), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     return env.get_template("view.html.j2")
+
+
+@lru_cache(maxsize=1)
+def _css() -> str:
+    return (ASSETS / "view.css").read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
@@ -35,7 +45,21 @@ def _pretty(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
-def render(trace: Trace) -> str:
+def write_assets(directory: str | Path) -> Path:
+    """Copy the viewer's script, its licence and its stylesheet into `directory` unless a copy of the
+    same size is there; returns the folder. Pages written with `write_view(..., assets=directory)` use it."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SHARED_ASSETS:
+        source, target = ASSETS / name, folder / name
+        if not target.exists() or target.stat().st_size != source.stat().st_size:
+            shutil.copyfile(source, target)
+    return folder
+
+
+def render(trace: Trace, *, assets_url: str | None = None) -> str:
+    """The page's HTML: self-contained, or, with `assets_url` (the URL of a `write_assets` folder,
+    usually relative, ending in "/"), loading the script and stylesheet from there."""
     started = trace.started
     items = steps(trace)
     t0 = started.ts
@@ -75,11 +99,21 @@ def render(trace: Trace) -> str:
         n_retries=totals.retries if totals else sum(1 for c in calls_all if c["error"]),
         duration=totals.duration_s if totals else span, mermaid=started.manifest.mermaid or "graph TD;\n  run",
         manifest_json=_pretty(manifest), output=_pretty(trace.finished.output) if trace.finished else "",
-        mermaid_js=_mermaid_js(),
+        mermaid_js="" if assets_url else _mermaid_js(), css="" if assets_url else _css(),
+        assets_url=assets_url or "",
     )
 
 
-def write_view(trace: Trace, path: str | Path | None = None) -> Path:
+def write_view(trace: Trace, path: str | Path | None = None, *, assets: str | Path | None = None,
+               redactor: Redactor | None = None) -> Path:
+    """Write the run's page (default `<run dir>/view.html`). Without `assets` the page is self-contained;
+    with a folder, the script is written there once and the page refers to it by relative path, so a
+    folder of pages costs a few KB each instead of 3.4 MB."""
     out = Path(path) if path else trace.dir / "view.html"
-    out.write_text(render(trace), encoding="utf-8")
+    url = None
+    if assets is not None:
+        folder = write_assets(assets)
+        url = urllib.parse.quote(Path(os.path.relpath(folder.resolve(), out.parent.resolve())).as_posix()) + "/"
+    # the trace was redacted when written; redact again with what this process knows (keys added since)
+    out.write_text((redactor or Redactor())(render(trace, assets_url=url)), encoding="utf-8")
     return out

@@ -94,3 +94,110 @@ def test_network_guard_blocks_other_hosts() -> None:
 
     with socket.socket() as s, pytest.raises(ConnectionRefusedError, match=r"only connect to 127\.0\.0\.1"):
         s.connect(("10.1.2.3", 80))
+
+
+# Hardening (issue 14): every malformed file is one InputError line `FILE:LINE: field 'x': ...`.
+OK_LINE = '{"question": "ok?", "choices": ["a", "b"], "correct_index": 1}\n'
+
+
+def load_error(p: Path) -> str:
+    with pytest.raises(InputError) as info:
+        list(load_mcqs(p))
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(p))
+    return message[len(str(p)):]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (OK_LINE + '{"question": "q", "choices": ["a", "b"], "correct_index": 0, "metadata": "x"}\n',
+         ":2: field 'metadata': must be a JSON object, not a string"),
+        (OK_LINE + '{"question": "q", "choices": ["a", "b"], "correct_index": true}\n',
+         ":2: field 'correct_index': Input should be a valid integer"),
+        (OK_LINE + '{"question": "q", "choices": ["a", "b"], "correct_index": "1"}\n',
+         ":2: field 'correct_index': Input should be a valid integer"),
+        (OK_LINE + '{"question": "' + "x" * (1 << 20) + '", "choices": ["a", "b"], "correct_index": 0}\n',
+         ":2: line is longer than 1 MiB, the limit per input line"),
+    ],
+)
+def test_jsonl_findings(tmp_path: Path, body: str, expected: str) -> None:
+    p = tmp_path / "cases.jsonl"
+    p.write_text(body)
+    assert load_error(p) == expected
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_latin1_and_binary_files_are_not_utf8(tmp_path: Path, suffix: str) -> None:
+    p = tmp_path / f"cases{suffix}"
+    head = OK_LINE if suffix == ".jsonl" else "question,choices,correct_index\n"
+    p.write_bytes(head.encode() + 'caf\xe9 "q"\n'.encode("latin-1"))
+    assert load_error(p) == ":2: not UTF-8 text (byte 0xe9 at byte 4 of the line); save the file as UTF-8"
+    p.write_bytes(b"\x1f\x8b\x08\x00\xff\xfe")  # a gzip header
+    assert load_error(p) == ":1: not UTF-8 text (byte 0x8b at byte 2 of the line); save the file as UTF-8"
+
+
+@pytest.mark.parametrize("body", ["", "\n  \n"])
+def test_empty_file_is_refused(tmp_path: Path, body: str) -> None:
+    for name in ("cases.jsonl", "cases.csv"):
+        p = tmp_path / name
+        p.write_text(body if name.endswith(".jsonl") else "question,choices,correct_index\n" + body)
+        with pytest.raises(InputError, match=r"^no cases in .*cases\.(jsonl|csv) \(the file is empty"):
+            list(load_mcqs(p))
+
+
+CSV_HEAD = "key_question,question,choices,correct_index\n"
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ('1,q,"{[1], 2}",0\n', ":2: field 'choices': not a list literal: '{[1], 2}'"),
+        ('1,q,"{\'a\', \'b\'}",0\n', ":2: field 'choices': must be a list of options, not set: \"{'a', 'b'}\""),
+        ('1,q,"[\'a\', \'b\']",true\n', ":2: field 'correct_index': must be a whole number, not 'true'"),
+        ('1,"' + "x\n" * (600 * 1024) + '","[\'a\', \'b\']",0\n',
+         ":2: a field is longer than 1 MiB, the limit per input field"),
+        ('1,"' + "x" * (1 << 20) + '","[\'a\', \'b\']",0\n', ":2: line is longer than 1 MiB, the limit per input line"),
+        ('1,q,"[\'a\', \'b\']",0,extra\n', ":2: 1 more value(s) than there are columns"),
+    ],
+)
+def test_csv_findings(tmp_path: Path, row: str, expected: str) -> None:
+    p = tmp_path / "bad.csv"
+    p.write_text(CSV_HEAD + row)
+    assert load_error(p) == expected
+
+
+def test_csv_field_over_128_kib_loads(tmp_path: Path) -> None:
+    p = tmp_path / "big.csv"
+    p.write_text(CSV_HEAD + '1,"' + "x" * 200_000 + '","[\'a\', \'b\']",1\n')
+    (m,) = load_mcqs(p)
+    assert len(m.question) == 200_000
+
+
+def test_csv_with_byte_order_mark_keeps_key_question(tmp_path: Path) -> None:
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + (CSV_HEAD + '7,q,"[\'a\', \'b\']",1\n').encode())
+    (m,) = load_mcqs(p)
+    assert (m.key, m.metadata) == ("7", {})
+    j = tmp_path / "bom.jsonl"
+    j.write_bytes(b"\xef\xbb\xbf" + OK_LINE.encode())
+    assert [m.question for m in load_mcqs(j)] == ["ok?"]
+
+
+def test_generic_readers_share_the_checks(tmp_path: Path) -> None:
+    from rolegraph.evals._any import graph_cases
+    from rolegraph.graphs._cli import read_inputs
+    from rolegraph.graphs.mcq import mcq
+
+    p = tmp_path / "cases.jsonl"
+    p.write_text(OK_LINE + '{"input": {"question": "q", "choices": ["a", "b"], "correct_index": 0}, "metadata": [1]}\n')
+    with pytest.raises(InputError, match=r"^.*cases\.jsonl:2: field 'metadata': must be a JSON object, not a list$"):
+        graph_cases(mcq, p)
+    p.write_bytes(OK_LINE.encode() + b'{"question": "\xff"}\n')
+    for read in (graph_cases, read_inputs):
+        with pytest.raises(InputError, match=r"cases\.jsonl:2: not UTF-8 text \(byte 0xff at byte 15 of the line\)"):
+            read(mcq, p)
+    p.write_text("\n")
+    for read in (graph_cases, read_inputs):
+        with pytest.raises(InputError, match=r"^no cases in .*cases\.jsonl"):
+            read(mcq, p)

@@ -16,7 +16,7 @@ from rolegraph.tools.video import Scene, write_synthetic_video
 
 
 @pytest.fixture(scope="module")
-def client() -> object:
+def client(tmp_path_factory: pytest.TempPathFactory) -> object:
     from fastapi.testclient import TestClient
 
     pytest.importorskip("diffusers")
@@ -28,10 +28,11 @@ def client() -> object:
                        block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
                        up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
     tiny = DDPMPipeline(unet=unet, scheduler=DDIMScheduler(num_train_timesteps=50))
-    return TestClient(create_app(Tools({"tiny": tiny})))
+    root = tmp_path_factory.mktemp("tools")
+    return TestClient(create_app(Tools({"tiny": tiny}, work_dir=root / "work", out_dir=root / "out")))
 
 
-def test_effect_mix_and_mux_endpoints(client: object, tmp_path: object) -> None:
+def test_effect_mix_and_mux_endpoints(client: object) -> None:
     c = client  # type: ignore[assignment]
     r = c.post("/tools/effect", json={"family": "water", "seconds": 2.0, "seed": 1})  # type: ignore[attr-defined]
     assert r.status_code == 200 and r.json()["seconds"] == pytest.approx(2.0)
@@ -42,11 +43,13 @@ def test_effect_mix_and_mux_endpoints(client: object, tmp_path: object) -> None:
         {"kind": "background", "start": 0.0, "wav_b64": r.json()["wav_b64"]},
         {"kind": "effect", "start": 1.0, "wav_b64": wav_b64(audio.synth_effect("impact", 0.5))}]})
     assert mixed.status_code == 200 and mixed.json()["seconds"] == pytest.approx(3.0)
-    video = tmp_path / "v.mp4"  # type: ignore[operator]
-    write_synthetic_video(video, [Scene(seconds=3, colour="red")])
-    muxed = c.post("/tools/mux", json={"video": str(video), "wav_b64": mixed.json()["wav_b64"],  # type: ignore[attr-defined]
-                                       "out": str(tmp_path / "out.mp4")})  # type: ignore[operator]
-    assert muxed.status_code == 200 and (tmp_path / "out.mp4").is_file()  # type: ignore[operator]
+    tools = c.app.state.tools  # type: ignore[attr-defined]
+    tools.work_dir.mkdir(parents=True, exist_ok=True)
+    write_synthetic_video(tools.work_dir / "v.mp4", [Scene(seconds=3, colour="red")])
+    muxed = c.post("/tools/mux", json={"video": "v.mp4", "wav_b64": mixed.json()["wav_b64"],  # type: ignore[attr-defined]
+                                       "out": "out.mp4"})
+    assert muxed.status_code == 200 and (tools.out_dir / "out.mp4").is_file()
+    assert muxed.json()["out"] == str((tools.out_dir / "out.mp4").resolve())
 
 
 def test_speech_endpoint(client: object) -> None:

@@ -104,7 +104,7 @@ def test_export_otlp_to_a_file_and_an_endpoint(recorded: tuple[Path, str], tmp_p
     import threading
 
     runs, run_id = recorded
-    target = tmp_path / "spans.json"
+    target = tmp_path / "not" / "yet" / "spans.json"  # the folders are created
     result = cli("trace", "export", run_id, "--runs", str(runs), "--otlp", str(target), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     spans = json.loads(target.read_text())["resourceSpans"][0]["scopeSpans"][0]["spans"]

@@ -253,3 +253,18 @@ async def test_fork_with_another_model_name_sends_it_to_the_same_endpoint(tmp_pa
     assert forked.exit_code is refinebot.ExitCode.FAIL_REWRITE
     assert [b["model"] for b in sent] == ["checker-lora-v2"]
     assert store.load(forked.trace_id).started.parent.changes == {"model:checker": "checker-lora-v2"}  # type: ignore[union-attr]
+
+
+def test_list_incomplete_filters_before_the_limit(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store = TraceStore(tmp_path / "runs")
+    rows = [(f"done-{i}", "g", 100.0 + i, 101.0 + i, "ok", None, os.getpid(), 0, 0, "{}") for i in range(5)]
+    rows += [(f"dead-{i}", "g", 10.0 + i, None, "running", None, dead.pid, 0, 0, "{}") for i in range(4)]
+    rows.append(("live", "g", 50.0, None, "running", None, os.getpid(), 0, 0, "{}"))
+    with store._index() as con:
+        con.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+    runs = store.list(status="incomplete", limit=3)
+    assert [r.run_id for r in runs] == ["dead-3", "dead-2", "dead-1"]
+    assert {r.status for r in runs} == {"incomplete"}
+    assert [r.run_id for r in store.list(limit=2)] == ["done-4", "done-3"]

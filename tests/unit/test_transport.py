@@ -11,6 +11,7 @@ import pytest
 from rolegraph import ModelHTTPError, ModelUnreachable
 from rolegraph.models import (
     ChatRequest,
+    ChatResponse,
     Endpoint,
     Message,
     OpenAICompatModel,
@@ -170,3 +171,69 @@ async def test_tool_call_round_trip() -> None:
     body = json.loads(server.requests[0].content)
     assert body["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
     assert body["tools"][0]["function"]["name"] == "weather"
+
+
+class _Events:
+    """A stand-in for a run's trace writer: keeps the events."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def write(self, event: object) -> None:
+        self.events.append(event)
+
+
+async def _recorded_call(model: OpenAICompatModel) -> tuple[object, list[object]]:
+    from rolegraph.traces._recorder import _RUN, RecordingModel, RunContext
+
+    sink = _Events()
+    token = _RUN.set(RunContext(run_id="r", writer=sink))  # type: ignore[arg-type]
+    try:
+        try:
+            result: object = await RecordingModel("default", model).chat(REQ)
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            result = exc
+    finally:
+        _RUN.reset(token)
+    return result, sink.events
+
+
+async def test_transport_retries_are_recorded_on_the_call() -> None:
+    from rolegraph.models import TransportRetry
+    from rolegraph.traces import ModelCall, parse_event
+
+    server = Server(httpx2.Response(503, text="busy"), httpx2.Response(429, headers={"retry-after": "7"}),
+                    httpx2.ConnectError("Connection refused"), ok())
+    sleeps: list[float] = []
+    response, events = await _recorded_call(model_for(server, sleeps))
+    assert isinstance(response, ChatResponse) and response.text == "hello"
+    (call,) = events
+    assert isinstance(call, ModelCall)
+    assert [(r.attempt, r.error, r.status) for r in call.retries] == [
+        (1, "HTTP 503", 503), (2, "HTTP 429", 429), (3, "connection refused", None)]
+    assert [r.wait_s for r in call.retries] == sleeps and sleeps[1] == 7.0
+    loaded = parse_event(call.model_dump_json())  # written and loaded back
+    assert isinstance(loaded, ModelCall) and loaded.retries == call.retries
+    assert "retries" not in json.loads(call.model_dump_json())["response"]  # stored once, on the call
+    assert isinstance(call.retries[0], TransportRetry)
+
+
+async def test_retries_before_giving_up_are_recorded_on_the_failed_call() -> None:
+    from rolegraph.traces import ModelCall
+
+    server = Server(*[httpx2.Response(500, text="down")] * 4)
+    error, events = await _recorded_call(model_for(server, []))
+    assert isinstance(error, ModelHTTPError) and len(error.retries) == 3
+    (call,) = events
+    assert isinstance(call, ModelCall) and call.response is None and "HTTP 500" in (call.error or "")
+    assert [r.attempt for r in call.retries] == [1, 2, 3]
+
+
+def test_old_model_calls_without_retries_still_load() -> None:
+    from rolegraph.traces import ModelCall, parse_event
+
+    old = {"kind": "model_call", "format_version": 1, "role": "r", "node_key": None, "step": None, "call_index": 0,
+           "fingerprint": "f", "request": {"messages": [{"role": "user", "content": "hi"}]},
+           "response": {"text": "yo"}}
+    event = parse_event(json.dumps(old))
+    assert isinstance(event, ModelCall) and event.retries == []

@@ -251,15 +251,31 @@ class Action:
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.args.items())})"
 
 
+MAX_ACTION_CHARS = 1000
+"""The longest action text read: a skill call is a few dozen characters."""
+
+LIMITS: dict[str, float] = {"distance": 10.0, "angle": 360.0}
+"""The largest magnitude a numeric argument may have, by name (others: 1e6)."""
+
+_PARSE_FAILURES = (SyntaxError, ValueError, TypeError, RecursionError, MemoryError, OverflowError,
+                   UnicodeError)
+
+
 def parse_action(text: str, library: dict[str, dict[str, type]]) -> Action:
     """One call like `grab(object_name="cup")`: parsed with `ast` (never executed), the name and
-    keywords checked against `library`, every argument a literal of the declared type."""
+    keywords checked against `library`, every argument a literal of the declared type (numbers
+    finite and within LIMITS). Raises only ActionError, with a message for the planner."""
+    if not isinstance(text, str):
+        raise ActionError("the action must be text: one call, like grab(object_name=\"cup\")")
     source = text.strip().strip("`").strip()
     if source.startswith("python"):
         source = source[len("python"):].strip()
+    if len(source) > MAX_ACTION_CHARS:
+        raise ActionError(f"the action is {len(source)} characters long; give one short call "
+                          f"(at most {MAX_ACTION_CHARS}), like grab(object_name=\"cup\")")
     try:
         tree = ast.parse(source, mode="eval")
-    except SyntaxError:
+    except _PARSE_FAILURES:  # bad syntax, null bytes, lone surrogates, nesting, 5,000-digit numbers
         raise ActionError(f"not a single call: {source[:80]!r}") from None
     call = tree.body
     if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
@@ -283,13 +299,19 @@ def parse_action(text: str, library: dict[str, dict[str, type]]) -> Action:
             raise ActionError(f"{name} has no argument {key!r}; it takes: {', '.join(params) or 'nothing'}")
         try:
             value = ast.literal_eval(node)
-        except ValueError:
+        except _PARSE_FAILURES:  # a name, a call, an unhashable dict key
             raise ActionError(f"the argument {key} must be a literal value") from None
         want = params[key]
         if want is float and isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > 1e300:
+                raise ActionError(f"the argument {key} is out of range")
             value = float(value)
         if not isinstance(value, want) or isinstance(value, bool):
             raise ActionError(f"the argument {key} must be a {want.__name__}")
+        if isinstance(value, float):
+            limit = LIMITS.get(key, 1e6)
+            if not math.isfinite(value) or abs(value) > limit:
+                raise ActionError(f"the argument {key} must be a finite number from {-limit:g} to {limit:g}")
         args[key] = value
     missing = [p for p in params if p not in args]
     if missing:

@@ -21,6 +21,9 @@ err = Console(stderr=True)
 Concurrency = Annotated[int, typer.Option(min=1, help="Games played at once.")]
 Seed = Annotated[int, typer.Option(help="Seeds the deal and the solvers' tie-breaking (game i uses seed + i).")]
 Resume = Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")]
+RetryErrors = Annotated[bool, typer.Option("--retry-errors/--no-retry-errors",
+                                           help="With --resume: run again the games recorded as an error or a "
+                                                "timeout (the new result replaces the old). Default: retry.")]
 OutDir = Annotated[Path, typer.Option("--out", help="Where evaluations are written.")]
 ConfigOpt = Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")]
 Mode = Annotated[str, typer.Option(help="free (as in the paper) or constrained (legal moves as a schema enum).")]
@@ -46,6 +49,7 @@ def _game_command(game: str, default_opponent: str) -> Callable[..., None]:
         concurrency: Concurrency = 4,
         seed: Seed = 0,
         resume: Resume = None,
+        retry_errors: RetryErrors = True,
         out_dir: OutDir = Path("evals"),
         config: ConfigOpt = None,
     ) -> None:
@@ -60,8 +64,8 @@ def _game_command(game: str, default_opponent: str) -> Callable[..., None]:
             make_opponent(opponent, game)  # a bad name fails now, not in every game
         bench = game_benchmark(game, games=games, opponent=opponent, player=player, players=players, mode=mode,
                                seed=seed, quality=quality, history_k=history_k, max_illegal=max_illegal)
-        store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir,
-                                config=config)
+        store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume,
+                                        retry_errors=retry_errors, out_dir=out_dir, config=config)
         print_summary(store, directory)
 
     command.__doc__ = (f"Play {game} games (SPIN-Bench): the LLM seat against a solver or another LLM role; "
@@ -80,6 +84,7 @@ def eval_pddl(
     concurrency: Concurrency = 4,
     seed: Seed = 0,
     resume: Resume = None,
+    retry_errors: RetryErrors = True,
     out_dir: OutDir = Path("evals"),
     config: ConfigOpt = None,
 ) -> None:
@@ -90,7 +95,8 @@ def eval_pddl(
     chosen = [d.strip() for d in domains.split(",") if d.strip()] or None
     bench = pddl_benchmark(data, domains=chosen, per_domain=per_domain,
                            optimal_cache=(optimal_cache if optimal else False), optimal_timeout_s=optimal_timeout)
-    store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config)
+    store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume,
+                                    retry_errors=retry_errors, out_dir=out_dir, config=config)
     print_summary(store, directory)
     by_domain: dict[str, list[float]] = {}
     optimality: dict[str, list[float]] = {}
@@ -126,6 +132,7 @@ def eval_diplomacy(
     concurrency: Concurrency = 2,
     seed: Seed = 0,
     resume: Resume = None,
+    retry_errors: RetryErrors = True,
     out_dir: OutDir = Path("evals"),
     config: ConfigOpt = None,
 ) -> None:
@@ -140,7 +147,8 @@ def eval_diplomacy(
         next(iter(bench.cases()))  # validates the powers before anything starts
     except ValidationError as exc:
         raise UserError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())) from None
-    store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config)
+    store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume,
+                                    retry_errors=retry_errors, out_dir=out_dir, config=config)
     print_summary(store, directory)
 
 
