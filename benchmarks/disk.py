@@ -20,12 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph import Runtime
-from rolegraph.evals import EvalStore, run_eval, write_report
-from rolegraph.evals._report import MAX_CASE_ROWS
+from rolegraph.evals import MAX_CASE_ROWS, EvalStore, run_eval, write_report
 from rolegraph.evals.mcq import mcq_benchmark
 from rolegraph.models import FunctionModel
-from rolegraph.traces import Trace
-from rolegraph.traces._view import write_view
+from rolegraph.traces import Trace, write_view
 
 QUESTION = {"question": "A confocal image of HeLa cells stained with DAPI shows folded nuclear rings. Why?",
             "choices": ["Mitochondrial fragmentation", "Normal interphase", "Lamin A mutation", "Overexposure"],

@@ -3,11 +3,12 @@ confidence intervals; reports; the MicroVQA-style MCQ benchmark and robustness t
 
 from rolegraph.envs.mcq import MCQ, load_mcqs
 from rolegraph.evals._core import Benchmark, Case, EvalRecord, Match, Score, Scorer, Solver, SolverOutput
-from rolegraph.evals._report import summarize, write_report
+from rolegraph.evals._report import MAX_CASE_ROWS, summarize, write_report
 from rolegraph.evals._runner import EvalSummary, run_eval
 from rolegraph.evals._store import EvalStore
 
 __all__ = [
+    "MAX_CASE_ROWS",
     "MCQ",
     "Benchmark",
     "Case",

@@ -26,6 +26,7 @@ from rolegraph.traces._recorder import RunContext, as_node, run_totals, set_outp
 from rolegraph.traces._replay import ForkPrompts, ReplayMismatch, ReplayModel, ReplayTools, request_diff, role_prompts
 from rolegraph.traces._store import Redactor, RunInfo, Trace, TraceStore
 from rolegraph.traces._tools import record_tool
+from rolegraph.traces._view import write_assets, write_view
 
 
 def load(ref: str, root: str = "runs") -> Trace:
@@ -71,4 +72,6 @@ __all__ = [
     "set_output",
     "takes_runtime",
     "traced_node",
+    "write_assets",
+    "write_view",
 ]
