@@ -251,3 +251,28 @@ def test_an_evaluation_in_which_every_case_errored_says_so_and_exits_non_zero(tm
     assert done.returncode == 1, done.stdout + done.stderr
     assert "every one of the 2 results errored" in done.stderr
     assert list((tmp_path / "evals").glob("*/summary.json"))  # the summary is still written
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.text(max_size=400),
+    st.builds(lambda r, a: json.dumps({"reason": r, "action": a}), st.text(max_size=80), st.text(max_size=12)),
+    st.builds(lambda d: "[" * d + "]" * d, st.integers(min_value=100, max_value=3000)),
+    st.sampled_from(['{"reason": "\\ud83d", "action": "a1"}', '{"reason": 1e999, "action": "b2"}',
+                     '{"reason": "x", "action": ' + "9" * 5000 + "}", '{"action": NaN}', '{"reason": []}']),
+))
+def test_the_spin_move_parser_returns_a_legal_move_or_asks_again(text: str) -> None:
+    """Any answer to a SPIN-Bench player is a legal move, or OutputInvalid (the "Illegal move,
+    try again" feedback), for every game's move notation."""
+    from rolegraph.agents import OutputInvalid
+    from rolegraph.envs.spin import make_env
+    from rolegraph.graphs.spin import player_agent
+
+    for game in ("tictactoe", "connect4"):
+        env = make_env(game)
+        parse = player_agent(env, "free", 10, "player").output
+        try:
+            move = parse(text)  # type: ignore[operator]
+        except OutputInvalid:
+            continue
+        assert move.action in env.legal_moves()
