@@ -118,9 +118,17 @@ class SoundKB:
         self._filled = True
 
     async def search(self, query: str, k: int = 5) -> list[SoundLabel]:
+        """The k labels nearest to `query`; a query that is itself a label in the library comes
+        first. (Labels of one family share their description, so "dog barking" and "fox barking"
+        score within float noise of each other, and the embedding's order between them is not
+        stable from one process to the next.)"""
         await self.fill()
         hits = await self.memory.recall(query, k)
-        return [self.labels[h.metadata["label"]] for h in hits if h.metadata.get("label") in self.labels]
+        found = [self.labels[h.metadata["label"]] for h in hits if h.metadata.get("label") in self.labels]
+        exact = self.labels.get(query.strip()) or self.labels.get(query.strip().lower())
+        if exact is not None:
+            found = [exact, *(s for s in found if s.label != exact.label)][:k]
+        return found
 
     def __contains__(self, label: str) -> bool:
         return label in self.labels
