@@ -4,9 +4,12 @@ the servers it started. It is passed to graphs; nothing in rolegraph reads a glo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import copy
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -24,6 +27,16 @@ from rolegraph.traces._store import Redactor, Trace, TraceStore
 from rolegraph.traces._tools import ToolSource, record_tool
 
 T = TypeVar("T")
+
+_CURRENT: contextvars.ContextVar[tuple[Runtime, asyncio.AbstractEventLoop] | None] = contextvars.ContextVar(
+    "rolegraph_runtime", default=None)
+
+
+def current_runtime() -> tuple[Runtime, asyncio.AbstractEventLoop] | None:
+    """The Runtime of the graph run in progress and the event loop it runs on (None outside a
+    run): how code that LangGraph calls without a Runtime argument (a LangChain chat model, a
+    tool) reaches the run's models, recording and replay."""
+    return _CURRENT.get()
 
 
 class Runtime:
@@ -325,6 +338,16 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
         self.close()
+
+    @contextlib.contextmanager
+    def current(self) -> Iterator[Runtime]:
+        """Make this the current runtime (see `current_runtime`) while the block runs; call it
+        inside the event loop the run uses."""
+        token = _CURRENT.set((self, asyncio.get_running_loop()))
+        try:
+            yield self
+        finally:
+            _CURRENT.reset(token)
 
     def run_sync(self, coro: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
         """Run `coro` in a fresh event loop and close the clients bound to it."""

@@ -17,6 +17,7 @@ from rich.table import Table
 from rolegraph._inputs import jsonl_objects, no_cases, object_field
 from rolegraph.errors import InputError, UserError
 from rolegraph.evals._core import Benchmark, Case, Score
+from rolegraph.evals._shell import RetryErrors
 
 out = Console()
 err = Console(stderr=True)
@@ -115,9 +116,7 @@ def eval_any_command(
     timeout: Annotated[float | None, typer.Option(help="Seconds allowed per case.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")] = None,
-    retry_errors: Annotated[bool, typer.Option("--retry-errors/--no-retry-errors",
-                                               help="With --resume: run again the cases recorded as an error or a "
-                                                    "timeout (the new result replaces the old). Default: retry.")] = True,
+    retry_errors: RetryErrors = True,
     out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
 ) -> None:

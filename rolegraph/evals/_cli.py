@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph.errors import UserError
+from rolegraph.evals._shell import RetryErrors
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate agents against benchmarks.")
 out = Console()
@@ -33,9 +34,6 @@ def _errors(store: Any) -> int:
     return sum(n for status, n in store.status_counts().items() if status != "ok")
 
 
-RetryErrors = Annotated[bool, typer.Option("--retry-errors/--no-retry-errors",
-                                           help="With --resume: run again the cases recorded as an error or a "
-                                                "timeout (their new result replaces the old one). Default: retry.")]
 
 
 def _fmt(e: Any) -> str:

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rolegraph.errors import ModelUnreachable, UserError
 from rolegraph.evals._core import RECORD_VERSION, Benchmark, Case, EvalRecord, SolverOutput
 from rolegraph.evals._store import EvalStore
+from rolegraph.graphs import EVAL_PAIR
 
 if TYPE_CHECKING:
     from rolegraph.runtime import Runtime
@@ -169,7 +170,13 @@ async def _run_locked(benchmark: Benchmark, runtime: Runtime, *, store: EvalStor
                     nxt = next(pairs, None)
                     if nxt is None:
                         break
-                    fut = asyncio.ensure_future(executor.submit(nxt[0], nxt[1], seed=seed, timeout_s=timeout_s))
+                    # the task copies the context: a graph solver tags its run with the pair, and a
+                    # resume adopts the run a killed evaluation left for it instead of redoing it
+                    token = EVAL_PAIR.set(f"{store.eval_id}/{nxt[0].id}/{nxt[1]}")
+                    try:
+                        fut = asyncio.ensure_future(executor.submit(nxt[0], nxt[1], seed=seed, timeout_s=timeout_s))
+                    finally:
+                        EVAL_PAIR.reset(token)
                     fut.add_done_callback(finished_q.put_nowait)
                     pending.add(fut)
                 if not pending:

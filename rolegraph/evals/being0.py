@@ -17,6 +17,7 @@ from rich.table import Table
 from rolegraph.envs.being0 import TASKS, get_task
 from rolegraph.errors import UserError
 from rolegraph.evals._core import Benchmark, Case, Score
+from rolegraph.evals._shell import RetryErrors
 from rolegraph.runtime import Runtime
 
 ABLATIONS = ("connector", "active_vision", "pose_adjustment")
@@ -144,6 +145,7 @@ def eval_being0(
     concurrency: Annotated[int, typer.Option(min=1)] = 4,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")] = None,
+    retry_errors: RetryErrors = True,
     out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
 ) -> None:
@@ -154,7 +156,8 @@ def eval_being0(
     names = list(TASKS) if tasks == "all" else [t.strip() for t in tasks.split(",") if t.strip()]
     bench = being0_benchmark(names, episodes=episodes, seed=seed,
                              options=options_for(_ablate(ablate), constrained=constrained, max_steps=max_steps))
-    store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config)
+    store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume, out_dir=out_dir, config=config,
+                                     retry_errors=retry_errors)
     summary = print_summary(store, directory)
     by_task: dict[str, list[Any]] = {}
     for r in store.records():

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph.evals._core import Benchmark, Case, Score
+from rolegraph.evals._shell import RetryErrors
 from rolegraph.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ def eval_lvas(
     labels: Annotated[Path | None, typer.Option(help="VGG-Sound stat.csv (default: the shared copy).")] = None,
     concurrency: Annotated[int, typer.Option(min=1)] = 1,
     resume: Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")] = None,
+    retry_errors: RetryErrors = True,
     out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
 ) -> None:
@@ -198,7 +200,8 @@ def eval_lvas(
                           labels=str(labels) if labels else None)
     bench = lvas_benchmark(videos, out_dir=directory / "outputs", options=options)
     # the videos live in the evaluation's directory, so it is named first and the run "resumes" into it
-    store, d = run_in_shell(bench, concurrency=concurrency, seed=0, resume=directory, out_dir=out_dir, config=config)
+    store, d = run_in_shell(bench, concurrency=concurrency, seed=0, resume=directory, out_dir=out_dir, config=config,
+                               retry_errors=retry_errors)
     print_summary(store, d)
 
 

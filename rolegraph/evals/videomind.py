@@ -15,6 +15,7 @@ from rich.table import Table
 from rolegraph.envs.videomind import THRESHOLDS, VideoQuery, grounding_scores, iou, load_charades, load_jsonl
 from rolegraph.errors import UserError
 from rolegraph.evals._core import Benchmark, Case, Score
+from rolegraph.evals._shell import RetryErrors
 from rolegraph.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ def eval_videomind(
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     concurrency: Annotated[int, typer.Option(min=1)] = 2,
     resume: Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")] = None,
+    retry_errors: RetryErrors = True,
     out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
 ) -> None:
@@ -164,7 +166,8 @@ def eval_videomind(
         items = list(load_jsonl(data))
     items = items[:limit] if limit else items
     bench = videomind_benchmark(items, options=VideoMindOptions(vision=vision))
-    store, directory = run_in_shell(bench, concurrency=concurrency, seed=0, resume=resume, out_dir=out_dir, config=config)
+    store, directory = run_in_shell(bench, concurrency=concurrency, seed=0, resume=resume, out_dir=out_dir, config=config,
+                                     retry_errors=retry_errors)
     print_summary(store, directory)
     records = [r for r in store.records() if r.status == "ok" and r.target and r.target.get("span")]
     if records:

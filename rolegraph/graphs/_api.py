@@ -4,7 +4,11 @@ nodes to a traced StateGraph. The framework fills the manifest, runs, records an
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
+import json
+import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, cast
@@ -12,6 +16,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 from langgraph.graph import END, START
 from langgraph.graph import StateGraph as _LangGraphStateGraph
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 
 from rolegraph.agents import Agent, agents_made
 from rolegraph.errors import UserError
@@ -19,7 +24,27 @@ from rolegraph.runtime import Runtime
 from rolegraph.traces import Manifest, RoleInfo, Trace, traced_node
 
 R = TypeVar("R", bound="RunResult")
-__all__ = ["END", "START", "Graph", "GraphSolver", "RunResult", "StateGraph", "StateResult", "graph"]
+__all__ = ["END", "EVAL_PAIR", "MAX_INPUT_BYTES", "START", "Graph", "GraphSolver", "RunResult", "StateGraph",
+           "StateResult", "graph"]
+log = logging.getLogger("rolegraph.graphs")
+MAX_INPUT_BYTES = 1024 * 1024
+"""The largest run input (as JSON) a graph accepts by default: 1 MiB, the same as an input file's line."""
+
+
+def _json_len(value: Any) -> int:
+    try:
+        return len(to_json(value))
+    except ValueError:  # a lone surrogate (from a JSON escape) has no UTF-8 form: count characters
+        return len(json.dumps(value, default=str))
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB"
+
+
+EVAL_PAIR: contextvars.ContextVar[str | None] = contextvars.ContextVar("rolegraph_eval_pair", default=None)
+"""The evaluation pair (`eval_id/case_id/repeat`) a solver is answering, set by the eval runner: a
+graph solver tags its run with it, and on resume adopts the run a killed evaluation left for it."""
 FRAMEWORK_FIELDS = frozenset({"trace_id", "trace_dir", "status", "prompt_tokens", "completion_tokens"})
 
 
@@ -122,7 +147,8 @@ class Graph(Generic[R]):
                  finish: Callable[..., Any] | None, roles: Callable[..., Iterable[str]] | Iterable[str] | None,
                  templates: Callable[..., Iterable[str]] | Iterable[str] | None,
                  recorded_failures: tuple[type[BaseException], ...],
-                 recursion_limit: int | Callable[..., int], output_exclude: frozenset[str]) -> None:
+                 recursion_limit: int | Callable[..., int], output_exclude: frozenset[str],
+                 max_input_bytes: int | None = None) -> None:
         self.build_fn = build
         self.name = name
         self.input_type, self.state_type, self.result_type, self.options_type = input, state, result, options
@@ -132,6 +158,7 @@ class Graph(Generic[R]):
         self.recorded_failures = recorded_failures
         self._recursion_limit = recursion_limit
         self.output_exclude = FRAMEWORK_FIELDS | output_exclude
+        self.max_input_bytes = max_input_bytes
         self.ref = f"{build.__module__}:{build.__qualname__}"
         try:
             self.file: str | None = str(Path(inspect.getfile(build)).resolve())
@@ -214,25 +241,45 @@ class Graph(Generic[R]):
     def manifest(self, input: Any, *, runtime: Runtime, seed: int = 0, options: Any = None) -> Manifest:
         """What a run records: the graph and where it lives, input, options, seed, prompts with
         their hashes, roles, the drawing. Runs the `prepare` hook (once per fresh run)."""
+        if self.ref.endswith(":"):  # "module:": the module-level variable that holds this graph
+            module = sys.modules.get(self.ref[:-1])
+            attr = next((k for k, v in vars(module).items() if v is self), None) if module is not None else None
+            self.ref += attr or self.name
         opts = self.options(options)
         value = self.input(input)
         if self._prepare is not None:
             value = self.input(_call_hook(self._prepare, value, options=opts, seed=seed, runtime=runtime))
+        data = value.model_dump(mode="json")
+        self._check_size(data)
         roles = self.roles(value, opts)
         runtime.require_roles(roles)  # fail early, naming every missing role, before a graph starts
         prompts = runtime.with_prompt_dirs(self.prompt_dirs).prompts
         return Manifest(graph=self.name, ref=self.ref, file=self.file, prompt_dirs=[str(d) for d in self.prompt_dirs],
-                        input=value.model_dump(mode="json"),
+                        input=data,
                         options=opts.model_dump(mode="json") if opts is not None else {}, seed=seed,
                         prompts={p: prompts.get(p).sha256 for p in self.templates(value, opts)},
                         roles=dict.fromkeys(roles, RoleInfo()),
                         mermaid=self.compile(opts).get_graph().draw_mermaid())
 
-    async def run(self, input: Any, *, runtime: Runtime, seed: int = 0, options: Any = None) -> R:
-        """Run once on `input` (the input type or a dict), recorded in the runtime's trace store."""
+    def _check_size(self, data: dict[str, Any]) -> None:
+        if self.max_input_bytes is None:
+            return
+        size = _json_len(data)
+        if size <= self.max_input_bytes:
+            return
+        field, biggest = max(((k, _json_len(v)) for k, v in data.items()), key=lambda kv: kv[1], default=("", 0))
+        raise UserError(f"graph '{self.name}': the input is {_size(size)}, over the limit of "
+                        f"{_size(self.max_input_bytes)}" + (f" (field '{field}' is {_size(biggest)})" if field else "")
+                        + "; shorten it, or declare the graph with a larger `max_input_bytes`")
+
+    async def run(self, input: Any, *, runtime: Runtime, seed: int = 0, options: Any = None,
+                  tags: dict[str, str] | None = None) -> R:
+        """Run once on `input` (the input type or a dict), recorded in the runtime's trace store
+        (with `tags` in its manifest)."""
         from rolegraph.graphs._run import run_graph
 
         manifest = self.manifest(input, runtime=runtime, seed=seed, options=options)
+        manifest.tags.update(tags or {})
         return cast(R, await run_graph(self, manifest, runtime))
 
     def run_sync(self, input: Any, *, runtime: Runtime, seed: int = 0, options: Any = None) -> R:
@@ -341,7 +388,51 @@ class GraphSolver(Generic[R]):
     async def __call__(self, case: Any, runtime: Runtime, *, repeat: int, seed: int) -> R:
         value = case.input if self._input is None else _call_hook(self._input, case, repeat=repeat, seed=seed)
         run_seed = seed if self._seed is None else _call_hook(self._seed, case, repeat=repeat, seed=seed)
-        return await self.graph.run(value, runtime=runtime, seed=run_seed, options=self.options)
+        pair = EVAL_PAIR.get()
+        if pair is None or runtime.traces is None:
+            return await self.graph.run(value, runtime=runtime, seed=run_seed, options=self.options)
+        tags = {"pair": pair, "request": self._fingerprint(value, run_seed)}
+        adopted = await self._adopt(runtime, tags)
+        if adopted is not None:
+            return adopted
+        return await self.graph.run(value, runtime=runtime, seed=run_seed, options=self.options, tags=tags)
+
+    def _fingerprint(self, value: Any, seed: int) -> str:
+        """What this pair asks of the graph (before any prepare hook), as a short hash."""
+        import hashlib
+        import json
+
+        opts = self.graph.options(self.options)
+        data = {"graph": self.graph.name, "input": self.graph.input(value).model_dump(mode="json"), "seed": seed,
+                "options": opts.model_dump(mode="json") if opts is not None else {}}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+    async def _adopt(self, runtime: Runtime, tags: dict[str, str]) -> R | None:
+        """A run that an earlier, killed evaluation made for this pair: a finished one is replayed
+        offline (no model or tool call) to rebuild its result, an interrupted one resumed from its
+        checkpoint. None when there is none to adopt (or adopting fails): the pair runs afresh."""
+        from rolegraph.graphs._replay import replay_run, resume_run
+
+        assert runtime.traces is not None
+        for info in runtime.traces.runs_for_pair(tags["pair"]):
+            if info.status not in ("ok", "incomplete"):
+                continue  # an errored run is retried, not adopted
+            try:
+                trace = runtime.traces.load(info.run_id)
+                if trace.started.manifest.tags != tags:
+                    continue
+                if trace.complete:
+                    result = await replay_run(trace, graph=self.graph, library=runtime.prompts)
+                    result.trace_id, result.trace_dir = trace.run_id, str(trace.dir)
+                    totals = trace.finished.totals if trace.finished else None
+                    if totals is not None:
+                        result.prompt_tokens, result.completion_tokens = totals.prompt_tokens, totals.completion_tokens
+                    return cast(R, result)
+                return cast(R, await resume_run(trace, store=runtime.traces, live=runtime, graph=self.graph))
+            except Exception as exc:  # noqa: BLE001 - adopting is an optimisation; a fresh run is always right
+                log.warning("pair %s: could not adopt run %s (%s: %s); running it again", tags["pair"], info.run_id,
+                            type(exc).__name__, exc)
+        return None
 
     def output(self, result: R) -> Any:
         if self._output is not None:
@@ -360,7 +451,8 @@ def graph(*, input: type[BaseModel], state: type[Any], result: type[R] = cast(An
           roles: Callable[..., Iterable[str]] | Iterable[str] | None = None,
           templates: Callable[..., Iterable[str]] | Iterable[str] | None = None,
           recorded_failures: tuple[type[BaseException], ...] = (), recursion_limit: int | Callable[..., int] = 25,
-          output_exclude: Iterable[str] = ()) -> Callable[[Callable[..., Any]], Graph[R]]:
+          output_exclude: Iterable[str] = (), max_input_bytes: int | None = MAX_INPUT_BYTES,
+          ) -> Callable[[Callable[..., Any]], Graph[R]]:
     """Declare a graph. The decorated function adds nodes and edges to a StateGraph (and takes the
     options as a second argument if it wants them); it is called once per options.
 
@@ -376,6 +468,8 @@ def graph(*, input: type[BaseModel], state: type[Any], result: type[R] = cast(An
     - `recorded_failures`: errors that end a run with a result (status "error") instead of raising.
     - `recursion_limit`: LangGraph's, an int or `fn(input, options)`.
     - `output_exclude`: result fields left out of the trace's recorded output.
+    - `max_input_bytes`: the largest input (as JSON) a run accepts, default 1 MiB (None: no limit).
+      A larger one is refused with a UserError naming its largest field, before anything is recorded.
     """
     dirs = [prompts] if isinstance(prompts, (str, Path)) else list(prompts or ())
 
@@ -391,7 +485,8 @@ def graph(*, input: type[BaseModel], state: type[Any], result: type[R] = cast(An
         g: Graph[R] = Graph(build, name=name or build.__name__, input=input, state=state, result=result,
                               options=options, prompts=resolved, prepare=prepare, start=start, finish=finish,
                               roles=roles, templates=templates, recorded_failures=tuple(recorded_failures),
-                              recursion_limit=recursion_limit, output_exclude=frozenset(output_exclude))
+                              recursion_limit=recursion_limit, output_exclude=frozenset(output_exclude),
+                              max_input_bytes=max_input_bytes)
         _REGISTRY[g.name] = g
         return g
 

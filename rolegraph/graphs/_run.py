@@ -3,6 +3,8 @@ and replayable."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
@@ -66,6 +68,12 @@ class RedactingSerde:
         return self.inner.loads_typed(data)
 
 
+@contextlib.asynccontextmanager
+async def _current(runtime: Runtime) -> AsyncIterator[None]:
+    with runtime.current():
+        yield
+
+
 async def run_graph(graph: Graph[Any], manifest: Manifest, runtime: Runtime, *, resume: Trace | None = None,
                     checkpoint: bool = True) -> Any:
     """Run (or, with `resume`, continue) one recorded, checkpointed run of `graph` from `manifest`.
@@ -73,7 +81,7 @@ async def run_graph(graph: Graph[Any], manifest: Manifest, runtime: Runtime, *, 
     compiled = graph.compile(manifest.options)
     initial, limit = graph.start_state(manifest)
     runtime = runtime.with_prompt_dirs(graph.prompt_dirs)
-    async with runtime.record(manifest, resume=resume) as run:
+    async with runtime.record(manifest, resume=resume) as run, _current(runtime):
         config: dict[str, Any] = {"recursion_limit": limit, "configurable": {"thread_id": run.run_id}}
         final: Any = None
         failure: BaseException | None = None

@@ -47,6 +47,8 @@ class Manifest(BaseModel):
     packages: dict[str, str] = Field(default_factory=dict)
     mermaid: str = ""
     """The graph's drawing, for viewers."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Labels for finding the run again; `pair` is the evaluation pair (eval/case/repeat) it answers."""
 
 
 class ForkOrigin(BaseModel):

@@ -4,6 +4,7 @@ complete line."""
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
@@ -30,6 +31,11 @@ from rolegraph.traces._events import (
 )
 
 INLINE_LIMIT = 16 * 1024
+FIELD_LIMIT = 64 * 1024
+"""A string in an event longer than this (a huge input, a long prompt built from it) is stored once
+per run as a content-addressed blob and put back when the trace is loaded: a value repeated in
+every step's state and request takes its size on disk once, not once per event."""
+BLOB_KEY = "$rolegraph_blob"
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET")
 REDACTED = "[REDACTED]"
 MIN_SECRET_LEN = 6
@@ -123,18 +129,22 @@ class TraceStore:
             con.execute(
                 "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, graph TEXT, started REAL, "
                 "finished REAL, status TEXT, parent TEXT, pid INTEGER, model_calls INTEGER, tokens INTEGER, "
-                "summary TEXT)"
+                "summary TEXT, pair TEXT)"
             )
+            if "pair" not in {row[1] for row in con.execute("PRAGMA table_info(runs)")}:  # an older index
+                con.execute("ALTER TABLE runs ADD COLUMN pair TEXT")
+            con.execute("CREATE INDEX IF NOT EXISTS runs_pair ON runs (pair) WHERE pair IS NOT NULL")
             self._con = con
         return self._con
 
     def _index_start(self, started: RunStarted) -> None:
         summary = json.dumps(started.manifest.input, default=str)[:2000]
         with self._lock, self._index() as con:
-            con.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
+            con.execute("INSERT OR REPLACE INTO runs (run_id, graph, started, finished, status, parent, pid, "
+                        "model_calls, tokens, summary, pair) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                         (started.run_id, started.manifest.graph, started.ts, None, "running",
                          started.parent.run_id if started.parent else None, os.getpid(), 0, 0,
-                         self.redactor(summary)))
+                         self.redactor(summary), started.manifest.tags.get("pair")))
 
     def _index_finish(self, run_id: str, finished: RunFinished) -> None:
         t = finished.totals
@@ -181,6 +191,20 @@ class TraceStore:
         for info in infos:
             if info.status in ("running", "incomplete"):
                 info.model_calls, info.tokens = _recorded_counts(self.root / info.run_id)
+        return infos
+
+    def runs_for_pair(self, pair: str) -> builtins.list[RunInfo]:
+        """The runs recorded for one evaluation pair (`Manifest.tags['pair']`), newest first, with
+        a dead writer's "running" shown as "incomplete"."""
+        if not (self.root / "index.sqlite").exists():
+            return []
+        with self._lock, self._index() as con:
+            rows = con.execute("SELECT run_id, graph, started, finished, status, parent, pid, model_calls, tokens, "
+                               "summary FROM runs WHERE pair = ? ORDER BY started DESC", (pair,)).fetchall()
+        infos = [RunInfo(*row) for row in rows]
+        for info in infos:
+            if info.status == "running" and not _pid_alive(info.pid):
+                info.status = "incomplete"
         return infos
 
     def resolve(self, ref: str) -> Path:
@@ -247,6 +271,8 @@ class RunWriter:
             event.seq = self._seq
             self._seq += 1
             line = self.store.redactor(_event_json(event))
+            if len(line) > FIELD_LIMIT:
+                line = self._long_strings_to_blobs(line)
             self._fh.write(line + "\n")
             self._fh.flush()
         if isinstance(event, RunStarted):
@@ -255,6 +281,29 @@ class RunWriter:
             self.store._index_finish(self.run_id, event)
         return event
 
+    def _long_strings_to_blobs(self, line: str) -> str:
+        def walk(value: Any) -> Any:
+            if isinstance(value, str) and len(value) > FIELD_LIMIT:
+                return {BLOB_KEY: self._blob(value), "size": len(value)}
+            if isinstance(value, dict):
+                return {k: walk(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [walk(v) for v in value]
+            return value
+
+        return json.dumps(walk(json.loads(line)), ensure_ascii=False, separators=(",", ":"))
+
+    def _blob(self, text: str) -> str:
+        sha = hashlib.sha256(text.encode()).hexdigest()
+        blobs = self.dir / "blobs"
+        blobs.mkdir(exist_ok=True)
+        path = blobs / sha
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        return sha
+
     def payload(self, value: Any) -> Any:
         """Inline JSON, or a BlobRef to a content-addressed file when large."""
         data = to_jsonable_python(value, fallback=str)
@@ -262,15 +311,7 @@ class RunWriter:
         text = self.store.redactor(json.dumps(data, separators=(",", ":")))
         if len(text) <= INLINE_LIMIT:
             return json.loads(text)
-        sha = hashlib.sha256(text.encode()).hexdigest()
-        blobs = self.dir / "blobs"
-        blobs.mkdir(exist_ok=True)
-        path = blobs / sha
-        if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
-        return BlobRef(blob=sha, size=len(text)).model_dump()
+        return BlobRef(blob=self._blob(text), size=len(text)).model_dump()
 
     def close(self) -> None:
         with self._lock:
@@ -309,7 +350,8 @@ class Trace:
                     dropped = True  # a partial last line: the writer died while writing it
                     break
                 try:
-                    events.append(parse_event(raw))
+                    line = _blobs_restored(raw, run_dir / "blobs") if BLOB_KEY.encode() in raw else raw
+                    events.append(parse_event(line))
                 except ValueError:
                     dropped = True
                     break
@@ -352,6 +394,24 @@ class Trace:
     def blob(self, ref: BlobRef | dict[str, Any]) -> Any:
         sha = ref.blob if isinstance(ref, BlobRef) else ref["blob"]
         return json.loads((self.dir / "blobs" / sha).read_text())
+
+
+def _blobs_restored(raw: bytes, blobs: Path) -> bytes:
+    """An event line with its long strings put back from the run's blobs (see FIELD_LIMIT). Only
+    an object that is exactly a reference to a blob this run holds is replaced."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            sha = value.get(BLOB_KEY)
+            if (len(value) == 2 and "size" in value and isinstance(sha, str) and len(sha) == 64
+                    and all(c in "0123456789abcdef" for c in sha) and (blobs / sha).is_file()):
+                return (blobs / sha).read_text(encoding="utf-8")
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return json.dumps(walk(json.loads(raw)), ensure_ascii=False).encode()
 
 
 def _without_cut_nodes(events: list[Event]) -> list[Event]:

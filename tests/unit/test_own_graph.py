@@ -296,3 +296,133 @@ def test_cli_runs_a_graph_file_over_jsonl(tmp_path: Path, graph_file: Path) -> N
     assert done.returncode == 1 and "bad.jsonl:2: field 'question': Field required" in done.stderr
     done = cli("run", f"{graph_file.stem}.py:nothing", "--input", str(inputs), cwd=graph_file.parent)
     assert done.returncode == 1 and "defines no 'nothing'" in done.stderr
+
+
+def _questions() -> Benchmark:
+    def cases() -> Any:
+        return [Case(id=f"q{i}", input={"question": f"why {i}?"}, target=True) for i in range(3)]
+
+    async def approved(case: Case, output: Any) -> Any:
+        from rolegraph.evals import Score
+
+        return Score(value=float(output["approved"] == case.target))
+
+    approved.name = "approved"  # type: ignore[attr-defined]
+    return cases, approved
+
+
+async def test_resume_adopts_a_finished_run_whose_result_was_never_written(tmp_path: Path, graph_file: Path) -> None:
+    import sqlite3
+
+    graph = load_graph(f"{graph_file}:{graph_file.stem}")
+    cases, approved = _questions()
+    bench = Benchmark(name="wc", cases=cases, solver=graph.solver(), scorers=[approved])
+    store = TraceStore(tmp_path / "runs")
+    results = EvalStore(tmp_path / "evals" / "wc" / "results.sqlite")
+    async with Runtime.from_models({"default": FunctionModel(answer)}, traces=store) as rt:
+        await run_eval(bench, rt, store=results, progress=False)
+    first = {r.case_id: r for r in results.records()}
+    # a kill after the runs finished and before their results were committed
+    with sqlite3.connect(results.path) as con:
+        con.execute("DELETE FROM results WHERE case_id != 'q0'")
+    live = FunctionModel(answer)
+    async with Runtime.from_models({"default": live}, traces=store) as rt:
+        summary = await run_eval(bench, rt, store=results, resume=True, progress=False)
+    assert summary.ran == 2 and live.requests == []  # rebuilt from the recorded runs, no model asked
+    again = {r.case_id: r for r in results.records()}
+    assert {k: (r.trace_id, r.output, r.scores["approved"].value) for k, r in again.items()} == \
+        {k: (r.trace_id, r.output, r.scores["approved"].value) for k, r in first.items()}
+    assert len(store.list(limit=100)) == 3  # no new run was recorded
+
+    # a pair whose recorded run asked something else (another seed) is not adopted: it runs afresh
+    with sqlite3.connect(results.path) as con:
+        con.execute("DELETE FROM results WHERE case_id = 'q1'")
+    other = Benchmark(name="wc", cases=cases, solver=graph.solver(seed=lambda case, repeat, seed: 7),
+                      scorers=[approved])
+    async with Runtime.from_models({"default": live}, traces=store) as rt:
+        await run_eval(other, rt, store=results, resume=True, progress=False)
+    assert len(live.requests) == 4 and len(store.list(limit=100)) == 4
+
+
+KILLED_EVAL = """
+import asyncio, sys
+from rolegraph import Runtime
+from rolegraph.evals import Benchmark, EvalStore, run_eval
+from rolegraph.graphs import load_graph
+from rolegraph.models import FunctionModel
+from tests.unit.test_own_graph import answer, _questions
+
+async def slow(request):
+    print("call", flush=True)
+    await asyncio.sleep(0.3)
+    return answer(request)
+
+graph = load_graph(sys.argv[2])
+cases, approved = _questions()
+bench = Benchmark(name="wc", cases=lambda: cases()[:1], solver=graph.solver(), scorers=[approved])
+rt = Runtime.from_models({"default": FunctionModel(slow)}, traces=sys.argv[1])
+asyncio.run(run_eval(bench, rt, store=EvalStore(sys.argv[3]), progress=False))
+"""
+
+
+async def test_resume_continues_a_run_a_killed_evaluation_left_half_done(tmp_path: Path, graph_file: Path) -> None:
+    runs, results = tmp_path / "runs", tmp_path / "evals" / "wc" / "results.sqlite"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_EVAL, str(runs), f"{graph_file}:{graph_file.stem}",
+                             str(results)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for _ in range(3):  # two calls finished, the third in flight
+        assert proc.stdout.readline() == "call\n"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = TraceStore(runs)
+    (killed,) = store.list()
+    assert killed.status == "incomplete"
+    graph = load_graph(f"{graph_file}:{graph_file.stem}")
+    cases, approved = _questions()
+    bench = Benchmark(name="wc", cases=lambda: cases()[:1], solver=graph.solver(), scorers=[approved])
+    live = FunctionModel(answer)
+    async with Runtime.from_models({"default": live}, traces=store) as rt:
+        await run_eval(bench, rt, store=EvalStore(results), resume=True, progress=False)
+    (record,) = EvalStore(results).records()
+    assert record.status == "ok" and record.output["approved"] and record.trace_id == killed.run_id
+    assert len(live.requests) == 2  # the cut-off write and the last critique, not the whole run again
+    assert [r.run_id for r in store.list()] == [killed.run_id] and store.load(killed.run_id).complete
+
+
+async def test_a_long_input_is_stored_once_and_an_oversized_one_refused(tmp_path: Path, graph_file: Path) -> None:
+    graph = load_graph(f"{graph_file}:{graph_file.stem}")
+    store = TraceStore(tmp_path / "runs")
+    question = "why " + "é" * 300_000 + "?"  # in the manifest, every step's state and every request
+    async with Runtime.from_models({"default": FunctionModel(answer)}, traces=store) as rt:
+        result = await graph.run({"question": question}, runtime=rt)
+        trace = store.load(result.trace_id or "")
+        assert trace.started.manifest.input["question"] == question  # put back exactly on load
+        started = trace.of_kind(NodeStarted)
+        assert len(started) == 4 and all(e.state["question"] == question for e in started)
+        # each long string once: the question and the four distinct prompts that quote it (two drafts
+        # asked for, two critiques), where every event inline held ten copies
+        blobs = list((trace.dir / "blobs").iterdir())
+        assert len(blobs) == 5 and sum(b.stat().st_size for b in blobs) < 5.1 * len(question.encode())
+        assert (trace.dir / "events.jsonl").stat().st_size < 20_000
+        replayed = await replay_run(trace)  # requests rebuilt from the restored strings still match
+        assert replayed.draft == result.draft and replayed.rounds == result.rounds
+
+        with pytest.raises(UserError, match=r"over the limit of 1\.0 MiB \(field 'question' is 2\.0 MiB\)"):
+            await graph.run({"question": "x" * (2 * 1024 * 1024)}, runtime=rt)
+    assert len(store.list(limit=10)) == 1  # the refused run left nothing behind
+
+
+def test_an_object_that_looks_like_a_blob_reference_is_kept_as_it_is(tmp_path: Path) -> None:
+    from rolegraph.traces import Manifest
+
+    store = TraceStore(tmp_path / "runs")
+    from rolegraph.traces._events import RunStarted
+
+    hostile = {"$rolegraph_blob": "../../../etc/passwd", "size": 1}
+    lookalike = {"$rolegraph_blob": "a" * 64, "size": 1}  # well formed, but no such blob in the run
+    writer = store.writer("r1")
+    writer.write(RunStarted(run_id="r1", manifest=Manifest(graph="g", input={"a": hostile, "b": lookalike,
+                                                                            "c": "x" * 70_000})))
+    writer.close()
+    loaded = store.load("r1").started.manifest.input
+    assert loaded == {"a": hostile, "b": lookalike, "c": "x" * 70_000}

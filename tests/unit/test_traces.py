@@ -263,8 +263,27 @@ def test_list_incomplete_filters_before_the_limit(tmp_path: Path) -> None:
     rows += [(f"dead-{i}", "g", 10.0 + i, None, "running", None, dead.pid, 0, 0, "{}") for i in range(4)]
     rows.append(("live", "g", 50.0, None, "running", None, os.getpid(), 0, 0, "{}"))
     with store._index() as con:
-        con.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        con.executemany("INSERT INTO runs (run_id, graph, started, finished, status, parent, pid, model_calls, "
+                        "tokens, summary) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
     runs = store.list(status="incomplete", limit=3)
     assert [r.run_id for r in runs] == ["dead-3", "dead-2", "dead-1"]
     assert {r.status for r in runs} == {"incomplete"}
     assert [r.run_id for r in store.list(limit=2)] == ["done-4", "done-3"]
+
+
+def test_an_index_written_before_pairs_were_tagged_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    (tmp_path / "runs").mkdir()
+    with sqlite3.connect(tmp_path / "runs" / "index.sqlite") as con:
+        con.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, graph TEXT, started REAL, finished REAL, status TEXT, "
+                    "parent TEXT, pid INTEGER, model_calls INTEGER, tokens INTEGER, summary TEXT)")
+        con.execute("INSERT INTO runs VALUES ('old', 'g', 1.0, 2.0, 'ok', NULL, 1, 0, 0, '{}')")
+    store = TraceStore(tmp_path / "runs")
+    assert [r.run_id for r in store.list()] == ["old"] and store.runs_for_pair("e/c/0") == []
+    writer = store.writer("new")
+    from rolegraph.traces import Manifest, RunStarted
+
+    writer.write(RunStarted(run_id="new", manifest=Manifest(graph="g", tags={"pair": "e/c/0"})))
+    writer.close()
+    assert [r.run_id for r in store.runs_for_pair("e/c/0")] == ["new"]

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph.errors import UserError
-from rolegraph.evals._shell import estimate_text, print_summary, run_in_shell
+from rolegraph.evals._shell import RetryErrors, estimate_text, print_summary, run_in_shell
 
 out = Console()
 err = Console(stderr=True)
@@ -21,9 +21,6 @@ err = Console(stderr=True)
 Concurrency = Annotated[int, typer.Option(min=1, help="Games played at once.")]
 Seed = Annotated[int, typer.Option(help="Seeds the deal and the solvers' tie-breaking (game i uses seed + i).")]
 Resume = Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")]
-RetryErrors = Annotated[bool, typer.Option("--retry-errors/--no-retry-errors",
-                                           help="With --resume: run again the games recorded as an error or a "
-                                                "timeout (the new result replaces the old). Default: retry.")]
 OutDir = Annotated[Path, typer.Option("--out", help="Where evaluations are written.")]
 ConfigOpt = Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")]
 Mode = Annotated[str, typer.Option(help="free (as in the paper) or constrained (legal moves as a schema enum).")]

@@ -1,0 +1,390 @@
+"""Existing LangGraph apps on rolegraph, changed only in how their models and tools are made.
+
+- `ChatModel(role="writer")`: a LangChain chat model whose calls go through the run's Runtime (the
+  role's endpoint and model from rolegraph.toml, or the embedded default; dialects, transport
+  retries, recording, replay and fork). `invoke`/`ainvoke`, `bind_tools` (with `tool_choice`),
+  `with_structured_output(PydanticModel)` and histories with tool messages.
+- `tools([...])`: LangChain tools (or plain functions) whose every call is a recorded tool call,
+  answered from the trace on replay (the tool does not run) and live after a fork's step.
+- `app(compiled, name=...)`: any compiled LangGraph app (`create_react_agent(...)`, a user's
+  `StateGraph(...).compile()` with TypedDict or pydantic state) as a rolegraph graph, every node
+  step recorded with its update and the node functions untouched. Assign it to a module-level
+  name, so that a replay in another process imports it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import json
+import sys
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.exceptions import OutputParserException
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ChatMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.tool import invalid_tool_call, tool_call
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.tools import BaseTool
+from langchain_core.tools import tool as as_tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rolegraph.errors import UserError
+from rolegraph.graphs import Graph, StateGraph, graph
+from rolegraph.models import ChatRequest, ChatResponse, Message, ToolSpec, decode_json
+from rolegraph.models import ToolCall as RGToolCall
+from rolegraph.runtime import Runtime, current_runtime
+
+__all__ = ["ChatModel", "Messages", "RecordedTool", "app", "tools"]
+
+T = TypeVar("T")
+_REQUEST_KEYS = frozenset({"tools", "tool_choice", "response_schema", "schema_name", "temperature", "top_p",
+                           "max_tokens", "seed"})
+_STANDALONE: list[Runtime] = []
+
+
+# -- reaching the run's runtime -------------------------------------------------------------
+
+
+def _runtime() -> Runtime:
+    """The run's Runtime; outside a rolegraph run, one loaded from rolegraph.toml (or the
+    embedded default), made once per process."""
+    current = current_runtime()
+    if current is not None:
+        return current[0]
+    if not _STANDALONE:
+        _STANDALONE.append(Runtime.load())
+    return _STANDALONE[0]
+
+
+def _sync(make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
+    """Run a coroutine from synchronous code: on the run's event loop when a sync node calls us
+    from LangGraph's worker thread, else in a fresh loop."""
+    current = current_runtime()
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if current is not None and current[1].is_running() and running is not current[1]:
+        # the task runs in the worker's context (call_soon_threadsafe copies it): node and call numbering hold
+        return asyncio.run_coroutine_threadsafe(make(), current[1]).result()
+    if running is not None:
+        raise UserError(f"{what} was called synchronously inside a running event loop (an async node): "
+                        f"use its async form (ainvoke) there")
+    return _runtime().run_sync(make())
+
+
+# -- messages ------------------------------------------------------------------------------------
+
+
+def _text(content: Any) -> tuple[str, tuple[str, ...]]:
+    """A LangChain message content as text and image URLs."""
+    if isinstance(content, str):
+        return content, ()
+    texts: list[str] = []
+    images: list[str] = []
+    for part in content or ():
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, dict) and part.get("type") == "text":
+            texts.append(str(part.get("text", "")))
+        elif isinstance(part, dict) and part.get("type") == "image_url":
+            url = part.get("image_url")
+            images.append(str(url.get("url") if isinstance(url, dict) else url))
+        else:
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            raise UserError(f"message content part of type {kind!r} is not supported; give text or image_url parts")
+    return "".join(texts), tuple(images)
+
+
+def to_message(m: BaseMessage) -> Message:
+    """One LangChain message as a rolegraph Message."""
+    text, images = _text(m.content)
+    if isinstance(m, SystemMessage):
+        return Message(role="system", content=text)
+    if isinstance(m, HumanMessage):
+        return Message(role="user", content=text, images=images)
+    if isinstance(m, AIMessage):
+        calls = tuple(RGToolCall(id=c.get("id") or f"call_{i}", name=c["name"],
+                                 arguments=json.dumps(c["args"], ensure_ascii=False))
+                      for i, c in enumerate(m.tool_calls))
+        return Message(role="assistant", content=text or None, tool_calls=calls)
+    if isinstance(m, ToolMessage):
+        return Message(role="tool", content=text, tool_call_id=m.tool_call_id, name=m.name)
+    if isinstance(m, ChatMessage) and m.role in ("system", "user", "assistant"):
+        return Message(role=cast(Any, m.role), content=text)
+    raise UserError(f"a {type(m).__name__} (role {getattr(m, 'role', m.type)!r}) cannot be sent to a model; "
+                    "use system, human, AI or tool messages")
+
+
+def to_ai_message(response: ChatResponse) -> AIMessage:
+    """A rolegraph response as LangChain's AIMessage; tool arguments that are not a JSON object
+    become `invalid_tool_calls` (LangGraph's ToolNode reports them to the model)."""
+    calls, invalid = [], []
+    for c in response.tool_calls:
+        try:
+            args = decode_json(c.arguments) if c.arguments.strip() else {}
+        except ValueError as exc:
+            invalid.append(invalid_tool_call(name=c.name, args=c.arguments, id=c.id, error=str(exc)))
+            continue
+        if isinstance(args, dict):
+            calls.append(tool_call(name=c.name, args=args, id=c.id))
+        else:
+            invalid.append(invalid_tool_call(name=c.name, args=c.arguments, id=c.id,
+                                             error=f"arguments must be a JSON object, not {type(args).__name__}"))
+    usage = response.usage
+    return AIMessage(content=response.text, tool_calls=calls, invalid_tool_calls=invalid,
+                     usage_metadata={"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens,
+                                     "total_tokens": usage.prompt_tokens + usage.completion_tokens},
+                     response_metadata={"model_name": response.model, "finish_reason": response.finish_reason})
+
+
+def _tool_choice(choice: Any, names: list[str]) -> str | None:
+    """LangChain's tool_choice forms as the request's: auto, none, required, or a tool's name."""
+    if choice is None or choice is False:
+        return None
+    if choice is True or choice == "any":
+        return "required" if len(names) != 1 else names[0]
+    if isinstance(choice, dict):
+        choice = (choice.get("function") or {}).get("name") or choice.get("name")
+    if choice in ("auto", "none", "required"):
+        return str(choice)
+    if choice not in names:
+        raise UserError(f"tool_choice {choice!r} names no bound tool; tools: {', '.join(names) or 'none'}")
+    return str(choice)
+
+
+# -- the chat model ------------------------------------------------------------------------------
+
+
+class ChatModel(BaseChatModel):
+    """A LangChain chat model played by a rolegraph role. Inside a rolegraph run it uses the
+    run's Runtime (recorded, replayed, forked); elsewhere a Runtime loaded from rolegraph.toml."""
+
+    role: str = "default"
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    structured_attempts: int = Field(default=3, ge=1)
+    """Attempts `with_structured_output` makes: a reply that is not a valid instance is sent back
+    with the error, then the last failure raises OutputParserException."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @property
+    def _llm_type(self) -> str:
+        return "rolegraph"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"role": self.role}
+
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None,
+                   **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        names = [t["function"]["name"] for t in formatted]
+        return self.bind(tools=formatted, tool_choice=_tool_choice(tool_choice, names), **kwargs)
+
+    def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> ChatRequest:
+        unknown = sorted(k for k in kwargs if k not in _REQUEST_KEYS and not k.startswith("ls_"))
+        if unknown:
+            raise UserError(f"ChatModel(role={self.role!r}) does not take {', '.join(unknown)}; "
+                            f"it takes {', '.join(sorted(_REQUEST_KEYS))}")
+        specs = tuple(ToolSpec(name=t["function"]["name"], description=t["function"].get("description", ""),
+                               parameters=t["function"].get("parameters") or {"type": "object", "properties": {}})
+                      for t in kwargs.get("tools") or ())
+        return ChatRequest(
+            messages=tuple(to_message(m) for m in messages), tools=specs, tool_choice=kwargs.get("tool_choice"),
+            response_schema=kwargs.get("response_schema"), schema_name=kwargs.get("schema_name") or "output",
+            temperature=kwargs.get("temperature", self.temperature), top_p=kwargs.get("top_p"),
+            max_tokens=kwargs.get("max_tokens", self.max_tokens), seed=kwargs.get("seed", self.seed),
+            stop=tuple(stop or ()))
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                         run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        request = self._request(messages, stop, kwargs)
+        response = await _runtime().model(self.role).chat(request)
+        return ChatResult(generations=[ChatGeneration(message=to_ai_message(response))],
+                          llm_output={"model_name": response.model, "role": self.role})
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        return _sync(lambda: self._agenerate(messages, stop, None, **kwargs), f"ChatModel(role={self.role!r}).invoke")
+
+    def with_structured_output(self, schema: dict[str, Any] | type, *, include_raw: bool = False,
+                               **kwargs: Any) -> Runnable[LanguageModelInput, Any]:
+        """Answers as `schema` (a pydantic model, or a JSON schema dict giving dicts) through the
+        endpoint's structured-output dialect, with the small-model schema constraints it applies.
+        An invalid reply is sent back with the error, up to `structured_attempts` in all."""
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            json_schema, name = schema.model_json_schema(), schema.__name__
+        elif isinstance(schema, dict):
+            json_schema, name = schema, str(schema.get("title") or "output")
+        else:
+            raise UserError(f"with_structured_output takes a pydantic model or a JSON schema dict, not {schema!r}")
+        unknown = sorted(set(kwargs) - {"method", "strict"})
+        if unknown:
+            raise UserError(f"with_structured_output does not take {', '.join(unknown)}")
+        bound = self.bind(response_schema=json_schema, schema_name=name)
+
+        def parse(text: str) -> Any:
+            value = decode_json(text)
+            return schema.model_validate(value) if isinstance(schema, type) else value
+
+        async def answer(value: LanguageModelInput) -> Any:
+            messages = list(self._convert_input(value).to_messages())
+            error: Exception | None = None
+            raw: AIMessage | None = None
+            for attempt in range(self.structured_attempts):
+                raw = await bound.ainvoke(messages)
+                text = raw.content if isinstance(raw.content, str) else _text(raw.content)[0]
+                try:
+                    parsed = parse(text)
+                except (ValueError, ValidationError) as exc:
+                    error = exc
+                    if attempt + 1 < self.structured_attempts:
+                        messages += [raw, HumanMessage(content=f"That reply is not a valid {name}: {exc}. "
+                                                               "Reply again with only the JSON object.")]
+                    continue
+                return {"raw": raw, "parsed": parsed, "parsing_error": None} if include_raw else parsed
+            failure = OutputParserException(f"role {self.role!r}: no valid {name} after {self.structured_attempts} "
+                                            f"attempts: {error}", llm_output=str(raw.content if raw else ""))
+            if include_raw:
+                return {"raw": raw, "parsed": None, "parsing_error": failure}
+            raise failure
+
+        def answer_sync(value: LanguageModelInput) -> Any:
+            return _sync(lambda: answer(value), f"ChatModel(role={self.role!r}).with_structured_output(...).invoke")
+
+        return RunnableLambda(answer_sync, afunc=answer, name=f"{name}Output")
+
+
+# -- tools ---------------------------------------------------------------------------------------
+
+
+class RecordedTool(BaseTool):
+    """A LangChain tool whose calls are recorded in the run's trace: input and output as a tool
+    call event; on replay the recorded output comes back and the tool does not run."""
+
+    inner: BaseTool
+
+    @classmethod
+    def of(cls, tool: BaseTool | Callable[..., Any]) -> RecordedTool:
+        inner = tool if isinstance(tool, BaseTool) else as_tool(tool)
+        if isinstance(inner, RecordedTool):
+            return inner
+        return cls(name=inner.name, description=inner.description, args_schema=inner.args_schema,
+                   return_direct=inner.return_direct, inner=inner)
+
+    async def _arun(self, *args: Any, **kwargs: Any) -> Any:
+        value = dict(kwargs) if not args else {"args": list(args), **kwargs}
+
+        async def run(v: Any) -> Any:
+            return await self.inner.ainvoke(v)
+
+        current = current_runtime()
+        if current is None:
+            return await run(value)
+        return await current[0].call_tool(f"langchain.{self.name}", run, value)
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:
+        return _sync(lambda: self._arun(*args, **kwargs), f"tool {self.name!r}")
+
+
+def tools(items: Iterable[BaseTool | Callable[..., Any]]) -> list[BaseTool]:
+    """LangChain tools (`@tool` functions, BaseTools, plain functions) with their calls recorded:
+    give the result to `ToolNode`, `create_react_agent` or `bind_tools` as you would the tools."""
+    return [RecordedTool.of(t) for t in items]
+
+
+# -- a compiled LangGraph app as a rolegraph graph -----------------------------------------------
+
+
+class Messages(BaseModel):
+    """The default input of a wrapped app: a chat, as `{"role": ..., "content": ...}` objects (the
+    form LangGraph's `add_messages` takes)."""
+
+    messages: list[dict[str, Any]]
+
+
+def _chat_models(root: Any, limit: int = 4000) -> set[str]:
+    """Roles of the rolegraph ChatModels a compiled app reaches (node runnables, bindings,
+    sequences, closures), so the manifest lists them and a run fails early on a missing role."""
+    roles: set[str] = set()
+    seen: set[int] = set()
+    todo: list[tuple[Any, int]] = [(root, 0)]
+    while todo and len(seen) < limit:
+        obj, depth = todo.pop()
+        if id(obj) in seen or depth > 8 or obj is None or isinstance(obj, (str, bytes, int, float, bool, type)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, ChatModel):
+            roles.add(obj.role)
+            continue
+        if isinstance(obj, dict):
+            todo += [(v, depth + 1) for v in obj.values()]
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            todo += [(v, depth + 1) for v in obj]
+        elif inspect.isfunction(obj) or inspect.ismethod(obj):
+            fn = getattr(obj, "__func__", obj)
+            todo += [(c.cell_contents, depth + 1) for c in (fn.__closure__ or ()) if _filled(c)]
+        elif dataclasses.is_dataclass(obj):
+            todo += [(getattr(obj, f.name, None), depth + 1) for f in dataclasses.fields(obj)]
+        elif isinstance(obj, (Runnable, BaseModel)) and hasattr(obj, "__dict__"):
+            todo += [(v, depth + 1) for v in vars(obj).values()]
+    return roles
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def app(compiled: Any, *, name: str, input: type[BaseModel] = Messages, roles: Iterable[str] | None = None,
+        recursion_limit: int = 25) -> Graph[Any]:
+    """Any compiled LangGraph app as a rolegraph graph named `name`: the same nodes, edges,
+    branches and schemas, each node step recorded with its update. `input` is the run's input
+    model (default: `Messages`); its fields that the app's state has start the run. `roles`:
+    the model roles it uses (default: those of the rolegraph ChatModels it reaches)."""
+    builder = getattr(compiled, "builder", None)
+    if builder is None or not hasattr(builder, "nodes"):
+        raise UserError(f"app(): {type(compiled).__name__} is not a compiled LangGraph StateGraph "
+                        "(it has no .builder); pass what StateGraph(...).compile() or create_react_agent() returns")
+    found = sorted(set(roles) if roles is not None else _chat_models(builder.nodes) or {"default"})
+
+    def build(g: StateGraph) -> None:
+        for node, spec in builder.nodes.items():
+            g.add_node(node, spec.runnable, metadata=spec.metadata, input_schema=spec.input_schema,
+                       retry_policy=spec.retry_policy, cache_policy=spec.cache_policy, destinations=spec.ends,
+                       defer=spec.defer)
+        for start, end in builder.edges:
+            g.add_edge(start, end)
+        for starts, end in builder.waiting_edges:
+            g.add_edge(list(starts), end)
+        for source, branches in builder.branches.items():
+            g.branches[source].update(branches)
+
+    made: Graph[Any] = graph(input=input, state=builder.state_schema, name=name, roles=found,
+                             recursion_limit=recursion_limit)(build)
+    # found again from the caller's module: "module:" names the module-level variable holding it
+    frame = sys._getframe(1)
+    made.ref = f"{frame.f_globals.get('__name__', '')}:"
+    file = frame.f_globals.get("__file__")
+    made.file = str(Path(file).resolve()) if file else None
+    return made
