@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -51,22 +52,39 @@ def questions(path: Path, n: int) -> Path:
     return path
 
 
-async def evaluation(work: Path, data: Path, url: str, *, repeats: int, kill_after: float | None) -> int | None:
-    """One `rolegraph eval mcq --resume` process; killed after `kill_after` seconds if given."""
+async def evaluation(work: Path, data: Path, url: str, *, repeats: int, kill: tuple[str, float] | None) -> int | None:
+    """One `rolegraph eval mcq --resume` process. `kill`: ("time", seconds) kills it that long after
+    its start (start-up, the first calls), ("results", n) once it has written n new results."""
     config = work / "rolegraph.toml"
     config.write_text(CONFIG.format(url=url, traces=work / "runs"))
+    before = count(work)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "rolegraph", "eval", "mcq", "--data", str(data), "--repeats", str(repeats),
         "--concurrency", "8", "--resume", str(work / "suite"), "--config", str(config),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, cwd=work)
-    if kill_after is None:
+    if kill is None:
         return await proc.wait()
+    started = time.perf_counter()
+    while proc.returncode is None:
+        elapsed = time.perf_counter() - started
+        if (kill[0] == "time" and elapsed >= kill[1]) or (kill[0] == "results" and count(work) - before >= kill[1]):
+            os.kill(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            return None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), 0.02)
+    return proc.returncode
+
+
+def count(work: Path) -> int:
+    db = work / "suite" / "mcq-question" / "results.sqlite"
+    if not db.exists():
+        return 0
     try:
-        return await asyncio.wait_for(proc.wait(), kill_after)
-    except TimeoutError:
-        os.kill(proc.pid, signal.SIGKILL)
-        await proc.wait()
-        return None
+        with sqlite3.connect(db, timeout=5) as con:
+            return int(con.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+    except sqlite3.OperationalError:  # the table is not made yet
+        return 0
 
 
 def tally(work: Path) -> dict[str, int]:
@@ -96,7 +114,7 @@ async def main() -> None:
         clean = root / "clean"
         clean.mkdir()
         started = time.perf_counter()
-        await evaluation(clean, data, server.base_url, repeats=args.repeats, kill_after=None)
+        await evaluation(clean, data, server.base_url, repeats=args.repeats, kill=None)
         clean_s, baseline = time.perf_counter() - started, server.requests
         rows.append(("no kills", baseline, 0, tally(clean), clean_s))
 
@@ -106,11 +124,11 @@ async def main() -> None:
         started = time.perf_counter()
         finished_early = 0
         for _ in range(args.kills):
-            # moments spread over start-up, running and writing (a whole run takes about clean_s)
-            rc = await evaluation(killed, data, server.base_url, repeats=args.repeats,
-                                  kill_after=rng.uniform(0.3, 1.0) * clean_s / 2)
+            # a quarter in start-up and the first calls, the rest while results are being written
+            moment = ("time", rng.uniform(0.2, 3.0)) if rng.random() < 0.25 else ("results", rng.randint(1, 30))
+            rc = await evaluation(killed, data, server.base_url, repeats=args.repeats, kill=moment)
             finished_early += rc is not None
-        await evaluation(killed, data, server.base_url, repeats=args.repeats, kill_after=None)
+        await evaluation(killed, data, server.base_url, repeats=args.repeats, kill=None)
         rows.append((f"{args.kills} SIGKILLs, resumed", server.requests, finished_early, tally(killed),
                      time.perf_counter() - started))
 
@@ -122,7 +140,7 @@ async def main() -> None:
         table.add_row(name, str(t["results"]), str(t["distinct"]), str(requests),
                       f"{requests - baseline} ({(requests - baseline) / baseline:.1%})", str(t["traces"]),
                       str(t["incomplete"]), str(t["unreferenced"]), f"{wall:.1f}")
-    Console().print(table)
+    Console(width=150).print(table)
     if rows[1][2]:
         print(f"note: {rows[1][2]} of the killed processes had finished before their kill")
     expected = args.cases * args.repeats

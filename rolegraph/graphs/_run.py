@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiosqlite
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -95,9 +95,10 @@ async def run_graph(graph: Graph[Any], manifest: Manifest, runtime: Runtime, *, 
                     saver = AsyncSqliteSaver(conn, serde=RedactingSerde(run.writer.store.redactor,
                                                                           types=state_types(graph.state_type)))
                     g = compiled.copy(update={"checkpointer": saver})
+                    # a run killed before its first checkpoint resumes from its input
+                    start = initial if resume is None or await saver.aget_tuple(cast(Any, config)) is None else None
                     try:
-                        final = await g.ainvoke(None if resume is not None else initial, config=config,
-                                                context=runtime)
+                        final = await g.ainvoke(start, config=config, context=runtime)
                     except graph.recorded_failures as exc:
                         failure = exc
                         snapshot = await g.aget_state(config)  # the state the failure left, for the finish hook
