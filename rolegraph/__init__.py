@@ -31,6 +31,17 @@ from rolegraph.errors import (
 from rolegraph.graphs import END, START, Graph, RunResult, StateGraph, StateResult, graph, run_totals
 from rolegraph.runtime import Runtime
 
+
+
+def __getattr__(name: str) -> object:
+    """`rg.langchain` (LangChain chat model, tools and LangGraph apps), imported when first used."""
+    if name == "langchain":
+        import importlib
+
+        return importlib.import_module("rolegraph.langchain")
+    raise AttributeError(f"module 'rolegraph' has no attribute {name!r}")
+
+
 try:
     __version__ = version("rolegraph")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree

@@ -47,6 +47,7 @@ from rolegraph.graphs import Graph, StateGraph, graph
 from rolegraph.models import ChatRequest, ChatResponse, Message, ToolSpec, decode_json
 from rolegraph.models import ToolCall as RGToolCall
 from rolegraph.runtime import Runtime, current_runtime
+from rolegraph.traces import current_node
 
 __all__ = ["ChatModel", "Messages", "RecordedTool", "app", "tools"]
 
@@ -121,9 +122,9 @@ def to_message(m: BaseMessage) -> Message:
         calls = tuple(RGToolCall(id=c.get("id") or f"call_{i}", name=c["name"],
                                  arguments=json.dumps(c["args"], ensure_ascii=False))
                       for i, c in enumerate(m.tool_calls))
-        return Message(role="assistant", content=text or None, tool_calls=calls)
-    if isinstance(m, ToolMessage):
-        return Message(role="tool", content=text, tool_call_id=m.tool_call_id, name=m.name)
+        return Message(role="assistant", content=text, tool_calls=calls)
+    if isinstance(m, ToolMessage):  # no name: OpenAI's tool message has none, and servers refuse one
+        return Message(role="tool", content=text, tool_call_id=m.tool_call_id)
     if isinstance(m, ChatMessage) and m.role in ("system", "user", "assistant"):
         return Message(role=cast(Any, m.role), content=text)
     raise UserError(f"a {type(m).__name__} (role {getattr(m, 'role', m.type)!r}) cannot be sent to a model; "
@@ -216,8 +217,13 @@ class ChatModel(BaseChatModel):
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         request = self._request(messages, stop, kwargs)
+        node = current_node()
+        # the id LangChain would draw at random: the call's place in the run, the same in a replay
+        ident = f"rg-{node.key}-{node.calls}" if node is not None else None
         response = await _runtime().model(self.role).chat(request)
-        return ChatResult(generations=[ChatGeneration(message=to_ai_message(response))],
+        message = to_ai_message(response)
+        message.id = ident
+        return ChatResult(generations=[ChatGeneration(message=message)],
                           llm_output={"model_name": response.model, "role": self.role})
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -322,7 +328,7 @@ class Messages(BaseModel):
 
 def _chat_models(root: Any, limit: int = 4000) -> set[str]:
     """Roles of the rolegraph ChatModels a compiled app reaches (node runnables, bindings,
-    sequences, closures), so the manifest lists them and a run fails early on a missing role."""
+    sequences, closures, the module globals a node's code names), so the manifest lists them and a run fails early on a missing role."""
     roles: set[str] = set()
     seen: set[int] = set()
     todo: list[tuple[Any, int]] = [(root, 0)]
@@ -341,6 +347,8 @@ def _chat_models(root: Any, limit: int = 4000) -> set[str]:
         elif inspect.isfunction(obj) or inspect.ismethod(obj):
             fn = getattr(obj, "__func__", obj)
             todo += [(c.cell_contents, depth + 1) for c in (fn.__closure__ or ()) if _filled(c)]
+            glb = getattr(fn, "__globals__", {})  # module-level models the node's code names
+            todo += [(glb[n], depth + 1) for n in fn.__code__.co_names if n in glb]
         elif dataclasses.is_dataclass(obj):
             todo += [(getattr(obj, f.name, None), depth + 1) for f in dataclasses.fields(obj)]
         elif isinstance(obj, (Runnable, BaseModel)) and hasattr(obj, "__dict__"):

@@ -8,8 +8,7 @@ import contextlib
 import contextvars
 import copy
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar, cast

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from rolegraph.errors import UserError
-from rolegraph.traces import TraceStore
+from rolegraph.traces import TraceStore, comparable
 
 out = Console()
 
@@ -73,7 +73,7 @@ def replay_command(
         out.print(f"{totals.replayed_calls} calls answered from the trace, {totals.model_calls} live; "
                   f"status {new.status}")  # type: ignore[union-attr]
     if trace.finished is not None and new is not None and new.finished is not None and live_from is None:
-        same = trace.finished.output == new.finished.output
+        same = comparable(trace.finished.output) == comparable(new.finished.output)
         out.print("output: identical to the recorded run" if same else "[yellow]output differs from the recorded run[/]")
 
 

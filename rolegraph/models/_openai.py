@@ -82,9 +82,13 @@ class OpenAICompatModel:
                 schema = constrain_schema(schema, max_tokens=body.get("max_tokens"))
             body["response_format"] = response_format(dialect, schema, request.schema_name)
         if request.tools:
+            dialect = await self.endpoint.dialect()
+            constrain = self.endpoint.constrains_schemas(dialect)  # a forced call's arguments follow a grammar too
             body["tools"] = [
                 {"type": "function",
-                 "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+                 "function": {"name": t.name, "description": t.description,
+                              "parameters": constrain_schema(t.parameters, max_tokens=body.get("max_tokens"))
+                              if constrain else t.parameters}}
                 for t in request.tools
             ]
             if request.tool_choice in ("auto", "none", "required"):

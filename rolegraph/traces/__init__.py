@@ -1,6 +1,7 @@
 """Traces: every run as an append-only log of versioned events — shown, diffed, viewed in a
 browser, replayed offline with no model, or forked (replayed up to a step, live after it)."""
 
+from rolegraph.traces._diff import comparable, first_divergence
 from rolegraph.traces._events import (
     FORMAT_VERSION,
     AgentRetry,
@@ -22,7 +23,15 @@ from rolegraph.traces._events import (
     Totals,
     parse_event,
 )
-from rolegraph.traces._recorder import RunContext, as_node, run_totals, set_output, takes_runtime, traced_node
+from rolegraph.traces._recorder import (
+    RunContext,
+    as_node,
+    current_node,
+    run_totals,
+    set_output,
+    takes_runtime,
+    traced_node,
+)
 from rolegraph.traces._replay import ForkPrompts, ReplayMismatch, ReplayModel, ReplayTools, request_diff, role_prompts
 from rolegraph.traces._store import Redactor, RunInfo, Trace, TraceStore
 from rolegraph.traces._tools import record_tool
@@ -63,6 +72,9 @@ __all__ = [
     "Trace",
     "TraceStore",
     "as_node",
+    "comparable",
+    "current_node",
+    "first_divergence",
     "load",
     "parse_event",
     "record_tool",

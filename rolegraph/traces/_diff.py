@@ -67,12 +67,26 @@ def _answer(c: ModelCall) -> str:
     return c.response.text if c.response else f"(error) {c.error}"
 
 
+_MESSAGE_TYPES = frozenset({"human", "ai", "tool", "system", "chat", "function"})
+
+
+def comparable(value: Any) -> Any:
+    """A state value without the ids LangGraph's `add_messages` draws at random for chat messages
+    (two runs that said the same things have the same messages)."""
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    if isinstance(value, dict):
+        drop = value.get("type") in _MESSAGE_TYPES and "content" in value
+        return {k: comparable(v) for k, v in value.items() if not (drop and k == "id")}
+    return value
+
+
 def state_differences(a: Trace, b: Trace) -> list[tuple[str, str, str]]:
     fa, fb = final_state(a), final_state(b)
     rows = []
     for key in sorted(set(fa) | set(fb)):
         va, vb = fa.get(key, "—"), fb.get(key, "—")
-        if va != vb:
+        if comparable(va) != comparable(vb):
             rows.append((key, json.dumps(va, default=str)[:300], json.dumps(vb, default=str)[:300]))
     return rows
 
