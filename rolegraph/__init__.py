@@ -32,7 +32,6 @@ from rolegraph.graphs import END, START, Graph, RunResult, StateGraph, StateResu
 from rolegraph.runtime import Runtime
 
 
-
 def __getattr__(name: str) -> object:
     """`rg.langchain` (LangChain chat model, tools and LangGraph apps), imported when first used."""
     if name == "langchain":

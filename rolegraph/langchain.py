@@ -328,7 +328,8 @@ class Messages(BaseModel):
 
 def _chat_models(root: Any, limit: int = 4000) -> set[str]:
     """Roles of the rolegraph ChatModels a compiled app reaches (node runnables, bindings,
-    sequences, closures, the module globals a node's code names), so the manifest lists them and a run fails early on a missing role."""
+    sequences, closures, the module globals a node's code names), so the manifest lists them
+    and a run fails early on a missing role."""
     roles: set[str] = set()
     seen: set[int] = set()
     todo: list[tuple[Any, int]] = [(root, 0)]
