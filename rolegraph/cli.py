@@ -19,6 +19,7 @@ from rolegraph.errors import RolegraphError, one_line
 from rolegraph.evals._any import eval_any_command
 from rolegraph.evals._cli import eval_app, optimize_command
 from rolegraph.evals.being0 import register as register_being0
+from rolegraph.evals.blame import blame_command
 from rolegraph.evals.lvas import register as register_lvas
 from rolegraph.evals.videomind import register as register_videomind
 from rolegraph.graphs._cli import replay_command, resume_command, run_any_command
@@ -58,6 +59,7 @@ app.add_typer(adapters_app(VIDEOMIND_ADAPTER_DATA), name="adapters")
 serve_app.command("adapters")(serve_adapters)
 app.command("replay")(replay_command)
 app.command("resume")(resume_command)
+app.command("blame")(blame_command)
 
 console = Console(stderr=True)
 out = Console()

@@ -108,13 +108,15 @@ async def resume_run(trace: Trace, *, store: TraceStore, live: Runtime, graph: G
 async def replay_run(trace: Trace, *, store: TraceStore | None = None, live: Runtime | None = None,
                      live_from: int | None = None, models: dict[str, str] | None = None,
                      prompts: dict[str, str] | None = None, graph: Graph[Any] | None = None,
-                     library: PromptLibrary | None = None) -> Any:
+                     library: PromptLibrary | None = None, live_from_call: int = 0) -> Any:
     """Run the recorded graph again, answering model calls from `trace`.
 
     With `live_from`, node steps from that one on call `live` (a Runtime) instead; `models`
     (role -> model name) and `prompts` (role -> template file) change roles in that live part.
     `graph` defaults to the one the manifest names (found again in this process); `library` is
     the prompt library the run used (default: the package's, below the graph's own).
+    `live_from_call` forks inside step `live_from`: its model calls before that index are still
+    answered from the trace (the step's tools run live).
     Returns the graph's result; the new run is recorded in `store` with its parent.
     """
     models, prompts = models or {}, prompts or {}
@@ -129,7 +131,7 @@ async def replay_run(trace: Trace, *, store: TraceStore | None = None, live: Run
         live_model: ChatModel | None = None
         if live is not None and live_from is not None:
             live_model = live.model_named(role, models[role]) if role in models else live.unrecorded_model(role)
-        return ReplayModel(trace, live=live_model, live_from=live_from)
+        return ReplayModel(trace, live=live_model, live_from=live_from, live_from_call=live_from_call)
 
     base: Any = (library or PromptLibrary()).below(*graph.prompt_dirs)
     if prompts:

@@ -48,10 +48,12 @@ class ReplayModel:
     steps >= live_from go to the live model instead (a fork)."""
 
     def __init__(self, trace: Trace, *, live: ChatModel | None = None, live_from: int | None = None,
-                 fill_gaps: bool = False) -> None:
+                 fill_gaps: bool = False, live_from_call: int = 0) -> None:
         self.trace = trace
         self.live = live
         self.live_from = live_from
+        self.live_from_call = live_from_call
+        """Within step `live_from`, the calls before this index are still answered from the trace."""
         self.fill_gaps = fill_gaps
         """Resume mode: calls the trace has are answered from it, the rest go to `live`."""
         self.answered = 0
@@ -61,7 +63,8 @@ class ReplayModel:
         call = current_call()
         if call is None:
             raise RolegraphError("ReplayModel answers only inside a recorded run (use it through a Runtime)")
-        if self.live_from is not None and call.step is not None and call.step >= self.live_from:
+        if self.live_from is not None and call.step is not None and (
+                call.step > self.live_from or (call.step == self.live_from and call.index >= self.live_from_call)):
             if self.live is None:
                 raise RolegraphError("a fork needs a live model for the steps after --live-from")
             self.live_calls += 1
