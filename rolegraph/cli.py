@@ -20,6 +20,7 @@ from rolegraph.evals._any import eval_any_command
 from rolegraph.evals._cli import eval_app, optimize_command
 from rolegraph.evals.being0 import register as register_being0
 from rolegraph.evals.blame import blame_command
+from rolegraph.evals.fork_compare import fork_compare_command
 from rolegraph.evals.lvas import register as register_lvas
 from rolegraph.evals.videomind import register as register_videomind
 from rolegraph.graphs._cli import replay_command, resume_command, run_any_command
@@ -46,6 +47,7 @@ run_app = typer.Typer(cls=_AnyGraphGroup, no_args_is_help=True,
 run_app.command("graph")(run_any_command)
 eval_app.info.cls = _AnyGraphGroup
 eval_app.command("graph")(eval_any_command)
+eval_app.command("fork-compare")(fork_compare_command)
 serve_app = typer.Typer(no_args_is_help=True, help="Start a server in the foreground: embedded model, vLLM, adapters, tools.")
 app.add_typer(run_app, name="run")
 app.add_typer(serve_app, name="serve")

@@ -5,7 +5,6 @@ killed blame resumes to exactly K samples per call; the page renders in Chromium
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
 import signal
@@ -17,71 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 import rolegraph as rg
 from rolegraph.evals import EvalStore
 from rolegraph.evals.blame import blame, default_scorer, write_blame_page
-from rolegraph.models import ChatRequest, FunctionModel, Message
+from rolegraph.models import FunctionModel
 from rolegraph.traces import Trace, TraceStore
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = 6
+sys.path.insert(0, str(ROOT / "examples" / "blame"))
+from planted import STEPS, Done, Task, planted, worker  # noqa: E402 - the example's folder first
+
 CHROMIUM = shutil.which("chromium")
-
-
-class Task(BaseModel):
-    fault: int
-    q: float = 0.2
-    """How often the faulty step answers wrongly."""
-
-
-class State(BaseModel):
-    fault: int
-    q: float
-    seed: int = 0
-    answers: list[str] = []
-
-
-class Done(rg.RunResult):
-    success: bool
-    answers: list[str]
-
-
-def _step(i: int) -> Any:
-    async def node(state: State, runtime: rg.Runtime) -> dict[str, Any]:
-        request = ChatRequest(messages=(Message(role="user", content=f"step {i} fault {state.fault} q {state.q}"),),
-                              seed=state.seed * 100 + i)
-        reply = await runtime.model("worker").chat(request)
-        return {"answers": [*state.answers, reply.text]}
-
-    node.__name__ = f"step{i}"
-    return node
-
-
-def _finish(state: State) -> dict[str, Any]:
-    return {"success": state.answers[state.fault] != "wrong", "answers": state.answers}
-
-
-@rg.graph(input=Task, state=State, result=Done, finish=_finish, roles=["worker"])
-def planted(g: rg.StateGraph) -> None:
-    nodes = [g.add_node(_step(i)) and f"step{i}" for i in range(STEPS)]
-    g.add_edge(rg.START, nodes[0])
-    for a, b in zip(nodes, nodes[1:], strict=False):
-        g.add_edge(a, b)
-    g.add_edge(nodes[-1], rg.END)
-
-
-def worker(request: ChatRequest) -> str:
-    """Right or wrong by the request's seed; wrong at the faulty step with probability q, and
-    'unsure' (harmless) elsewhere now and then."""
-    m = re.match(r"step (\d+) fault (\d+) q ([\d.]+)", request.messages[-1].content or "")
-    assert m is not None
-    step, fault, q = int(m[1]), int(m[2]), float(m[3])
-    rng = random.Random(request.seed)
-    if step == fault:
-        return "wrong" if rng.random() < q else "right"
-    return "unsure" if rng.random() < 0.3 else "right"
 
 
 async def failed_run(store: TraceStore, fault: int) -> Trace:
@@ -132,7 +78,9 @@ import rolegraph as rg
 from rolegraph.evals.blame import blame
 from rolegraph.models import FunctionModel
 from rolegraph.traces import TraceStore
-from tests.unit.test_blame import worker
+import sys
+sys.path.insert(0, "examples/blame")
+from planted import worker
 
 def slow(request):
     time.sleep(0.02)
@@ -188,3 +136,40 @@ async def test_the_blame_page_renders_one_bar_per_call_in_chromium(tmp_path: Pat
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-rendered="ok"' in dom.stdout and 'data-errors="0"' in dom.stdout
     assert f'data-bars="{STEPS}"' in dom.stdout and dom.stdout.count('class="bar decisive"') == 1
+
+
+def careful_or_not(body: dict[str, Any]) -> str:
+    """The planted worker over HTTP; the model named 'careful' never makes the fault."""
+    from rolegraph.models import ChatRequest, Message
+
+    text = body["messages"][-1]["content"]
+    if body.get("model") == "careful":
+        text = re.sub(r"q [\d.]+", "q 0", text)
+    return worker(ChatRequest(messages=(Message(role="user", content=text),), seed=body.get("seed")))
+
+
+async def test_fork_compare_pairs_two_arms_on_each_cases_prefix(tmp_path: Path) -> None:
+    from rolegraph.config import EndpointConfig, RoleConfig, RuntimeConfig
+    from rolegraph.evals import Benchmark, Case, Score, run_eval
+    from rolegraph.evals.fork_compare import fork_compare
+    from rolegraph.models.servers.loadtest import LoadTestServer
+
+    async def success(case: Case, output: Any) -> Score:
+        return Score(value=float(output["success"]))
+
+    success.name = "success"  # type: ignore[attr-defined]
+    cases = [Case(id=f"c{i}", input={"fault": 1 + i % 4, "q": 0.5}) for i in range(6)]
+    bench = Benchmark(name="planted", cases=lambda: cases, solver=planted.solver(), scorers=[success])
+    async with LoadTestServer(delay_s=0.0, reply=careful_or_not) as server:
+        config = RuntimeConfig(endpoints={"stub": EndpointConfig(base_url=server.base_url, dialect="openai")},
+                               roles={"default": RoleConfig(endpoint="stub", model="stub")})
+        async with rg.Runtime(config, traces=TraceStore(tmp_path / "runs")) as rt:
+            await run_eval(bench, rt, store=EvalStore(tmp_path / "ev" / "results.sqlite"), progress=False)
+            before = server.requests
+            report = await fork_compare(tmp_path / "ev", live=rt, at="worker", model="careful", samples=4,
+                                        scorer=lambda result: result.success, progress=False)
+    assert report.cases == 6 and report.changed_mean == 1.0 and report.recorded_mean < 0.8
+    assert report.low > 0 and report.mcnemar_p is not None and report.mcnemar_p < 0.05
+    assert report.flipped and all(f.recorded_traces and f.changed_traces for f in report.flipped)
+    assert server.requests - before == 6 * 2 * 4 * STEPS  # forked at the first call: every call live, both arms
+    assert (tmp_path / "ev" / "fork-compare" / "fork-compare.json").exists()
