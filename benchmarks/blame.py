@@ -36,7 +36,7 @@ from rolegraph.models import ChatRequest, FunctionModel, Message
 from rolegraph.traces import NodeStarted, Trace, TraceStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "blame"))
-from planted import STEPS, Task, planted, worker
+from planted import STEPS, Task, over_http, planted, worker
 
 console = Console(width=150)
 
@@ -44,7 +44,7 @@ console = Console(width=150)
 async def planted_accuracy(runs: int, samples: int, q: float, root: Path) -> list[tuple[str, ...]]:
     store = TraceStore(root / "planted-runs")
     failed: list[tuple[Trace, int]] = []
-    async with rg.Runtime.from_models({"worker": FunctionModel(worker)}, traces=store) as rt:
+    async with rg.Runtime.from_models({"default": FunctionModel(worker)}, traces=store) as rt:
         seed = 0
         while len(failed) < runs:
             fault = seed % (STEPS - 1)  # the fault moves: steps 0..4
@@ -56,7 +56,7 @@ async def planted_accuracy(runs: int, samples: int, q: float, root: Path) -> lis
     for adaptive in (False, True):
         hits, calls, started = 0, [], time.perf_counter()
         for k, (trace, fault) in enumerate(failed):
-            async with rg.Runtime.from_models({"worker": FunctionModel(worker)}) as rt:
+            async with rg.Runtime.from_models({"default": FunctionModel(worker)}) as rt:
                 report = await blame(trace, live=rt, out=root / f"planted-{adaptive}-{k}", samples=samples,
                                      adaptive=adaptive, progress=False)
             hits += report.decisive == fault
@@ -146,6 +146,62 @@ async def tictactoe(games: int, samples: int, root: Path, max_games: int) -> lis
     return rows
 
 
+async def paired_efficiency(cases: int, samples: int, root: Path) -> list[tuple[str, ...]]:
+    """Fork-compare against two fresh evaluations on the same cases and budget (K runs per case and
+    arm), on the planted pipeline served over HTTP: the decider's model changed to one that never
+    errs; a run also fails when more than one earlier step was unsure (the shared prefix matters)."""
+    from rolegraph.config import EndpointConfig, RoleConfig, RuntimeConfig
+    from rolegraph.evals import Benchmark, Case, EvalStore, Score, run_eval
+    from rolegraph.evals.fork_compare import fork_compare
+    from rolegraph.evals.metrics import paired_comparison
+    from rolegraph.models.servers.loadtest import LoadTestServer
+
+    async def success(case: Case, output: Any) -> Score:
+        return Score(value=float(output["success"]))
+
+    success.name = "success"  # type: ignore[attr-defined]
+    items = [Case(id=f"c{i:03d}", input={"fault": 4, "q": 0.5, "max_unsure": 1}) for i in range(cases)]
+
+    def bench(offset: int) -> Benchmark:
+        solver = planted.solver(seed=lambda case, repeat, seed: offset + int(case.id[1:]) * 100 + repeat)
+        return Benchmark(name="planted", cases=lambda: items, solver=solver, scorers=[success])
+
+    async with LoadTestServer(delay_s=0.0, reply=over_http) as server:
+        def runtime(decider: str, traces: str) -> rg.Runtime:
+            roles = {"default": RoleConfig(endpoint="stub", model="stub"),
+                     "decider": RoleConfig(endpoint="stub", model=decider)}
+            return rg.Runtime(RuntimeConfig(endpoints={"stub": EndpointConfig(base_url=server.base_url,
+                                                                              dialect="openai")}, roles=roles),
+                              traces=TraceStore(root / traces))
+
+        async with runtime("stub", "pe-runs") as rt:
+            await run_eval(bench(0), rt, store=EvalStore(root / "pe-recorded" / "results.sqlite"), progress=False)
+            before = server.requests
+            fork = await fork_compare(root / "pe-recorded", live=rt, at="decider", model="careful", samples=samples,
+                                      scorer=lambda result: result.success, progress=False)
+            fork_calls = server.requests - before
+        means: dict[str, dict[str, float]] = {}
+        before = server.requests
+        for arm, model in (("a", "stub"), ("b", "careful")):
+            async with runtime(model, f"pe-{arm}-runs") as rt:
+                store = EvalStore(root / f"pe-{arm}" / "results.sqlite")
+                await run_eval(bench(10**6), rt, store=store, repeats=samples, progress=False)
+            by: dict[str, list[float]] = {}
+            for r in store.records():
+                by.setdefault(r.case_id, []).append(r.scores["success"].value)
+            means[arm] = {k: sum(v) / len(v) for k, v in by.items()}
+        fresh_calls = server.requests - before
+    fresh = paired_comparison(means["a"], means["b"])
+    w_pair, w_fresh = fork.high - fork.low, fresh.diff.high - fresh.diff.low
+    return [
+        (f"fork-compare at the decider ({cases} cases x {samples} per arm)", f"{fork.difference:+.3f}",
+         f"[{fork.low:+.3f}, {fork.high:+.3f}] width {w_pair:.3f}", str(fork_calls)),
+        ("two fresh evaluations, same cases and runs", f"{fresh.diff.value:+.3f}",
+         f"[{fresh.diff.low:+.3f}, {fresh.diff.high:+.3f}] width {w_fresh:.3f}", str(fresh_calls)),
+        ("samples a fresh pair needs for fork-compare's width", f"{(w_fresh / w_pair) ** 2:.1f}x", "", ""),
+    ]
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--planted-runs", type=int, default=50)
@@ -154,8 +210,17 @@ async def main() -> None:
     ap.add_argument("--games", type=int, default=20, help="lost games to blame")
     ap.add_argument("--max-games", type=int, default=200)
     ap.add_argument("--skip-games", action="store_true", help="only the planted fault (no embedded model)")
+    ap.add_argument("--compare-cases", type=int, default=100)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="rolegraph-blame-"))
+    pairs = await paired_efficiency(args.compare_cases, 4, root)
+    table = Table(title="paired comparison on shared prefixes: the decider's model changed (true difference +0.5 "
+                        "of the runs the prefix leaves winnable)")
+    for col in ("estimate", "difference", "95% CI", "model calls"):
+        table.add_column(col, justify="right")
+    for row in pairs:
+        table.add_row(*row)
+    console.print(table)
     rows = await planted_accuracy(args.planted_runs, args.samples, args.q, root)
     if not args.skip_games:
         rows += await tictactoe(args.games, args.samples, root, args.max_games)

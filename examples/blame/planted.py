@@ -4,7 +4,7 @@ while the other steps' occasional "unsure" is harmless. `worker` is a determinis
 (by the request's seed), so blame's answer can be checked: the decisive call is the faulty step's.
 
     from planted import planted, worker, Task
-    rt = rg.Runtime.from_models({"worker": rg.models.FunctionModel(worker)}, traces="runs")
+    rt = rg.Runtime.from_models({"default": rg.models.FunctionModel(worker)}, traces="runs")
     result = planted.run_sync(Task(fault=3), runtime=rt, seed=1)     # then: rolegraph blame RUN
 """
 
@@ -27,11 +27,14 @@ class Task(BaseModel):
     fault: int
     q: float = 0.2
     """How often the faulty step answers wrongly."""
+    max_unsure: int | None = None
+    """If set, more "unsure" answers than this before the faulty step also fail the run."""
 
 
 class State(BaseModel):
     fault: int
     q: float
+    max_unsure: int | None = None
     seed: int = 0
     answers: list[str] = []
 
@@ -45,7 +48,8 @@ def _step(i: int) -> Any:
     async def node(state: State, runtime: rg.Runtime) -> dict[str, Any]:
         request = ChatRequest(messages=(Message(role="user", content=f"step {i} fault {state.fault} q {state.q}"),),
                               seed=state.seed * 100 + i)
-        reply = await runtime.model("worker").chat(request)
+        # the faulty step is the `decider` role's (falling back to `worker`'s model when it has none)
+        reply = await runtime.model("decider" if i == state.fault else "worker").chat(request)
         return {"answers": [*state.answers, reply.text]}
 
     node.__name__ = f"step{i}"
@@ -53,10 +57,12 @@ def _step(i: int) -> Any:
 
 
 def _finish(state: State) -> dict[str, Any]:
-    return {"success": state.answers[state.fault] != "wrong", "answers": state.answers}
+    unsure = state.answers[: state.fault].count("unsure")
+    ok = state.answers[state.fault] != "wrong" and (state.max_unsure is None or unsure <= state.max_unsure)
+    return {"success": ok, "answers": state.answers}
 
 
-@rg.graph(input=Task, state=State, result=Done, finish=_finish, roles=["worker"])
+@rg.graph(input=Task, state=State, result=Done, finish=_finish, roles=["worker", "decider"])
 def planted(g: rg.StateGraph) -> None:
     names = [f"step{i}" for i in range(STEPS)]
     for i in range(STEPS):
@@ -75,3 +81,12 @@ def worker(request: ChatRequest) -> str:
     if step == fault:
         return "wrong" if rng.random() < q else "right"
     return "unsure" if rng.random() < 0.3 else "right"
+
+
+def over_http(body: dict[str, Any]) -> str:
+    """`worker` as a stub OpenAI-compatible server's reply (rolegraph.models.servers.loadtest): the
+    model named "careful" never makes the fault."""
+    text = body["messages"][-1]["content"]
+    if body.get("model") == "careful":
+        text = re.sub(r"q [\d.]+", "q 0", text)
+    return worker(ChatRequest(messages=(Message(role="user", content=text),), seed=body.get("seed")))

@@ -16,10 +16,9 @@ import warnings
 from typing import Literal
 
 from langchain_core.tools import tool
+from langgraph.prebuilt import create_react_agent
 
 import rolegraph as rg
-
-from langgraph.prebuilt import create_react_agent
 
 FACTORS = {("mi", "km"): 1.609344, ("km", "mi"): 1 / 1.609344, ("kg", "lb"): 2.204623, ("lb", "kg"): 1 / 2.204623,
            ("m", "ft"): 3.280840, ("ft", "m"): 1 / 3.280840}

@@ -203,7 +203,7 @@ async def fork_compare(eval_dir: str | Path, *, live: Runtime, at: str, model: s
     flipped = []
     for pair, scores in sorted(per_case.items()):
         a, b = (sum(scores[x]) / len(scores[x]) if scores[x] else 0.0 for x in ARMS)
-        if (a >= 0.5) != (b >= 0.5):
+        if (a > 0.5) != (b > 0.5):  # its success rate crossed one half
             case_id, repeat = pair.rsplit("/", 1)
             flipped.append(FlippedCase(case_id, int(repeat), a, b, links.get(pair, {}).get("recorded", []),
                                        links.get(pair, {}).get("changed", [])))

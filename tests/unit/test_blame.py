@@ -5,7 +5,6 @@ killed blame resumes to exactly K samples per call; the page renders in Chromium
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -25,14 +24,14 @@ from rolegraph.traces import Trace, TraceStore
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples" / "blame"))
-from planted import STEPS, Done, Task, planted, worker  # noqa: E402 - the example's folder first
+from planted import STEPS, Done, Task, over_http, planted, worker  # noqa: E402 - the example's folder first
 
 CHROMIUM = shutil.which("chromium")
 
 
 async def failed_run(store: TraceStore, fault: int) -> Trace:
     """A recorded run of `planted` that failed (its faulty step answered wrongly)."""
-    async with rg.Runtime.from_models({"worker": FunctionModel(worker)}, traces=store) as rt:
+    async with rg.Runtime.from_models({"default": FunctionModel(worker)}, traces=store) as rt:
         for seed in range(200):
             result = await planted.run(Task(fault=fault), runtime=rt, seed=seed)
             if not result.success:
@@ -45,7 +44,7 @@ async def test_blame_names_the_planted_step_and_follows_it(tmp_path: Path, fault
     store = TraceStore(tmp_path / "runs")
     trace = await failed_run(store, fault)
     live = FunctionModel(worker)
-    async with rg.Runtime.from_models({"worker": live}) as rt:
+    async with rg.Runtime.from_models({"default": live}) as rt:
         report = await blame(trace, live=rt, out=tmp_path / "blame", samples=8, progress=False)
     assert report.outcome == 0.0 and report.decisive == fault
     assert [s.samples for s in report.steps] == [8] * STEPS
@@ -59,7 +58,7 @@ async def test_blame_names_the_planted_step_and_follows_it(tmp_path: Path, fault
 async def test_adaptive_mode_spends_fewer_calls_and_still_names_the_step(tmp_path: Path) -> None:
     store = TraceStore(tmp_path / "runs")
     trace = await failed_run(store, 3)
-    async with rg.Runtime.from_models({"worker": FunctionModel(worker)}) as rt:
+    async with rg.Runtime.from_models({"default": FunctionModel(worker)}) as rt:
         report = await blame(trace, live=rt, out=tmp_path / "blame", samples=16, adaptive=True, progress=False)
     assert report.decisive == 3
     assert report.live_calls < 16 * sum(STEPS - i for i in range(STEPS))
@@ -88,7 +87,7 @@ def slow(request):
 
 async def main():
     trace = TraceStore(sys.argv[1]).load(sys.argv[2])
-    async with rg.Runtime.from_models({"worker": FunctionModel(slow)}) as rt:
+    async with rg.Runtime.from_models({"default": FunctionModel(slow)}) as rt:
         await blame(trace, live=rt, out=sys.argv[3], samples=6, concurrency=2, progress=False)
 asyncio.run(main())
 """
@@ -106,7 +105,7 @@ async def test_a_killed_blame_resumes_to_exactly_k_samples_per_call(tmp_path: Pa
     proc.wait()
     partial = _count(out)
     assert 5 <= partial < 6 * STEPS
-    async with rg.Runtime.from_models({"worker": FunctionModel(worker)}) as rt:
+    async with rg.Runtime.from_models({"default": FunctionModel(worker)}) as rt:
         report = await blame(trace, live=rt, out=out, samples=6, progress=False)
     ids = [r.case_id for r in EvalStore(out / "results.sqlite").records()]
     assert len(ids) == len(set(ids)) == 6 * STEPS
@@ -124,7 +123,7 @@ def _count(out: Path) -> int:
 async def test_the_blame_page_renders_one_bar_per_call_in_chromium(tmp_path: Path) -> None:
     store = TraceStore(tmp_path / "runs")
     trace = await failed_run(store, 1)
-    async with rg.Runtime.from_models({"worker": FunctionModel(worker)}) as rt:
+    async with rg.Runtime.from_models({"default": FunctionModel(worker)}) as rt:
         report = await blame(trace, live=rt, out=tmp_path / "blame", samples=3, progress=False)
     page = write_blame_page(report, tmp_path / "blame", runs=TraceStore(tmp_path / "blame" / "runs"))
     assert (tmp_path / "blame" / "traces").is_dir() and len(list((tmp_path / "blame" / "traces").glob("*.html"))) > 0
@@ -136,16 +135,6 @@ async def test_the_blame_page_renders_one_bar_per_call_in_chromium(tmp_path: Pat
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-rendered="ok"' in dom.stdout and 'data-errors="0"' in dom.stdout
     assert f'data-bars="{STEPS}"' in dom.stdout and dom.stdout.count('class="bar decisive"') == 1
-
-
-def careful_or_not(body: dict[str, Any]) -> str:
-    """The planted worker over HTTP; the model named 'careful' never makes the fault."""
-    from rolegraph.models import ChatRequest, Message
-
-    text = body["messages"][-1]["content"]
-    if body.get("model") == "careful":
-        text = re.sub(r"q [\d.]+", "q 0", text)
-    return worker(ChatRequest(messages=(Message(role="user", content=text),), seed=body.get("seed")))
 
 
 async def test_fork_compare_pairs_two_arms_on_each_cases_prefix(tmp_path: Path) -> None:
@@ -160,16 +149,18 @@ async def test_fork_compare_pairs_two_arms_on_each_cases_prefix(tmp_path: Path) 
     success.name = "success"  # type: ignore[attr-defined]
     cases = [Case(id=f"c{i}", input={"fault": 1 + i % 4, "q": 0.5}) for i in range(6)]
     bench = Benchmark(name="planted", cases=lambda: cases, solver=planted.solver(), scorers=[success])
-    async with LoadTestServer(delay_s=0.0, reply=careful_or_not) as server:
+    async with LoadTestServer(delay_s=0.0, reply=over_http) as server:
         config = RuntimeConfig(endpoints={"stub": EndpointConfig(base_url=server.base_url, dialect="openai")},
                                roles={"default": RoleConfig(endpoint="stub", model="stub")})
         async with rg.Runtime(config, traces=TraceStore(tmp_path / "runs")) as rt:
             await run_eval(bench, rt, store=EvalStore(tmp_path / "ev" / "results.sqlite"), progress=False)
             before = server.requests
-            report = await fork_compare(tmp_path / "ev", live=rt, at="worker", model="careful", samples=4,
+            report = await fork_compare(tmp_path / "ev", live=rt, at="decider", model="careful", samples=4,
                                         scorer=lambda result: result.success, progress=False)
     assert report.cases == 6 and report.changed_mean == 1.0 and report.recorded_mean < 0.8
     assert report.low > 0 and report.mcnemar_p is not None and report.mcnemar_p < 0.05
     assert report.flipped and all(f.recorded_traces and f.changed_traces for f in report.flipped)
-    assert server.requests - before == 6 * 2 * 4 * STEPS  # forked at the first call: every call live, both arms
+    # forked at the decider's call: the steps before it are answered from the trace
+    faults = [1 + i % 4 for i in range(6)]
+    assert server.requests - before == 2 * 4 * sum(STEPS - f for f in faults)
     assert (tmp_path / "ev" / "fork-compare" / "fork-compare.json").exists()
