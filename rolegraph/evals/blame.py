@@ -384,18 +384,30 @@ def write_blame_page(report: BlameReport, out: str | Path, *, runs: TraceStore |
             rows.append(f'<a href="{html.escape(href)}">{bar}</a>' if href else bar)
             lo, hi = left + s.low * (width - left - 20), left + s.high * (width - left - 20)
             rows.append(f'<line class="ci" x1="{lo:.1f}" x2="{hi:.1f}" y1="{y + bar_h / 2}" y2="{y + bar_h / 2}"/>')
-            rows.append(f'<text x="{width - 5}" y="{y + 15}" text-anchor="end" class="val">{s.p:.2f}</text>')
+            rows.append(f'<text x="{width + 45}" y="{y + 15}" text-anchor="end" class="val">{s.p:.2f}</text>')
+    y = 20 + len(report.steps) * (bar_h + gap)  # the recorded outcome closes the series, then the scale
+    x = left + report.outcome * (width - left - 20)
+    rows.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end" class="lbl">recorded outcome</text>'
+                f'<circle class="outcome" cx="{x:.1f}" cy="{y + 11}" r="5"/>'
+                f'<text x="{width + 45}" y="{y + 15}" text-anchor="end" class="val">{report.outcome:.2f}</text>')
+    for tick in (0.0, 0.5, 1.0):
+        tx = left + tick * (width - left - 20)
+        rows.append(f'<line class="tick" x1="{tx:.1f}" x2="{tx:.1f}" y1="14" y2="{y + bar_h + 6}"/>'
+                    f'<text x="{tx:.1f}" y="{y + bar_h + 20}" text-anchor="middle" class="val">{tick:g}</text>')
+    height += bar_h + 30
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 60}" height="{height}" role="img" '
            f'aria-label="success rate when re-sampled from each call">{"".join(rows)}</svg>')
     samples_html = "".join(
-        f"<li>call {i}: " + ", ".join(f'<a href="{html.escape(h)}">{html.escape(t)}</a>' for t, h in items) + "</li>"
+        f"<li>call {i}: " + " ".join(f'<a href="{html.escape(h)}" title="{html.escape(t)}">sample {j + 1}</a>'
+                                     for j, (t, h) in enumerate(items)) + "</li>"
         for i, items in links.items())
     title = html.escape(f"blame · {report.run_id}")
     document = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font: 14px system-ui, sans-serif; margin: 24px; color: #222; max-width: 960px; }}
 .bar {{ fill: #8fa8d8; }} .bar.decisive {{ fill: #d0533a; }} .ci {{ stroke: #222; stroke-width: 2; }}
-.lbl, .val {{ font-size: 12px; fill: #333; }} .evidence {{ background: #f6f3ee; padding: 10px 14px; border-radius: 6px; }}
+.lbl, .val {{ font-size: 12px; fill: #333; }} .tick {{ stroke: #ddd; }} .outcome {{ fill: #222; }}
+.evidence {{ background: #f6f3ee; padding: 10px 14px; border-radius: 6px; }}
 </style></head><body data-errors="0">
 <h1>Which call made run {html.escape(report.run_id)} fail?</h1>
 <p>Graph <b>{html.escape(report.graph)}</b>, recorded outcome <b>{report.outcome:g}</b>. Each bar is the success rate
