@@ -346,23 +346,16 @@ def _chat_models(root: Any, limit: int = 4000) -> set[str]:
         elif isinstance(obj, (list, tuple, set, frozenset)):
             todo += [(v, depth + 1) for v in obj]
         elif inspect.isfunction(obj) or inspect.ismethod(obj):
-            fn = getattr(obj, "__func__", obj)
-            todo += [(c.cell_contents, depth + 1) for c in (fn.__closure__ or ()) if _filled(c)]
-            glb = getattr(fn, "__globals__", {})  # module-level models the node's code names
-            todo += [(glb[n], depth + 1) for n in fn.__code__.co_names if n in glb]
+            try:  # what its closure holds and the module-level names its code uses
+                names = inspect.getclosurevars(getattr(obj, "__func__", obj))
+            except ValueError:  # an empty closure cell
+                continue
+            todo += [(v, depth + 1) for v in [*names.nonlocals.values(), *names.globals.values()]]
         elif dataclasses.is_dataclass(obj):
             todo += [(getattr(obj, f.name, None), depth + 1) for f in dataclasses.fields(obj)]
         elif isinstance(obj, (Runnable, BaseModel)) and hasattr(obj, "__dict__"):
             todo += [(v, depth + 1) for v in vars(obj).values()]
     return roles
-
-
-def _filled(cell: Any) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018 - an empty cell raises
-    except ValueError:
-        return False
-    return True
 
 
 def app(compiled: Any, *, name: str, input: type[BaseModel] = Messages, roles: Iterable[str] | None = None,

@@ -19,10 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph.errors import UserError
-from rolegraph.evals._core import Benchmark, Case, Score, SolverOutput
+from rolegraph.evals._core import Benchmark, Case, SolverOutput
 from rolegraph.evals._runner import run_eval
 from rolegraph.evals._store import EvalStore
-from rolegraph.evals.blame import _Resampled, _sample_seed, default_scorer, load_scorer
+from rolegraph.evals.blame import _Outcome, _Resampled, _sample_seed, default_scorer, load_scorer
 from rolegraph.evals.metrics import paired_comparison
 from rolegraph.graphs import find_graph, replay_run
 from rolegraph.models import ChatModel
@@ -125,14 +125,6 @@ class _ArmSolver:
         return SolverOutput(output={"score": _call_scorer(self.scorer, result, self.targets[spec["pair"]]),
                                     "live_calls": counter[0]},
                             trace_id=getattr(result, "trace_id", None), trace_dir=getattr(result, "trace_dir", None))
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    name: str = "success"
-
-    async def __call__(self, case: Case, output: Any) -> Score:
-        return Score(value=float(output["score"]))
 
 
 async def fork_compare(eval_dir: str | Path, *, live: Runtime, at: str, model: str | None = None,
