@@ -68,6 +68,11 @@ class Runtime:
         """Where memories persist (a path opens on first use); None keeps them in this process only."""
         self.memory_source: Trace | None = None
         """Set by replay: memory reads are answered from this trace."""
+        self.memory_live_from: int | None = None
+        """Set by a fork: only reads in node steps before this one come from `memory_source`."""
+        self.counter_source: Runtime | None = None
+        """Set by a fork: memories count tokens as this (the live) runtime does, so its prompts are
+        what a live run makes."""
         self._memories: dict[tuple[str, str, str], RecordedMemory] = {}
         self._env = os.environ if env is None else env
         self._given: dict[str, ChatModel] = dict(models or {})
@@ -180,7 +185,8 @@ class Runtime:
                 options.setdefault("summarizer", self._summarize)
             inner = make_memory(kind, name, scope, store=self.memory_store,  # opens it if a path
                                 counter=self.token_counter(options.pop("role", "default")), **options)
-            self._memories[key] = RecordedMemory(inner, kind, replay=self.memory_source)
+            self._memories[key] = RecordedMemory(inner, kind, replay=self.memory_source,
+                                                 replay_before=self.memory_live_from)
         return self._memories[key]
 
     async def _summarize(self, previous: str, items: list[str]) -> str:
@@ -206,6 +212,8 @@ class Runtime:
     def token_counter(self, role: str = "default") -> TokenCounter:
         """Exact counts with the serving model's tokenizer when it is the embedded GGUF, else an
         estimate that never undercounts (UTF-8 bytes)."""
+        if self.counter_source is not None:
+            return self.counter_source.token_counter(role)
         rc = self.config.roles.get(role) or self.config.roles.get("default")
         if rc is not None and rc.endpoint == EMBEDDED:
             try:

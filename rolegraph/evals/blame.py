@@ -83,6 +83,8 @@ class BlameReport:
     evidence: str
     live_calls: int
     dir: str
+    errors: int = 0
+    """Samples that ended in an error (kept out of p; listed in results.sqlite)."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = to_jsonable_python(asdict(self))
@@ -100,6 +102,8 @@ class BlameReport:
                           "" if s.drop is None else f"{s.drop:+.2f}")
         console.print(table)
         console.print(self.evidence)
+        if self.errors:
+            console.print(f"[yellow]{self.errors} sample(s) errored and are left out of p: see {self.dir}/results.sqlite")
 
 
 # -- scorers ---------------------------------------------------------------------------------
@@ -219,6 +223,7 @@ class _ForkSolver:
             return _Resampled(self.base.unrecorded_model(role), sample_seed, self.temperature, counter)
 
         live = Runtime.from_models({}, prompts=self.base.prompts, fallback=live_model)
+        live.counter_source = self.base  # memories count tokens as a live run would
         result = await replay_run(self.trace, store=self.store, live=live, live_from=spec["step"],
                                   live_from_call=spec["call_index"], graph=self.graph, library=self.base.prompts)
         return SolverOutput(output={"score": _score(self.scorer, result), "live_calls": counter[0]},
@@ -295,6 +300,7 @@ async def blame(trace: Trace, *, live: Runtime, out: str | Path, scorer: Callabl
         for i in grow:
             target[i] = min(samples, target[i] + (2 if adaptive else samples))
     report = _report(trace, graph.name, outcome, candidates, _tally(store), samples, adaptive, out)
+    report.errors = sum(n for status, n in store.status_counts().items() if status != "ok")
     (out / "blame.json").write_text(json.dumps(report.to_json(), indent=1))
     return report
 

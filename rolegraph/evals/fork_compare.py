@@ -119,6 +119,7 @@ class _ArmSolver:
             return _Resampled(inner, sample_seed, self.temperature, counter)
 
         live = Runtime.from_models({}, prompts=self.base.prompts, fallback=live_model)
+        live.counter_source = self.base
         prompts = self.prompts if spec["arm"] == "changed" else {}
         result = await replay_run(trace, store=self.store, live=live, live_from=step, live_from_call=call,
                                   prompts=prompts, graph=find_graph(trace.started.manifest), library=self.base.prompts)

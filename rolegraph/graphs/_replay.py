@@ -149,8 +149,9 @@ async def replay_run(trace: Trace, *, store: TraceStore | None = None, live: Run
         if role not in _roles(trace):
             raise UserError(f"--model {role}=...: the run has no role '{role}'; roles: {', '.join(_roles(trace))}")
     runtime.tool_source = ReplayTools(trace, live_from=live_from)
-    if live_from is None:
-        runtime.memory_source = trace  # every memory read answered as recorded
+    runtime.memory_source = trace  # memory reads answered as recorded (in a fork, before live_from)
+    runtime.memory_live_from = live_from
+    runtime.counter_source = live
     try:
         return await run_graph(graph, manifest, runtime, checkpoint=live_from is not None)
     finally:

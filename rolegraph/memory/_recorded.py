@@ -16,10 +16,12 @@ if TYPE_CHECKING:
 
 
 class RecordedMemory:
-    """Wraps a Memory: records reads and writes; answers reads from `replay` when set."""
+    """Wraps a Memory: records reads and writes; answers reads from `replay` when set (with
+    `replay_before`, only reads in node steps before that one: a fork's replayed part)."""
 
-    def __init__(self, inner: Memory, kind: str, replay: Trace | None = None) -> None:
-        self.inner, self.kind, self.replay = inner, kind, replay
+    def __init__(self, inner: Memory, kind: str, replay: Trace | None = None,
+                 replay_before: int | None = None) -> None:
+        self.inner, self.kind, self.replay, self.replay_before = inner, kind, replay, replay_before
         self.name, self.scope = inner.name, inner.scope
         self._recorded: dict[tuple[str | None, int], MemoryRead] | None = None
 
@@ -61,7 +63,8 @@ class RecordedMemory:
             node.memory_reads += 1
         key = node.key if node else None
         replayed = False
-        if self.replay is not None:
+        in_replayed_part = self.replay_before is None or (node is not None and node.step < self.replay_before)
+        if self.replay is not None and in_replayed_part:
             if self._recorded is None:
                 self._recorded = {(e.node_key, e.read_index): e for e in self.replay.of_kind(MemoryRead)
                                   if (e.memory, e.scope) == (self.name, self.scope)}
