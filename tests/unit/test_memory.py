@@ -183,3 +183,54 @@ async def test_replay_reproduces_memory_reads(tmp_path: Path) -> None:
     replayed = await replay_run(trace, store=store, library=lib)
     assert replayed.said == out.said == ["move 0", "move 1", "move 2"]
     assert all(r.replayed for r in store.load(replayed.trace_id or "").of_kind(MemoryRead))
+
+
+async def test_a_fork_answers_memory_reads_before_its_live_step_from_the_trace(tmp_path: Path) -> None:
+    """The recorded run read items an earlier run left in a persisted memory; the fork's runtime has
+    none of them, so its replayed steps must take their reads from the trace, not recompute them."""
+    import rolegraph as rg
+    from rolegraph.graphs import replay_run
+    from rolegraph.models import ChatRequest, FunctionModel, Message
+    from rolegraph.traces import ModelCall, TraceStore
+
+    class In(BaseModel):
+        topic: str
+
+    class St(BaseModel):
+        topic: str
+        said: list[str] = []
+
+    def speak(i: int) -> Any:
+        async def node(state: St, runtime: rg.Runtime) -> dict[str, Any]:
+            log = runtime.memory("log", scope="shared")
+            seen = " | ".join(item.content for item in await log.window(200))
+            reply = await runtime.model("default").chat(ChatRequest(messages=(
+                Message(role="user", content=f"{state.topic} {i}; so far: {seen}"),)))
+            await log.add(reply.text)
+            return {"said": [*state.said, reply.text]}
+
+        node.__name__ = f"speak{i}"
+        return node
+
+    @rg.graph(input=In, state=St, name="memory_fork_probe")
+    def probe(g: rg.StateGraph) -> None:
+        for i in range(3):
+            g.add_node(speak(i))
+        g.add_edge(rg.START, "speak0")
+        g.add_edge("speak0", "speak1")
+        g.add_edge("speak1", "speak2")
+        g.add_edge("speak2", rg.END)
+
+    store = TraceStore(tmp_path / "runs")
+    answer = FunctionModel(lambda r: f"noted {len(r.messages[-1].content or '')}")
+    async with rg.Runtime.from_models({"default": answer}, traces=store,
+                                      memory_store=MemoryStore(tmp_path / "memory.sqlite")) as rt:
+        await probe.run(In(topic="a"), runtime=rt)
+        second = await probe.run(In(topic="b"), runtime=rt)  # reads what the first run left
+    trace = store.load(second.trace_id or "")
+    live = FunctionModel(lambda r: "live")
+    async with rg.Runtime.from_models({"default": live}) as live_rt:
+        forked = await replay_run(trace, store=store, live=live_rt, live_from=2)
+    calls = store.load(forked.trace_id or "").of_kind(ModelCall)
+    assert [c.replayed for c in calls] == [True, True, False] and len(live.requests) == 1
+    assert forked.state["said"][-1] == "live"
