@@ -144,7 +144,8 @@ async def replay_run(trace: Trace, *, store: TraceStore | None = None, live: Run
         base = ForkPrompts(base, overrides, live_from)
     changes = {**{f"model:{r}": m for r, m in models.items()}, **{f"prompt:{r}": p for r, p in prompts.items()}}
     runtime = Runtime.from_models({}, prompts=base, traces=store, fallback=replayer,
-                                  trace_parent=ForkOrigin(run_id=trace.run_id, live_from=live_from, changes=changes))
+                                  trace_parent=ForkOrigin(run_id=trace.run_id, live_from=live_from,
+                                                         live_from_call=live_from_call, changes=changes))
     for role in models:
         if role not in _roles(trace):
             raise UserError(f"--model {role}=...: the run has no role '{role}'; roles: {', '.join(_roles(trace))}")

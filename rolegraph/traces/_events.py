@@ -55,6 +55,8 @@ class ForkOrigin(BaseModel):
     run_id: str
     live_from: int | None = None
     """None for a pure replay; else the first node step that ran live."""
+    live_from_call: int = 0
+    """Within step `live_from`, the first model call that ran live (0: the whole step)."""
     changes: dict[str, str] = Field(default_factory=dict)
 
 

@@ -93,7 +93,9 @@ def show(trace: Trace, console: Console, *, step: int | None = None, calls: bool
                          (trace.status, {"ok": "green", "error": "red"}.get(trace.status, "yellow")))
     if started.parent:
         head.append(f"  forked from {started.parent.run_id}"
-                    + (f" at step {started.parent.live_from}" if started.parent.live_from is not None else " (replay)"))
+                    + (f" at step {started.parent.live_from}"
+                       + (f", call {started.parent.live_from_call}" if started.parent.live_from_call else "")
+                       if started.parent.live_from is not None else " (replay)"))
     console.print(head)
     if trace.finished:
         t = trace.finished.totals

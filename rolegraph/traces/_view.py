@@ -89,7 +89,9 @@ def render(trace: Trace, *, assets_url: str | None = None) -> str:
     parent = ""
     if started.parent:
         parent = f"forked from {started.parent.run_id}" + (
-            f" at step {started.parent.live_from}" if started.parent.live_from is not None else " (offline replay)")
+            f" at step {started.parent.live_from}" + (f", call {started.parent.live_from_call}"
+                                                       if started.parent.live_from_call else "")
+            if started.parent.live_from is not None else " (offline replay)")
     manifest = started.manifest.model_dump(mode="json", exclude={"mermaid"})
     return _template().render(
         run_id=trace.run_id, graph=started.manifest.graph, status=trace.status, parent=parent,
