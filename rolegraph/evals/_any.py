@@ -71,13 +71,13 @@ class FunctionScorer:
         raise UserError(f"scorer {self.name} returned {type(value).__name__}; return a number, a bool or a Score")
 
 
-def load_scorer(ref: str) -> Any:
-    """`module:fn` or `FILE.py:fn`: a Scorer (with a `name`) as it is, a function wrapped."""
+def load_function(ref: str, what: str = "scorer") -> Any:
+    """The object `module:fn` or `FILE.py:fn` names (a file is imported with its folder on sys.path)."""
     import importlib
 
     head, sep, attr = ref.rpartition(":")
     if not sep or not attr:
-        raise UserError(f"--scorer wants module:function or FILE.py:function, not {ref!r}")
+        raise UserError(f"--{what} wants module:function or FILE.py:function, not {ref!r}")
     try:
         if head.endswith(".py"):
             import importlib.util
@@ -85,7 +85,7 @@ def load_scorer(ref: str) -> Any:
 
             file = Path(head).resolve()
             if not file.is_file():
-                raise UserError(f"no such scorer file: {file}")
+                raise UserError(f"no such {what} file: {file}")
             sys.path.insert(0, str(file.parent))
             spec = importlib.util.spec_from_file_location(file.stem, file)
             assert spec is not None and spec.loader is not None
@@ -93,9 +93,14 @@ def load_scorer(ref: str) -> Any:
             spec.loader.exec_module(module)
         else:
             module = importlib.import_module(head)
-        obj = getattr(module, attr)
+        return getattr(module, attr)
     except (ImportError, AttributeError) as exc:
-        raise UserError(f"cannot load scorer {ref!r}: {exc}") from None
+        raise UserError(f"cannot load {what} {ref!r}: {exc}") from None
+
+
+def load_scorer(ref: str) -> Any:
+    """`module:fn` or `FILE.py:fn`: a Scorer (with a `name`) as it is, a function wrapped."""
+    obj = load_function(ref)
     if hasattr(obj, "name") and callable(obj) and not inspect.isfunction(obj):
         return obj
     if not callable(obj):

@@ -36,6 +36,7 @@ FIELD_LIMIT = 64 * 1024
 per run as a content-addressed blob and put back when the trace is loaded: a value repeated in
 every step's state and request takes its size on disk once, not once per event."""
 BLOB_KEY = "$rolegraph_blob"
+_BLOB_MARK = BLOB_KEY.encode()
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET")
 REDACTED = "[REDACTED]"
 MIN_SECRET_LEN = 6
@@ -182,10 +183,7 @@ class TraceStore:
             args.append(limit)
         with self._lock, self._index() as con:
             rows = con.execute(query, args).fetchall()
-        infos = [RunInfo(*row) for row in rows]
-        for info in infos:
-            if info.status == "running" and not _pid_alive(info.pid):
-                info.status = "incomplete"
+        infos = _with_liveness([RunInfo(*row) for row in rows])
         if status == "incomplete":
             infos = [i for i in infos if i.status == "incomplete"][:limit]
         for info in infos:
@@ -201,11 +199,7 @@ class TraceStore:
         with self._lock, self._index() as con:
             rows = con.execute("SELECT run_id, graph, started, finished, status, parent, pid, model_calls, tokens, "
                                "summary FROM runs WHERE pair = ? ORDER BY started DESC", (pair,)).fetchall()
-        infos = [RunInfo(*row) for row in rows]
-        for info in infos:
-            if info.status == "running" and not _pid_alive(info.pid):
-                info.status = "incomplete"
-        return infos
+        return _with_liveness([RunInfo(*row) for row in rows])
 
     def resolve(self, ref: str) -> Path:
         """A run directory from an id, a unique id prefix, 'last', or a path."""
@@ -242,6 +236,14 @@ class RunInfo:
     model_calls: int
     tokens: int
     summary: str
+
+
+def _with_liveness(infos: list[RunInfo]) -> list[RunInfo]:
+    """A "running" row whose writer is dead shows as "incomplete"."""
+    for info in infos:
+        if info.status == "running" and not _pid_alive(info.pid):
+            info.status = "incomplete"
+    return infos
 
 
 def _pid_alive(pid: int) -> bool:
@@ -350,7 +352,7 @@ class Trace:
                     dropped = True  # a partial last line: the writer died while writing it
                     break
                 try:
-                    line = _blobs_restored(raw, run_dir / "blobs") if BLOB_KEY.encode() in raw else raw
+                    line = _blobs_restored(raw, run_dir / "blobs") if _BLOB_MARK in raw else raw
                     events.append(parse_event(line))
                 except ValueError:
                     dropped = True
