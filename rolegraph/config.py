@@ -30,9 +30,9 @@ class EndpointConfig(_Strict):
     base_url: str | None = None
     api_key_env: str | None = None
     """The environment variable holding the API key (keys never go in the file)."""
-    dialect: Literal["auto", "llama_cpp", "vllm", "openai"] = "auto"
+    dialect: Literal["auto", "llama_server", "llama_cpp", "vllm", "openai"] = "auto"
     constrain_schemas: bool | None = None
-    """Turn bounded ints into enums and bound strings; default: only for llama_cpp."""
+    """Turn bounded ints into enums and bound strings; default: only for llama.cpp's servers."""
     timeout_s: float = 180.0
     retries: int = Field(default=5, ge=1)
 
@@ -61,6 +61,15 @@ class EmbeddedSettings(_Strict):
     port: int = 0
     n_threads: int = 2
     n_ctx: int = 4096
+    """Context per slot."""
+    parallel: int | None = Field(default=None, ge=1, le=64)
+    """Slots decoding at once (llama-server's --parallel); default: two per core, 2 to 8."""
+    engine: Literal["llama-server", "llama-cpp-python"] = "llama-server"
+    server: str | None = None
+    """The llama-server program; default: the one `make setup` built."""
+    lora: dict[str, str] = Field(default_factory=dict)
+    """LoRA adapters in GGUF (name -> file; `rolegraph adapters train` writes them): a role whose
+    `model` is an adapter's name is served with that adapter, the others with the base model."""
     startup_timeout_s: float = 120.0
 
 

@@ -272,12 +272,17 @@ class Runtime:
                     )
                 self.redactor.add(api_key)
             base_url: Any = ec.base_url
+            dialect: Any = ec.dialect
+            lora_ids = None
             if ec.kind == "embedded":
                 base_url = self._start_embedded
+                if dialect == "auto":  # known without asking the server
+                    dialect = "llama_server" if self.config.embedded.engine == "llama-server" else "llama_cpp"
+                lora_ids = self.embedded_server.lora_ids
             self._endpoints[name] = Endpoint(
-                base_url, name=name, api_key=api_key, dialect=ec.dialect,
+                base_url, name=name, api_key=api_key, dialect=dialect,
                 constrain_schemas=ec.constrain_schemas, timeout_s=ec.timeout_s,
-                retry=RetryPolicy(attempts=ec.retries),
+                retry=RetryPolicy(attempts=ec.retries), lora_ids=lora_ids,
             )
         return self._endpoints[name]
 
@@ -289,7 +294,8 @@ class Runtime:
             s = self.config.embedded
             self._embedded = EmbeddedServer(EmbeddedConfig(
                 model_path=s.model_path, alias=s.alias, port=s.port, n_threads=s.n_threads,
-                n_ctx=s.n_ctx, startup_timeout_s=s.startup_timeout_s))
+                n_ctx=s.n_ctx, parallel=s.parallel, engine=s.engine, server=s.server, lora=dict(s.lora),
+                startup_timeout_s=s.startup_timeout_s))
         return self._embedded
 
     async def _start_embedded(self) -> str:

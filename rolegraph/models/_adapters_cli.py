@@ -1,9 +1,10 @@
-"""`rolegraph adapters train|report` and `rolegraph serve adapters`: Chain-of-LoRA on CPU. The
-train and report commands are made for one graph's AdapterData (the CLI passes VideoMind's)."""
+"""`rolegraph adapters train|convert|report` and `rolegraph serve adapters`: Chain-of-LoRA on CPU.
+Adapters are trained with peft, converted to GGUF and served, all at once, by one llama-server
+that applies the role's adapter per request. The train and report commands are made for one
+graph's AdapterData (the CLI passes VideoMind's)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from pathlib import Path
@@ -40,6 +41,22 @@ def _adapter_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
+def adapter_ggufs(root: Path) -> dict[str, Path]:
+    """Role -> its adapter in GGUF (`<root>/<role>.gguf`), converting those that are missing or
+    older than their peft directory."""
+    from rolegraph.models import adapters as A
+
+    out = {}
+    for role, d in _adapter_dirs(root).items():
+        gguf = d.with_suffix(".gguf")
+        newest = max(f.stat().st_mtime for f in d.iterdir())
+        if not gguf.is_file() or gguf.stat().st_mtime < newest:
+            err.print(f"converting {d} to {gguf}")
+            A.convert_adapter(d, gguf)
+        out[role] = gguf
+    return out
+
+
 def adapters_app(data: AdapterData) -> typer.Typer:
     """`rolegraph adapters train|report` for the roles `data` has examples of."""
     app = typer.Typer(no_args_is_help=True, help="Train and check LoRA adapters for the text roles (CPU).")
@@ -61,8 +78,8 @@ def adapters_app(data: AdapterData) -> typer.Typer:
         err.print("loading the base model (converted once from the packaged GGUF, then cached)")
         model, tok = A.load_base()
         table = Table(title=f"LoRA adapters in {out_dir}", title_justify="left")
-        for col in ("role", "steps", "first loss", "last loss", "seconds"):
-            table.add_column(col, justify="left" if col == "role" else "right")
+        for col in ("role", "steps", "first loss", "last loss", "seconds", "GGUF"):
+            table.add_column(col, justify="left" if col in ("role", "GGUF") else "right")
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), console=err) as bar:
             for role in chosen:
@@ -71,9 +88,17 @@ def adapters_app(data: AdapterData) -> typer.Typer:
                     model, tok, data.examples(role, examples, seed=seed), out_dir / role, steps=steps, lr=lr,
                     rank=rank, seed=seed,
                     progress=lambda s, loss, t=task: bar.update(t, completed=s, loss=f"loss {loss:.3f}"))
+                gguf = A.convert_adapter(out_dir / role)  # what llama-server loads
                 table.add_row(role, str(trained.steps), f"{trained.losses[0]:.3f}", f"{trained.losses[-1]:.3f}",
-                              f"{trained.seconds:.0f}")
+                              f"{trained.seconds:.0f}", str(gguf))
         out.print(table)
+
+    def convert(
+        adapters: Annotated[Path, typer.Option(help="The directory `adapters train` wrote.")] = Path("adapters"),
+    ) -> None:
+        """Convert every peft adapter under ADAPTERS to GGUF (ADAPTERS/<role>.gguf) for llama-server."""
+        for role, gguf in adapter_ggufs(adapters).items():
+            out.print(f"{role}: {gguf}")
 
     def report(
         adapters: Annotated[Path, typer.Option(help="The directory `adapters train` wrote.")] = Path("adapters"),
@@ -81,10 +106,16 @@ def adapters_app(data: AdapterData) -> typer.Typer:
     ) -> None:
         """Format validity per role on held-out examples, with its adapter and with the base alone."""
         from rolegraph.models import adapters as A
+        from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
 
-        dirs = _adapter_dirs(adapters)
-        models = A.AdapterModels(None, {k: str(v) for k, v in dirs.items()})
-        result = A.format_report(models, data, list(dirs), n=n)
+        ggufs = adapter_ggufs(adapters)
+        server = EmbeddedServer(EmbeddedConfig(lora={k: str(v) for k, v in ggufs.items()}))
+        try:
+            generate = A.http_generate(server.ensure_started())
+            result = A.format_report(generate, data, list(ggufs), base_name=server.config.alias,
+                                     adapters=list(ggufs), n=n)
+        finally:
+            server.stop()
         table = Table(title=f"answers in the role's format ({n} held-out examples each)", title_justify="left")
         for col in ("role", "with its adapter", "base model"):
             table.add_column(col, justify="left" if col == "role" else "right")
@@ -94,6 +125,7 @@ def adapters_app(data: AdapterData) -> typer.Typer:
         (adapters / "format-report.json").write_text(json.dumps(result, indent=2))
 
     app.command("train")(train)
+    app.command("convert")(convert)
     app.command("report")(report)
     return app
 
@@ -106,24 +138,28 @@ def serve_adapters(
     config_out: Annotated[Path, typer.Option("--config-out", help="Where to write the runtime config.")] = Path(
         "rolegraph.toml"),
 ) -> None:
-    """Serve the base model and every adapter on one OpenAI-compatible endpoint (the model name
-    picks the adapter; 'base' is the base model) and write the config that binds roles to them."""
-    from rolegraph.models import adapters as A
+    """Serve the base model with every adapter on one llama-server (a role's model name picks its
+    adapter per request; the other roles get the base model) and write the config that binds
+    roles to them."""
+    from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
     from rolegraph.models.servers.vllm import VllmSpec, runtime_config
 
-    dirs = _adapter_dirs(adapters)
-    models = A.AdapterModels(None, {k: str(v) for k, v in dirs.items()})
+    ggufs = adapter_ggufs(adapters)
+    server = EmbeddedServer(EmbeddedConfig(host=host, port=port, lora={k: str(v) for k, v in ggufs.items()}))
 
-    async def main() -> None:
-        async with A.AdapterServer(models, host=host, port=port) as server:
-            spec = VllmSpec(base="base", loras={k: str(v) for k, v in dirs.items()}, host=host, port=server.port)
-            config_out.write_text(runtime_config(spec, [r.strip() for r in roles.split(",") if r.strip()],
-                                                 endpoint="adapters").replace('dialect = "vllm"', 'dialect = "openai"'))
-            err.print(f"serving base + {', '.join(dirs)} at {server.base_url}; config: {config_out} (Ctrl-C stops it)")
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGTERM, stop.set)
-            loop.add_signal_handler(signal.SIGINT, stop.set)
-            await stop.wait()
+    def on_term(*_: object) -> None:
+        raise KeyboardInterrupt
 
-    asyncio.run(main())
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        url = server.ensure_started()
+        spec = VllmSpec(base=server.config.alias, loras={k: str(v) for k, v in ggufs.items()}, host=host,
+                        port=server.port or port)
+        config_out.write_text(runtime_config(spec, [r.strip() for r in roles.split(",") if r.strip()],
+                                             endpoint="adapters").replace('dialect = "vllm"', 'dialect = "llama_server"'))
+        err.print(f"serving {server.config.alias} + {', '.join(ggufs)} at {url}; config: {config_out} (Ctrl-C stops it)")
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()

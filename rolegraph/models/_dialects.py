@@ -1,9 +1,12 @@
 """Server dialects: how each OpenAI-compatible server wants structured output asked for.
 
-llama-cpp-python takes `{"type": "json_object", "schema": S}` (and answers 500 to `json_schema`);
-vLLM and OpenAI take `json_schema`. Small models also need schemas they can satisfy: bounded
-integers become enums and strings get a maxLength, since llama.cpp's grammar enforces neither
-integer bounds nor stops an unbounded string before max_tokens.
+llama-cpp-python's server takes `{"type": "json_object", "schema": S}` (and answers 500 to
+`json_schema`); llama.cpp's own `llama-server`, vLLM and OpenAI take `json_schema`. llama-server
+also chooses LoRA adapters per request and forces a tool only by `tool_choice: "required"`.
+
+Small models also need schemas they can satisfy: bounded integers become enums and strings get a
+maxLength, since llama.cpp's grammar enforces neither integer bounds nor stops an unbounded string
+before max_tokens.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
-Dialect = Literal["llama_cpp", "vllm", "openai"]
-DialectSetting = Literal["auto", "llama_cpp", "vllm", "openai"]
+Dialect = Literal["llama_server", "llama_cpp", "vllm", "openai"]
+DialectSetting = Literal["auto", "llama_server", "llama_cpp", "vllm", "openai"]
+#: The dialects of llama.cpp's grammar-constrained servers, which small-model schemas are made for.
+LLAMA_DIALECTS = ("llama_server", "llama_cpp")
 
 #: Integer ranges up to this size become enums.
 MAX_ENUM_RANGE = 64
@@ -28,7 +33,9 @@ def dialect_from_models_listing(payload: dict[str, Any]) -> Dialect:
     owners = {str(m.get("owned_by", "")).lower() for m in payload.get("data", []) or []}
     if "vllm" in owners:
         return "vllm"
-    if owners & {"me", "llamacpp", "llama.cpp", "llama-cpp"}:
+    if "llamacpp" in owners:  # llama-server
+        return "llama_server"
+    if owners & {"me", "llama.cpp", "llama-cpp"}:  # llama-cpp-python's server says "me"
         return "llama_cpp"
     return "openai"
 
@@ -37,21 +44,31 @@ def dialect_from_models_listing(payload: dict[str, Any]) -> Dialect:
 CHARS_PER_TOKEN = 1.5
 
 
+#: Per dialect: tokens the JSON around each key and each string costs besides their text, and the
+#: characters a token of string carries in the worst case. llama-server's grammar lets the model lay
+#: the JSON out on indented lines, and under its sampling the embedded model writes identifiers of
+#: digits and dashes (about one character a token); llama-cpp-python's answers were compact.
+LAYOUT: dict[str, tuple[int, int, float]] = {"llama_server": (6, 3, 1.0)}
+DEFAULT_LAYOUT = (3, 0, CHARS_PER_TOKEN)
+
+
 def constrain_schema(schema: dict[str, Any], *, max_tokens: int | None = None,
                      max_string: int = DEFAULT_MAX_STRING,
-                     max_enum_range: int = MAX_ENUM_RANGE) -> dict[str, Any]:
+                     max_enum_range: int = MAX_ENUM_RANGE, dialect: str | None = None) -> dict[str, Any]:
     """A copy of `schema` that a grammar-constrained small model can satisfy exactly.
 
     Bounded integers become enums and every string gets a maxLength. With `max_tokens`, string
     bounds are scaled down together until the longest answer fits the token limit, so the JSON
-    closes before the limit cuts it. Lowering a bound is safe: output valid under the copy is
-    valid under the original.
+    closes before the limit cuts it (the layout the `dialect`'s server allows counted too).
+    Lowering a bound is safe: output valid under the copy is valid under the original.
     """
     out = copy.deepcopy(schema)
     strings: list[tuple[dict[str, Any], int]] = []
     keys = _constrain(out, max_string, max_enum_range, strings, 1)
     if max_tokens is not None and strings:
-        budget = (max_tokens - 10 - 3 * keys) * CHARS_PER_TOKEN
+        per_key, per_string, chars_per_token = LAYOUT.get(dialect or "", DEFAULT_LAYOUT)
+        layout = per_key * keys + per_string * sum(repeat for _, repeat in strings)
+        budget = (max_tokens - 10 - layout) * chars_per_token
         demand = sum(node["maxLength"] * repeat for node, repeat in strings)
         if demand > budget:
             scale = max(budget, 0) / demand

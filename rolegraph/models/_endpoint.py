@@ -4,12 +4,14 @@ tenacity (connection errors, 5xx, 429 with Retry-After; never other 4xx), dialec
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import urllib.request
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from pathlib import PurePath
 from typing import Any
 
 import httpx2
@@ -23,7 +25,7 @@ from tenacity import (
 )
 
 from rolegraph.errors import ModelError, ModelHTTPError, ModelUnreachable
-from rolegraph.models._dialects import Dialect, DialectSetting, dialect_from_models_listing
+from rolegraph.models._dialects import LLAMA_DIALECTS, Dialect, DialectSetting, dialect_from_models_listing
 from rolegraph.models._types import TransportRetry
 
 BaseUrl = str | Callable[[], Awaitable[str]]
@@ -102,6 +104,7 @@ class Endpoint:
         retry: RetryPolicy = RetryPolicy(),
         http_client_factory: HttpClientFactory | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        lora_ids: dict[str, int] | None = None,
     ) -> None:
         self.name = name
         self._base_url = base_url
@@ -119,6 +122,8 @@ class Endpoint:
         self._last: tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI] | None = None
         self._resolved_url: str | None = base_url if isinstance(base_url, str) else None
         self._url_lock: asyncio.Lock | None = None
+        self._lora_ids: dict[str, int] | None = dict(lora_ids) if lora_ids is not None else None
+        self._native_tools: bool | None = None
 
     @property
     def api_key(self) -> str | None:
@@ -175,7 +180,24 @@ class Endpoint:
         return dialect_from_models_listing(payload)
 
     def constrains_schemas(self, dialect: Dialect) -> bool:
-        return self._constrain if self._constrain is not None else dialect == "llama_cpp"
+        return self._constrain if self._constrain is not None else dialect in LLAMA_DIALECTS
+
+    async def native_tools(self) -> bool:
+        """Whether the server's chat template describes tools to the model (llama-server's
+        GET /props says; other servers are taken to)."""
+        if self._native_tools is None:
+            props = await asyncio.to_thread(_read_json, await self.url(), "/props", self._api_key, self.timeout_s)
+            caps = props.get("chat_template_caps") if isinstance(props, dict) else None
+            self._native_tools = bool(caps.get("supports_tool_calls", True)) if isinstance(caps, dict) else True
+        return self._native_tools
+
+    async def lora_ids(self) -> dict[str, int]:
+        """On llama-server: LoRA adapter name (its GGUF file's stem) -> id, read once from
+        GET /lora-adapters; a model name found here is served as the base with that adapter."""
+        if self._lora_ids is None:
+            self._lora_ids = await asyncio.to_thread(read_lora_adapters, await self.url(), api_key=self._api_key,
+                                                    timeout_s=self.timeout_s)
+        return self._lora_ids
 
     async def call(self, fn: Callable[[], Awaitable[Any]], *, retries: list[TransportRetry] | None = None) -> Any:
         """Run one API call with transport retries, mapping failures to rolegraph errors. Each
@@ -266,6 +288,29 @@ class Endpoint:
                 return bool(r.status == 200)
         except OSError:
             return False
+
+
+def _read_json(url: str, path: str, api_key: str | None, timeout_s: float) -> Any:
+    """GET `path` beside the /v1 root, as JSON; None where it fails."""
+    request = urllib.request.Request(url.rstrip("/").removesuffix("/v1") + path)
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError):
+        return None
+
+
+def read_lora_adapters(url: str, *, api_key: str | None = None, timeout_s: float = 30.0) -> dict[str, int]:
+    """llama-server's LoRA adapters (GET /lora-adapters beside /v1): name (the GGUF file's stem)
+    -> id; empty where the server has none or no such route."""
+    listing = _read_json(url, "/lora-adapters", api_key, timeout_s)
+    found: dict[str, int] = {}
+    for entry in listing if isinstance(listing, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("id"), int) and isinstance(entry.get("path"), str):
+            found.setdefault(PurePath(entry["path"]).stem, entry["id"])
+    return found
 
 
 def _cause(exc: BaseException) -> str:

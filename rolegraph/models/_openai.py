@@ -3,6 +3,7 @@ structured output per server dialect, tool calls, logprobs, and usage and latenc
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -55,11 +56,14 @@ class OpenAICompatModel:
     async def chat(self, request: ChatRequest) -> ChatResponse:
         client = await self.endpoint.client()
         body = await self._body(request)
+        forced = body.pop(_FORCED, None)
         started = time.perf_counter()
         retries: list[TransportRetry] = []
         completion = await self.endpoint.call(lambda: client.chat.completions.create(**body), retries=retries)
         latency = time.perf_counter() - started
         response = _to_response(completion, latency)
+        if forced is not None:
+            response = _as_tool_call(response, forced)
         response.retries = retries
         return response
 
@@ -79,31 +83,96 @@ class OpenAICompatModel:
             dialect = await self.endpoint.dialect()
             schema = request.response_schema
             if self.endpoint.constrains_schemas(dialect):
-                schema = constrain_schema(schema, max_tokens=body.get("max_tokens"))
+                schema = constrain_schema(schema, max_tokens=body.get("max_tokens"), dialect=dialect)
             body["response_format"] = response_format(dialect, schema, request.schema_name)
-        if request.tools:
+        if request.tools and await self.endpoint.dialect() == "llama_server" and not await self.endpoint.native_tools():
+            _emulate_tools(body, request, self.endpoint.constrains_schemas("llama_server"))
+        elif request.tools:
             dialect = await self.endpoint.dialect()
             constrain = self.endpoint.constrains_schemas(dialect)  # a forced call's arguments follow a grammar too
+            tools = request.tools
+            named = request.tool_choice if request.tool_choice not in (None, "auto", "none", "required") else None
+            if named is not None and dialect == "llama_server":
+                # llama-server reads tool_choice as a string only (an object falls back to "auto"):
+                # a named tool is forced by offering it alone, as "required"
+                tools = tuple(t for t in request.tools if t.name == named) or request.tools
             body["tools"] = [
                 {"type": "function",
                  "function": {"name": t.name, "description": t.description,
-                              "parameters": constrain_schema(t.parameters, max_tokens=body.get("max_tokens"))
+                              "parameters": constrain_schema(t.parameters, max_tokens=body.get("max_tokens"), dialect=dialect)
                               if constrain else t.parameters}}
-                for t in request.tools
+                for t in tools
             ]
             if request.tool_choice in ("auto", "none", "required"):
                 body["tool_choice"] = request.tool_choice
-            elif request.tool_choice:
-                body["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
+            elif named is not None and dialect == "llama_server":
+                body["tool_choice"] = "required"
+            elif named is not None:
+                body["tool_choice"] = {"type": "function", "function": {"name": named}}
         if request.top_logprobs is not None:
             # llama-cpp-python returns logprobs only when top_logprobs is sent with logprobs=True
             body["logprobs"] = True
             body["top_logprobs"] = request.top_logprobs
+        if await self.endpoint.dialect() == "llama_server":
+            adapter = (await self.endpoint.lora_ids()).get(body["model"])
+            if adapter is not None:  # the base model with this adapter (the others stay at scale 0)
+                body["extra_body"] = {"lora": [{"id": adapter, "scale": 1.0}]}
         return body
 
     async def aclose(self) -> None:
         if self._owns_endpoint:
             await self.endpoint.aclose()
+
+
+_FORCED = "__rolegraph_forced_tools"
+
+
+def _emulate_tools(body: dict[str, Any], request: ChatRequest, constrain: bool) -> None:
+    """Tools on a llama-server whose chat template cannot describe them (SmolLM2's): a forced call
+    (a named tool, or "required") is asked for as structured output, the tool's arguments (or,
+    among several, `{"name", "arguments"}`), and read back as a tool call; "auto" and "none"
+    send no tools, since the template would not show them to the model."""
+    named = request.tool_choice if request.tool_choice not in (None, "auto", "none", "required") else None
+    tools = [t for t in request.tools if t.name == named] if named else list(request.tools)
+    if not (named or request.tool_choice == "required") or not tools:
+        return
+    limit = body.get("max_tokens")
+
+    def params(t: Any) -> dict[str, Any]:
+        return constrain_schema(t.parameters, max_tokens=limit, dialect="llama_server") if constrain else t.parameters
+
+    if len(tools) == 1:
+        schema = params(tools[0])
+    else:
+        schema = {"anyOf": [{"type": "object", "properties": {"name": {"const": t.name}, "arguments": params(t)},
+                             "required": ["name", "arguments"]} for t in tools]}
+    body["response_format"] = response_format("llama_server", schema, "tool_call")
+    body[_FORCED] = [t.name for t in tools]
+    # the calls already made are shown to the model as what it said
+    for m in body["messages"]:
+        if m.get("tool_calls") and not m.get("content"):
+            m["content"] = json.dumps([{"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
+                                       for c in m["tool_calls"]])
+
+
+def _as_tool_call(response: ChatResponse, names: list[str]) -> ChatResponse:
+    """The structured answer to an emulated forced call, as that tool call."""
+    text = response.text.strip()
+    if len(names) == 1:
+        name, arguments = names[0], text
+    else:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return response
+        if not isinstance(parsed, dict) or parsed.get("name") not in names:
+            return response
+        name, arguments = parsed["name"], json.dumps(parsed.get("arguments", {}))
+    response.tool_calls = [ToolCall(id="call_0", name=name, arguments=arguments or "{}")]
+    response.text = ""
+    if response.finish_reason == "stop":
+        response.finish_reason = "tool_calls"
+    return response
 
 
 def _message_dict(message: Message) -> dict[str, Any]:

@@ -1,7 +1,11 @@
 """Chain-of-LoRA on CPU: train a small LoRA adapter per text role on the embedded base model
-(SmolLM2-135M-Instruct, read from its packaged GGUF with transformers) with peft, and serve the
-base with all adapters behind one OpenAI-compatible endpoint that switches adapter per request by
-model name, as VideoMind's inference code does with `set_adapter(role)`.
+(SmolLM2-135M-Instruct, read from its packaged GGUF with transformers) with peft, convert it to
+GGUF with llama.cpp's own converter, and serve the base with every adapter on one `llama-server`
+that applies the role's adapter per request (its `lora` field, chosen by model name), as
+VideoMind's inference code does with `set_adapter(role)`.
+
+`AdapterModels` runs the same adapters in transformers + peft; it is the reference that a
+converted adapter is checked against, not a server.
 
 What each role is trained on comes from the graph whose roles they are, as an AdapterData: its
 prompts rendered on made-up inputs with the answers they should get, and a check of each role's
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rolegraph.errors import UserError
 from rolegraph.models.servers._http import LocalHTTPServer
 
 CACHE = Path.home() / ".cache" / "rolegraph"
@@ -132,6 +137,39 @@ def train_adapter(model: Any, tokenizer: Any, examples: list[Example], out_dir: 
     return report
 
 
+# --- conversion to GGUF ------------------------------------------------------------------------------
+
+def find_lora_converter() -> Path:
+    """llama.cpp's convert_lora_to_gguf.py, which `make setup` keeps beside llama-server."""
+    from rolegraph.models.servers.embedded import find_llama_server
+
+    script = find_llama_server().parent / "convert" / "convert_lora_to_gguf.py"
+    if not script.is_file():
+        raise UserError(f"llama.cpp's LoRA converter is not at {script}: run `make setup`")
+    return script
+
+
+def convert_adapter(adapter_dir: str | Path, out: str | Path | None = None, *, base: str | Path | None = None) -> Path:
+    """Convert a peft adapter directory to a GGUF LoRA file llama-server loads (default:
+    `<adapter_dir>.gguf` beside it, so its name is the adapter's)."""
+    import os
+    import subprocess
+    import sys
+
+    src = Path(adapter_dir)
+    if not (src / "adapter_config.json").is_file():
+        raise UserError(f"{src} is not a peft adapter directory (no adapter_config.json)")
+    target = Path(out) if out else src.with_suffix(".gguf")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    command = [sys.executable, str(find_lora_converter()), "--base", str(Path(base) if base else base_dir()),
+               "--outtype", "f32", "--outfile", str(target), str(src)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
+    if done.returncode != 0 or not target.is_file():
+        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise UserError(f"converting {src} to GGUF failed (exit {done.returncode}): {tail}")
+    return target
+
+
 # --- serving -----------------------------------------------------------------------------------------
 
 class AdapterModels:
@@ -231,18 +269,48 @@ class AdapterServer(LocalHTTPServer):
         app.router.add_get("/health", self._health)
 
 
-def format_report(models: AdapterModels, data: AdapterData, roles: list[str], *, n: int = 10,
-                  seed: int = 1000) -> dict[str, dict[str, float]]:
+Generate = Callable[[str, list[dict[str, Any]], int], str]
+"""`generate(model name, messages, max_tokens) -> text`, greedy."""
+
+
+def format_report(generate: Generate, data: AdapterData, roles: list[str], *, base_name: str,
+                  adapters: list[str], n: int = 10, seed: int = 1000) -> dict[str, dict[str, float]]:
     """Per role, the share of held-out examples answered in the role's format, with its adapter
     and with the base model alone."""
     report: dict[str, dict[str, float]] = {}
     for role in roles:
         examples = data.examples(role, n, seed=seed)
         row = {}
-        for label, name in (("adapter", role), ("base", models.base_name)):
-            if label == "adapter" and role not in models.names:
+        for label, name in (("adapter", role), ("base", base_name)):
+            if label == "adapter" and role not in adapters:
                 continue
-            ok = sum(data.format_ok(role, models.generate(name, ex.messages, max_tokens=96)[0]) for ex in examples)
+            ok = sum(data.format_ok(role, generate(name, ex.messages, 96)) for ex in examples)
             row[label] = ok / n
         report[role] = row
     return report
+
+
+def http_generate(base_url: str) -> Generate:
+    """A Generate over an OpenAI-compatible server (temperature 0); on llama-server a name of one
+    of its LoRA adapters is sent as that adapter."""
+    import json
+    import urllib.request
+
+    from rolegraph.models._endpoint import read_lora_adapters
+
+    ids = read_lora_adapters(base_url)
+
+    def generate(name: str, messages: list[dict[str, Any]], max_tokens: int) -> str:
+        body: dict[str, Any] = {"model": name, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+        if name in ids:
+            body["lora"] = [{"id": ids[name], "scale": 1.0}]
+        request = urllib.request.Request(base_url.rstrip("/") + "/chat/completions", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=300) as r:
+            return str(json.loads(r.read())["choices"][0]["message"]["content"] or "")
+
+    return generate
+
+
+def peft_generate(models: AdapterModels) -> Generate:
+    return lambda name, messages, max_tokens: models.generate(name, messages, max_tokens=max_tokens)[0]
