@@ -45,7 +45,7 @@ class FakeLlamaServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if self.path == "/v1/models":
                     self._send({"object": "list", "data": [{"id": "smol", "object": "model", "owned_by": "llamacpp"}]})
                 elif self.path == "/props":
@@ -57,7 +57,7 @@ class FakeLlamaServer:
                 else:
                     self.send_error(404)
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.bodies.append(body)
                 message: dict[str, Any] = {"role": "assistant", "content": outer.reply}
