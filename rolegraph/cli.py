@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rolegraph import __version__
-from rolegraph.errors import RolegraphError, one_line
+from rolegraph.errors import RolegraphError, UserError, one_line
 from rolegraph.evals._any import eval_any_command
 from rolegraph.evals._cli import eval_app, optimize_command
 from rolegraph.evals.being0 import register as register_being0
@@ -26,6 +26,7 @@ from rolegraph.evals.videomind import register as register_videomind
 from rolegraph.graphs._cli import replay_command, resume_command, run_any_command
 from rolegraph.graphs.videomind import ADAPTER_DATA as VIDEOMIND_ADAPTER_DATA
 from rolegraph.models._adapters_cli import adapters_app, serve_adapters
+from rolegraph.models.servers import default_concurrency
 from rolegraph.traces._cli import trace_app
 
 
@@ -99,7 +100,8 @@ def run_refinebot(
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.", min=1)] = None,
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the results (JSONL).")] = Path(
         "refinebot-results.jsonl"),
-    concurrency: Annotated[int, typer.Option(min=1)] = 4,
+    concurrency: Annotated[int, typer.Option(
+        min=1, help="Runs in flight (default: enough for every embedded server slot).")] = default_concurrency(),
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
 ) -> None:
     """Refine MCQs until a model cannot answer them without the image (MicroVQA's RefineBot)."""
@@ -152,18 +154,28 @@ def _progress() -> Progress:
 def serve_embedded(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8077,
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 unless you mean it.")] = "127.0.0.1",
+    parallel: Annotated[int | None, typer.Option(min=1, help="Slots decoding at once (default: two per core, 2-8).")] = None,
+    lora: Annotated[list[str] | None, typer.Option(help="NAME=FILE.gguf: a LoRA adapter, applied to requests whose "
+                                                        "model is NAME (repeatable).")] = None,
 ) -> None:
-    """Serve the embedded CPU model (SmolLM2-135M-Instruct) over the OpenAI API."""
+    """Serve the embedded CPU model (SmolLM2-135M-Instruct) on llama-server over the OpenAI API."""
     from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
 
     def on_term(*_: object) -> None:
         raise KeyboardInterrupt  # unwinds out of wait(); cleanup happens below, not in the handler
 
     signal.signal(signal.SIGTERM, on_term)
-    server = EmbeddedServer(EmbeddedConfig(port=port, host=host))
+    adapters = {}
+    for item in lora or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"--lora takes NAME=FILE.gguf, not {item!r}")
+        adapters[name] = path
+    server = EmbeddedServer(EmbeddedConfig(port=port, host=host, parallel=parallel, lora=adapters))
     try:
         url = server.ensure_started()
-        console.print(f"embedded model '{server.config.alias}' serving at {url} (Ctrl-C stops it)")
+        console.print(f"embedded model '{server.config.alias}' serving at {url} with {server.config.slots} slots"
+                      + (f" and LoRA adapters {', '.join(adapters)}" if adapters else "") + " (Ctrl-C stops it)")
         server.wait()
     except KeyboardInterrupt:
         pass

@@ -33,17 +33,19 @@ if [ ! -x "$LLAMA_DIR/llama-server" ] || ! ls "$BINDINGS"/llama_cpp_python-*.whl
 fi
 if [ ! -x "$LLAMA_DIR/llama-server" ]; then
   echo "building llama.cpp's llama-server once (about 8 min); it is cached in $LLAMA_DIR" >&2
+  CMAKE=$(command -v cmake || true)
+  if [ -z "$CMAKE" ]; then pip install "cmake>=3.21,<4"; CMAKE="$VENV/bin/cmake"; fi
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   tar -xzf "$SDIST" -C "$work"
   src="$work/llama_cpp_python-$LLAMA_VERSION/vendor/llama.cpp"
   # shellcheck disable=SC2086
-  cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON $LLAMA_FLAGS \
+  "$CMAKE" -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON $LLAMA_FLAGS \
     -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON \
     -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
     -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON '-DCMAKE_INSTALL_RPATH=$ORIGIN' >"$work/configure.log" 2>&1 \
     || { tail -20 "$work/configure.log" >&2; exit 1; }
-  cmake --build "$work/build" --target llama-server -j "$(nproc)" >"$work/build.log" 2>&1 \
+  "$CMAKE" --build "$work/build" --target llama-server -j "$(nproc)" >"$work/build.log" 2>&1 \
     || { tail -40 "$work/build.log" >&2; exit 1; }
   staged="$LLAMA_DIR.partial"
   rm -rf "$staged" && mkdir -p "$staged/convert"

@@ -18,6 +18,7 @@ from rolegraph._inputs import jsonl_objects, no_cases, object_field
 from rolegraph.errors import InputError, UserError
 from rolegraph.evals._core import Benchmark, Case, Score
 from rolegraph.evals._shell import RetryErrors
+from rolegraph.models.servers import default_concurrency
 
 out = Console()
 err = Console(stderr=True)
@@ -115,7 +116,8 @@ def eval_any_command(
     scorer: Annotated[list[str] | None, typer.Option("--scorer", help="module:fn or FILE.py:fn (repeatable); "
                                                                      "fn(output, target) -> number.")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", help="KEY=VALUE: a graph option.")] = None,
-    concurrency: Annotated[int, typer.Option(min=1)] = 4,
+    concurrency: Annotated[int, typer.Option(
+        min=1, help="Runs in flight (default: enough for every embedded server slot).")] = default_concurrency(),
     repeats: Annotated[int, typer.Option(min=1, help="Runs per case, for pass^k and flip rates.")] = 1,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds allowed per case.")] = None,

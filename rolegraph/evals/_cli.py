@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rolegraph.errors import UserError
 from rolegraph.evals._shell import RetryErrors
+from rolegraph.models.servers import default_concurrency
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate agents against benchmarks.")
 out = Console()
@@ -46,7 +47,8 @@ def eval_mcq(
     variants: Annotated[str, typer.Option(help="No-image variants: question, choices_only, last_sentence")] = "question",
     transforms: Annotated[str, typer.Option(help="Robustness transforms on the question variant, e.g. "
                                                  "shuffle,labels:A,whitespace,punctuation,typos:0.05,paraphrase")] = "",
-    concurrency: Annotated[int, typer.Option(min=1)] = 4,
+    concurrency: Annotated[int, typer.Option(
+        min=1, help="Runs in flight (default: enough for every embedded server slot).")] = default_concurrency(),
     repeats: Annotated[int, typer.Option(min=1, help="Runs per case, for pass^k and flip rates.")] = 1,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds allowed per case.")] = None,

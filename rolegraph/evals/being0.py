@@ -18,6 +18,7 @@ from rolegraph.envs.being0 import TASKS, get_task
 from rolegraph.errors import UserError
 from rolegraph.evals._core import Benchmark, Case, Score
 from rolegraph.evals._shell import RetryErrors
+from rolegraph.models.servers import default_concurrency
 from rolegraph.runtime import Runtime
 
 ABLATIONS = ("connector", "active_vision", "pose_adjustment")
@@ -142,7 +143,8 @@ def eval_being0(
     ablate: AblateOpt = "",
     constrained: ConstrainedOpt = False,
     max_steps: Annotated[int, typer.Option(min=1)] = 20,
-    concurrency: Annotated[int, typer.Option(min=1)] = 4,
+    concurrency: Annotated[int, typer.Option(
+        min=1, help="Runs in flight (default: enough for every embedded server slot).")] = default_concurrency(),
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")] = None,
     retry_errors: RetryErrors = True,

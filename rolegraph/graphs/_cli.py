@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from rolegraph.errors import UserError
+from rolegraph.models.servers import default_concurrency
 from rolegraph.traces import TraceStore, comparable
 
 out = Console()
@@ -154,7 +155,8 @@ def run_any_command(
                                                                      "(repeatable).")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N inputs.", min=1)] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="Results (JSONL); default NAME-results.jsonl.")] = None,
-    concurrency: Annotated[int, typer.Option(min=1)] = 4,
+    concurrency: Annotated[int, typer.Option(
+        min=1, help="Runs in flight (default: enough for every embedded server slot).")] = default_concurrency(),
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
 ) -> None:
     """Run any graph over a JSONL file of inputs: each (input, seed) is a recorded run."""

@@ -13,7 +13,6 @@ output format (VideoMind's graph module has one: `ADAPTER_DATA`)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
 import time
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from rolegraph.errors import UserError
-from rolegraph.models.servers._http import LocalHTTPServer
 
 CACHE = Path.home() / ".cache" / "rolegraph"
 
@@ -223,50 +221,6 @@ class AdapterModels:
                     "top_logprobs": [{"token": self.tokenizer.decode([int(i)]), "logprob": float(v)}
                                      for v, i in zip(values, idx, strict=True)]}]
         return text, int(ids.shape[1]), len(new), top
-
-
-class AdapterServer(LocalHTTPServer):
-    """OpenAI-compatible chat server for AdapterModels on 127.0.0.1 (the model name picks the adapter)."""
-
-    def __init__(self, models: AdapterModels, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(host=host, port=port)
-        self.models = models
-
-    async def _chat(self, request: Any) -> Any:
-        from aiohttp import web
-
-        body = await request.json()
-        name = body.get("model", self.models.base_name)
-        try:
-            text, p, c, top = await asyncio.to_thread(
-                self.models.generate, name, body["messages"], max_tokens=int(body.get("max_tokens") or 128),
-                top_logprobs=body.get("top_logprobs") if body.get("logprobs") else None)
-        except KeyError:
-            known = [self.models.base_name, *self.models.names]
-            return web.json_response({"error": {"message": f"no model {name!r}; serving {known}"}}, status=404)
-        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
-        if top is not None:
-            choice["logprobs"] = {"content": top}
-        return web.json_response({"id": f"peft-{time.time_ns()}", "object": "chat.completion",
-                                  "created": int(time.time()), "model": name, "choices": [choice],
-                                  "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}})
-
-    async def _models(self, request: Any) -> Any:
-        from aiohttp import web
-
-        names = [self.models.base_name, *self.models.names]
-        return web.json_response({"object": "list", "data": [{"id": n, "object": "model", "owned_by": "rolegraph-peft"}
-                                                             for n in names]})
-
-    async def _health(self, request: Any) -> Any:
-        from aiohttp import web
-
-        return web.json_response({"status": "ok"})
-
-    def routes(self, app: Any) -> None:
-        app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_get("/v1/models", self._models)
-        app.router.add_get("/health", self._health)
 
 
 Generate = Callable[[str, list[dict[str, Any]], int], str]

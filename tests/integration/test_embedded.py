@@ -66,6 +66,33 @@ async def test_four_concurrent_requests_complete(embedded_runtime: Runtime) -> N
     assert all(r.text and r.usage.completion_tokens > 0 and r.latency_s > 0 for r in responses)
 
 
+async def test_eight_concurrent_requests_are_decoded_in_parallel_slots(embedded_url: str) -> None:
+    """Streamed, so the client sees when each request's tokens were produced: on a server that
+    decodes one request at a time, no two of these windows overlap."""
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=embedded_url, api_key="not-needed", max_retries=0)
+
+    async def one(n: int) -> tuple[float, float, int]:
+        stream = await client.chat.completions.create(
+            model="smollm2-135m", messages=[{"role": "user", "content": f"Count from {n} to {n + 40}."}],
+            max_tokens=40, temperature=0, stream=True)
+        first = last = 0.0
+        chunks = 0
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                last = asyncio.get_running_loop().time()
+                first = first or last
+                chunks += 1
+        return first, last, chunks
+
+    windows = await asyncio.gather(*(one(n) for n in range(8)))
+    await client.close()
+    assert all(chunks >= 5 for _, _, chunks in windows)  # every one completed with text
+    overlapping = sum(1 for (a0, a1, _), (b0, b1, _) in itertools.combinations(windows, 2) if a0 < b1 and b0 < a1)
+    assert overlapping >= 1
+
+
 async def test_logprobs_come_back(embedded_runtime: Runtime) -> None:
     model = embedded_runtime.model("default")
     r = await model.chat(ChatRequest(messages=(Message(role="user", content="Hi"),), max_tokens=4, top_logprobs=2))

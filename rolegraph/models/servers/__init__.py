@@ -1,5 +1,11 @@
 """Model servers rolegraph can start: the embedded CPU server (and, later, a vLLM launcher)."""
 
-from rolegraph.models.servers.embedded import EmbeddedConfig, EmbeddedServer, find_default_gguf
+from rolegraph.models.servers.embedded import (
+    EmbeddedConfig,
+    EmbeddedServer,
+    default_concurrency,
+    default_parallel,
+    find_default_gguf,
+)
 
-__all__ = ["EmbeddedConfig", "EmbeddedServer", "find_default_gguf"]
+__all__ = ["EmbeddedConfig", "EmbeddedServer", "default_concurrency", "default_parallel", "find_default_gguf"]

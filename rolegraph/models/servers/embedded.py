@@ -34,6 +34,11 @@ def default_parallel() -> int:
     return max(2, min(8, 2 * (os.cpu_count() or 1)))
 
 
+def default_concurrency() -> int:
+    """Runs (or cases) in flight by default: enough to keep every slot of the embedded server busy."""
+    return max(4, default_parallel())
+
+
 @dataclass(frozen=True)
 class EmbeddedConfig:
     """How the embedded server is started. Every field can be set under [embedded]."""
@@ -113,6 +118,11 @@ class EmbeddedServer:
         if self.port is None:
             raise ServerStartError("the embedded server is not started")
         return f"http://{self.config.host}:{self.port}/v1"
+
+    @property
+    def pid(self) -> int | None:
+        """The started child's process id (the watchdog; llama-server runs as its child)."""
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def running(self) -> bool:
