@@ -50,8 +50,8 @@ async def test_a_trained_planner_adapter_changes_its_role_only_on_one_llama_serv
     video = tmp_path / "v.mp4"
     write_synthetic_video(video, [Scene(seconds=3, colour="red"), Scene(seconds=3, colour="blue", shape="circle")])
     toml = tmp_path / "rolegraph.toml"
-    toml.write_text(f'[embedded]\nlora = {{ planner = "{gguf}" }}\n\n[roles.planner]\nmodel = "planner"\n\n'
-                    f'[traces]\ndir = "{tmp_path / "runs"}"\n')
+    toml.write_text(f'[embedded]\nlora = {{ planner = "{gguf}" }}\n\n[roles.default]\n\n[roles.planner]\n'
+                    f'model = "planner"\n\n[traces]\ndir = "{tmp_path / "runs"}"\n')
     rt = Runtime.load(toml)  # the role -> adapter binding on the embedded server, as on vLLM
     try:
         result = await vm.run(vm.VideoQuestion(video=str(video), question="What colour is behind the circle?",
@@ -60,6 +60,9 @@ async def test_a_trained_planner_adapter_changes_its_role_only_on_one_llama_serv
         await rt.aclose()
     assert result.plan_parsed  # the adapter's plan is readable: the route came from it, not the fallback
     calls = TraceStore(tmp_path / "runs").load(result.trace_id).of_kind(ModelCall)
-    assert {(c.role, c.response.model) for c in calls if c.response} >= {("planner", "planner"),
-                                                                         ("answerer", "smollm2-135m")}
+    trace = TraceStore(tmp_path / "runs").load(result.trace_id)
+    # llama-server names its one model in every answer; the role's model name is what picks the adapter
+    assert trace.started.manifest.roles["planner"].model == "planner"
+    assert trace.started.manifest.roles["answerer"].model == "smollm2-135m"
+    assert {c.role for c in calls} >= {"planner", "answerer"}
     assert json.loads(calls[0].response.text if calls[0].response else "[]")[0]["type"] == "grounder"

@@ -147,9 +147,11 @@ class EmbeddedServer:
         for name, path in c.lora.items():
             if not Path(path).is_file():
                 raise ServerStartError(f"LoRA adapter {name!r}: no GGUF file at {path}")
-            lora += ["--lora", str(path)]
-        if lora:
-            lora.append("--lora-init-without-apply")  # every adapter at scale 0 unless a request asks
+            if "," in str(path) or ":" in str(path):
+                raise ServerStartError(f"LoRA adapter {name!r}: llama-server cannot load a path with ',' or ':' ({path})")
+            # at scale 0: a request without a `lora` field gets the base model (--lora-init-without-apply
+            # only defers applying; requests would still get scale 1)
+            lora += ["--lora-scaled", f"{path}:0"]
         return [
             *child, "--exec", str(find_llama_server(c.server)),
             "--model", str(model_path),
