@@ -1,7 +1,7 @@
 """Client overhead against the embedded server: our OpenAICompatModel vs a raw `openai` client.
 
-Both send the same tiny request (max_tokens=1, temperature 0) to the same llama-cpp-python
-server, alternating, so server time cancels out; the table shows the medians, their ratio, and
+Both send the same tiny request (max_tokens=1, temperature 0) to the same embedded
+llama-server, alternating, so server time cancels out; the table shows the medians, their ratio, and
 generation throughput (tokens/s) for a longer answer.
 
     .venv/bin/python benchmarks/client_overhead.py [--calls 40]
@@ -27,7 +27,7 @@ PROMPT = "Reply with one word."
 async def main(calls: int) -> None:
     server = EmbeddedServer()
     url = server.ensure_started()
-    ours = OpenAICompatModel(url, server.config.alias, dialect="llama_cpp")
+    ours = OpenAICompatModel(url, server.config.alias, dialect="llama_server")
     raw = openai.AsyncOpenAI(base_url=url, api_key="x", http_client=openai.DefaultAioHttpClient(), max_retries=0)
     request = ChatRequest(messages=(Message(role="user", content=PROMPT),), max_tokens=1, temperature=0.0)
     try:

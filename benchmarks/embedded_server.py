@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)
     mcqs = list(load_mcqs(ROOT / "examples" / "data" / "microscopy_mcqs.jsonl"))[:args.questions]
     servers = [EmbeddedServer(EmbeddedConfig(engine=engine, parallel=slots)) for _, engine, slots in CONFIGS]  # type: ignore[arg-type]
     walls: dict[str, list[float]] = {name: [] for name, _, _ in CONFIGS}

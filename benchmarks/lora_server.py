@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--examples", type=int, default=10, help="held-out examples per role")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         model, tok = A.load_base()

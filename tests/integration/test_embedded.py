@@ -1,4 +1,4 @@
-"""Against the real embedded model server over HTTP (SmolLM2-135M on llama-cpp-python)."""
+"""Against the real embedded model server over HTTP (SmolLM2-135M on llama.cpp's llama-server)."""
 
 from __future__ import annotations
 
