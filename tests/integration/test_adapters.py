@@ -51,8 +51,9 @@ async def test_a_trained_planner_adapter_changes_its_role_only_on_one_llama_serv
     write_synthetic_video(video, [Scene(seconds=3, colour="red"), Scene(seconds=3, colour="blue", shape="circle")])
     toml = tmp_path / "rolegraph.toml"
     toml.write_text(f'[embedded]\nlora = {{ planner = "{gguf}" }}\n\n[roles.default]\n\n[roles.planner]\n'
-                    f'model = "planner"\n\n[traces]\ndir = "{tmp_path / "runs"}"\n')
-    rt = Runtime.load(toml)  # the role -> adapter binding on the embedded server, as on vLLM
+                    f'model = "planner"\ntemperature = 0\n\n[traces]\ndir = "{tmp_path / "runs"}"\n')
+    # the role -> adapter binding on the embedded server, as on vLLM (greedy, as the peft server always was)
+    rt = Runtime.load(toml)
     try:
         result = await vm.run(vm.VideoQuestion(video=str(video), question="What colour is behind the circle?",
                                                options=["red", "blue"]), runtime=rt)
