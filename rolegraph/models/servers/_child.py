@@ -39,6 +39,18 @@ def _die_with_us() -> None:
         pass
 
 
+def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if `proc` has not exited within `timeout_s`; reaps it."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _run_native(program: str, args: list[str]) -> int:
     # no thread of ours runs yet when the child is forked, which is what preexec_fn needs
     proc = subprocess.Popen([program, *args], stdin=subprocess.DEVNULL,
@@ -47,13 +59,7 @@ def _run_native(program: str, args: list[str]) -> int:
     def stop() -> None:
         """Terminate the server and exit; safe from any thread (the watcher calls it directly:
         a signal it sent itself could land on its own thread and never wake the main one)."""
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc)
         os._exit(proc.returncode if proc.returncode is not None else 1)
 
     signal.signal(signal.SIGTERM, lambda *_: stop())

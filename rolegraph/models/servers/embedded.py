@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from rolegraph.errors import ServerStartError
+from rolegraph.models.servers._child import terminate
 
 SETUP_HINT = "run `make setup` (it builds llama.cpp's server once, ~8 min, and caches it)"
 DEFAULT_ALIAS = "smollm2-135m"
@@ -235,11 +236,5 @@ class EmbeddedServer:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            terminate(proc)
