@@ -313,6 +313,12 @@ def read_lora_adapters(url: str, *, api_key: str | None = None, timeout_s: float
     return found
 
 
+def lora_field(ids: dict[str, int], model: str) -> list[dict[str, Any]] | None:
+    """llama-server's per-request `lora` field for `model` when it names one of the adapters in
+    `ids`: that adapter at full scale (those not named stay at 0); None for the base model."""
+    return [{"id": ids[model], "scale": 1.0}] if model in ids else None
+
+
 def _cause(exc: BaseException) -> str:
     """What went wrong underneath, in a few words. The aiohttp transport reports a refused
     connection as a timeout, so the chain of causes is read rather than the outer type."""

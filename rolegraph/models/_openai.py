@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from rolegraph.models._dialects import constrain_schema, response_format
-from rolegraph.models._endpoint import BaseUrl, Endpoint
+from rolegraph.models._endpoint import BaseUrl, Endpoint, lora_field
 from rolegraph.models._types import (
     ChatRequest,
     ChatResponse,
@@ -55,8 +55,7 @@ class OpenAICompatModel:
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         client = await self.endpoint.client()
-        body = await self._body(request)
-        forced = body.pop(_FORCED, None)
+        body, forced = await self._body(request)
         started = time.perf_counter()
         retries: list[TransportRetry] = []
         completion = await self.endpoint.call(lambda: client.chat.completions.create(**body), retries=retries)
@@ -67,7 +66,11 @@ class OpenAICompatModel:
         response.retries = retries
         return response
 
-    async def _body(self, request: ChatRequest) -> dict[str, Any]:
+    async def _body(self, request: ChatRequest) -> tuple[dict[str, Any], list[str] | None]:
+        """The request body, and the tools of a forced call asked for as structured output (whose
+        answer is read back as that call), if any."""
+        dialect = await self.endpoint.dialect()
+        constrain = self.endpoint.constrains_schemas(dialect)
         body: dict[str, Any] = {
             "model": request.model or self.model,
             "messages": [_message_dict(m) for m in request.messages],
@@ -79,19 +82,18 @@ class OpenAICompatModel:
                 body[key] = value
         if request.stop:
             body["stop"] = list(request.stop)
+        limit = body.get("max_tokens")
         if request.response_schema is not None:
-            dialect = await self.endpoint.dialect()
             schema = request.response_schema
-            if self.endpoint.constrains_schemas(dialect):
-                schema = constrain_schema(schema, max_tokens=body.get("max_tokens"), dialect=dialect)
+            if constrain:
+                schema = constrain_schema(schema, max_tokens=limit, dialect=dialect)
             body["response_format"] = response_format(dialect, schema, request.schema_name)
-        if request.tools and await self.endpoint.dialect() == "llama_server" and not await self.endpoint.native_tools():
-            _emulate_tools(body, request, self.endpoint.constrains_schemas("llama_server"))
+        forced = None
+        named = request.tool_choice if request.tool_choice not in (None, "auto", "none", "required") else None
+        if request.tools and dialect == "llama_server" and not await self.endpoint.native_tools():
+            forced = _emulate_tools(body, request, named, constrain)
         elif request.tools:
-            dialect = await self.endpoint.dialect()
-            constrain = self.endpoint.constrains_schemas(dialect)  # a forced call's arguments follow a grammar too
             tools = request.tools
-            named = request.tool_choice if request.tool_choice not in (None, "auto", "none", "required") else None
             if named is not None and dialect == "llama_server":
                 # llama-server reads tool_choice as a string only (an object falls back to "auto"):
                 # a named tool is forced by offering it alone, as "required"
@@ -99,43 +101,38 @@ class OpenAICompatModel:
             body["tools"] = [
                 {"type": "function",
                  "function": {"name": t.name, "description": t.description,
-                              "parameters": constrain_schema(t.parameters, max_tokens=body.get("max_tokens"), dialect=dialect)
+                              # a forced call's arguments follow a grammar too
+                              "parameters": constrain_schema(t.parameters, max_tokens=limit, dialect=dialect)
                               if constrain else t.parameters}}
                 for t in tools
             ]
-            if request.tool_choice in ("auto", "none", "required"):
+            if named is None and request.tool_choice:
                 body["tool_choice"] = request.tool_choice
-            elif named is not None and dialect == "llama_server":
-                body["tool_choice"] = "required"
             elif named is not None:
-                body["tool_choice"] = {"type": "function", "function": {"name": named}}
+                body["tool_choice"] = ("required" if dialect == "llama_server"
+                                       else {"type": "function", "function": {"name": named}})
         if request.top_logprobs is not None:
             # llama-cpp-python returns logprobs only when top_logprobs is sent with logprobs=True
             body["logprobs"] = True
             body["top_logprobs"] = request.top_logprobs
-        if await self.endpoint.dialect() == "llama_server":
-            adapter = (await self.endpoint.lora_ids()).get(body["model"])
-            if adapter is not None:  # the base model with this adapter (the others stay at scale 0)
-                body["extra_body"] = {"lora": [{"id": adapter, "scale": 1.0}]}
-        return body
+        if dialect == "llama_server" and (lora := lora_field(await self.endpoint.lora_ids(), body["model"])):
+            body["extra_body"] = {"lora": lora}
+        return body, forced
 
     async def aclose(self) -> None:
         if self._owns_endpoint:
             await self.endpoint.aclose()
 
 
-_FORCED = "__rolegraph_forced_tools"
-
-
-def _emulate_tools(body: dict[str, Any], request: ChatRequest, constrain: bool) -> None:
+def _emulate_tools(body: dict[str, Any], request: ChatRequest, named: str | None, constrain: bool) -> list[str] | None:
     """Tools on a llama-server whose chat template cannot describe them (SmolLM2's): a forced call
     (a named tool, or "required") is asked for as structured output, the tool's arguments (or,
     among several, `{"name", "arguments"}`), and read back as a tool call; "auto" and "none"
-    send no tools, since the template would not show them to the model."""
-    named = request.tool_choice if request.tool_choice not in (None, "auto", "none", "required") else None
+    send no tools, since the template would not show them to the model. Returns the tools the
+    answer may call, or None where no call is forced."""
     tools = [t for t in request.tools if t.name == named] if named else list(request.tools)
     if not (named or request.tool_choice == "required") or not tools:
-        return
+        return None
     limit = body.get("max_tokens")
 
     def params(t: Any) -> dict[str, Any]:
@@ -147,12 +144,12 @@ def _emulate_tools(body: dict[str, Any], request: ChatRequest, constrain: bool) 
         schema = {"anyOf": [{"type": "object", "properties": {"name": {"const": t.name}, "arguments": params(t)},
                              "required": ["name", "arguments"]} for t in tools]}
     body["response_format"] = response_format("llama_server", schema, "tool_call")
-    body[_FORCED] = [t.name for t in tools]
     # the calls already made are shown to the model as what it said
     for m in body["messages"]:
         if m.get("tool_calls") and not m.get("content"):
             m["content"] = json.dumps([{"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
                                        for c in m["tool_calls"]])
+    return [t.name for t in tools]
 
 
 def _as_tool_call(response: ChatResponse, names: list[str]) -> ChatResponse:

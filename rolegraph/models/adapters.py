@@ -4,8 +4,8 @@ GGUF with llama.cpp's own converter, and serve the base with every adapter on on
 that applies the role's adapter per request (its `lora` field, chosen by model name), as
 VideoMind's inference code does with `set_adapter(role)`.
 
-`AdapterModels` runs the same adapters in transformers + peft; it is the reference that a
-converted adapter is checked against, not a server.
+`AdapterModels` runs the same adapters in transformers + peft, in memory (for measuring their
+weights); nothing serves with it.
 
 What each role is trained on comes from the graph whose roles they are, as an AdapterData: its
 prompts rendered on made-up inputs with the answers they should get, and a check of each role's
@@ -250,21 +250,17 @@ def http_generate(base_url: str) -> Generate:
     import json
     import urllib.request
 
-    from rolegraph.models._endpoint import read_lora_adapters
+    from rolegraph.models._endpoint import lora_field, read_lora_adapters
 
     ids = read_lora_adapters(base_url)
 
     def generate(name: str, messages: list[dict[str, Any]], max_tokens: int) -> str:
         body: dict[str, Any] = {"model": name, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
-        if name in ids:
-            body["lora"] = [{"id": ids[name], "scale": 1.0}]
+        if lora := lora_field(ids, name):
+            body["lora"] = lora
         request = urllib.request.Request(base_url.rstrip("/") + "/chat/completions", data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=300) as r:
             return str(json.loads(r.read())["choices"][0]["message"]["content"] or "")
 
     return generate
-
-
-def peft_generate(models: AdapterModels) -> Generate:
-    return lambda name, messages, max_tokens: models.generate(name, messages, max_tokens=max_tokens)[0]
