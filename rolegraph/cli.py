@@ -28,6 +28,7 @@ from rolegraph.graphs.videomind import ADAPTER_DATA as VIDEOMIND_ADAPTER_DATA
 from rolegraph.models._adapters_cli import adapters_app, serve_adapters
 from rolegraph.models.servers import default_concurrency
 from rolegraph.traces._cli import trace_app
+from rolegraph.ui._cli import ui_command
 
 
 class _AnyGraphGroup(typer.core.TyperGroup):
@@ -63,6 +64,7 @@ serve_app.command("adapters")(serve_adapters)
 app.command("replay")(replay_command)
 app.command("resume")(resume_command)
 app.command("blame")(blame_command)
+app.command("ui")(ui_command)
 
 console = Console(stderr=True)
 out = Console()

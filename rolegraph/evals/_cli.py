@@ -21,13 +21,8 @@ err = Console(stderr=True)
 
 
 def _scores(store: Any, scorer: str) -> dict[str, float]:
-    """Per case, the mean score over its ok repeats. Errors and timeouts are no answer, not a wrong
-    one: they are left out (a case with no ok repeat is absent) and counted by `_errors`."""
-    sums: dict[str, list[float]] = {}
-    for r in store.records():
-        if r.status == "ok" and scorer in r.scores:
-            sums.setdefault(r.case_id, []).append(r.scores[scorer].value)
-    return {k: sum(v) / len(v) for k, v in sums.items()}
+    """Per case, the mean score over its ok repeats (errors and timeouts are counted by `_errors`)."""
+    return dict(store.case_scores(scorer))
 
 
 def _errors(store: Any) -> int:

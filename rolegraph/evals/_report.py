@@ -9,6 +9,7 @@ import math
 import statistics
 import urllib.parse
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -94,17 +95,12 @@ def _template() -> jinja2.Template:
     return env.get_template("report.html.j2")
 
 
-def write_report(store: EvalStore, out_dir: str | Path | None = None, *, trace_pages: bool = True) -> Path:
-    """Write report.json and report.html (and, with `trace_pages`, one page per listed case under
-    `traces/`, sharing one copy of the viewer's script in `assets/`); returns the HTML path."""
-    from rolegraph.traces import Trace
-    from rolegraph.traces._view import write_view
-
-    out = Path(out_dir) if out_dir else store.dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    summary = summarize(store)
-    redact = store.redactor  # results were redacted when stored; this catches keys learnt since
-    (out / "report.json").write_text(redact(json.dumps(summary, indent=2)))
+def render_report(store: EvalStore, *, link: Callable[[EvalRecord], str | None] | None = None,
+                  app: Mapping[str, Any] | None = None, summary: dict[str, Any] | None = None) -> str:
+    """The report page's HTML (not redacted again; `write_report` does that). `link(record)` gives
+    a case's trace URL; `app` adds what `rolegraph ui` shows around it: `nav` (label -> URL) and
+    `progress_url` (JSON progress polled while the evaluation runs)."""
+    summary = summary or summarize(store)
     records = list(store.records()) if summary["results"] <= 20_000 else []
     plots: list[str] = []
     for name, entry in summary["scorers"].items():
@@ -121,20 +117,35 @@ def write_report(store: EvalStore, out_dir: str | Path | None = None, *, trace_p
     plots.append(histogram([r.latency_s for r in records], title="latency per case", unit=" s"))
     rows = []
     for r in records[:MAX_CASE_ROWS]:
-        link = None
-        if trace_pages and r.trace_dir and Path(r.trace_dir, "events.jsonl").exists():
-            # one shared copy of the viewer's script in report/assets, not 3.4 MB inlined per case
-            page = out / "traces" / f"{Path(r.trace_dir).name}.html"
-            if not page.exists():
-                page.parent.mkdir(exist_ok=True)
-                write_view(Trace.load(r.trace_dir), page, assets=out / "assets", redactor=redact)
-            link = f"traces/{urllib.parse.quote(page.name)}"
         rows.append({"case": r.case_id, "repeat": r.repeat, "status": r.status, "category": r.category,
                      "scores": {k: s.value for k, s in r.scores.items()}, "output": json.dumps(r.output),
                      "target": json.dumps(r.target), "error": r.error or "", "latency": r.latency_s,
-                     "trace_id": r.trace_id or "", "link": link})
-    html = _template().render(s=summary, plots=[p for p in plots if p], rows=rows,
-                              truncated=max(0, summary["results"] - len(rows)))
+                     "trace_id": r.trace_id or "", "link": link(r) if link else None})
+    return _template().render(s=summary, plots=[p for p in plots if p], rows=rows,
+                              truncated=max(0, summary["results"] - len(rows)), app=dict(app) if app else None)
+
+
+def write_report(store: EvalStore, out_dir: str | Path | None = None, *, trace_pages: bool = True) -> Path:
+    """Write report.json and report.html (and, with `trace_pages`, one page per listed case under
+    `traces/`, sharing one copy of the viewer's script in `assets/`); returns the HTML path."""
+    from rolegraph.traces import Trace, write_view
+
+    out = Path(out_dir) if out_dir else store.dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(store)
+    redact = store.redactor  # results were redacted when stored; this catches keys learnt since
+    (out / "report.json").write_text(redact(json.dumps(summary, indent=2)))
+
+    def link(r: EvalRecord) -> str | None:
+        if not (trace_pages and r.trace_dir and Path(r.trace_dir, "events.jsonl").exists()):
+            return None
+        # one shared copy of the viewer's script in report/assets, not 3.4 MB inlined per case
+        page = out / "traces" / f"{Path(r.trace_dir).name}.html"
+        if not page.exists():
+            page.parent.mkdir(exist_ok=True)
+            write_view(Trace.load(r.trace_dir), page, assets=out / "assets", redactor=redact)
+        return f"traces/{urllib.parse.quote(page.name)}"
+
     path = out / "report.html"
-    path.write_text(redact(html))
+    path.write_text(redact(render_report(store, link=link, summary=summary)))
     return path

@@ -145,6 +145,7 @@ async def _run_locked(benchmark: Benchmark, runtime: Runtime, *, store: EvalStor
     earlier_errors = sum(n for status, n in store.status_counts().items() if status != "ok") if resume else 0
     errors_kept, retried = (0, earlier_errors) if retry_errors else (earlier_errors, 0)
     total = sum(1 for _ in itertools.islice(benchmark.cases(), limit)) * repeats
+    store.set_meta(total=total)  # what a progress view counts towards
     todo = total - len(done)
     executor = executor or AsyncioExecutor()
     await executor.start(benchmark, runtime)

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,46 @@ class EvalStore:
         finally:
             os.close(fd)  # closing the descriptor releases the flock
 
+    def case_scores(self, scorer: str) -> dict[str, float]:
+        """Per case, the mean `scorer` score over its ok repeats. Errors and timeouts are no answer,
+        not a wrong one: they are left out (a case with no ok repeat is absent)."""
+        sums: dict[str, list[float]] = {}
+        for r in self.records():
+            if r.status == "ok" and scorer in r.scores:
+                sums.setdefault(r.case_id, []).append(r.scores[scorer].value)
+        return {k: sum(v) / len(v) for k, v in sums.items()}
+
+    def headline(self) -> dict[str, tuple[float, int]]:
+        """Scorer -> (mean over ok results, n), computed inside SQLite (cheap for a list of runs)."""
+        with self._connect() as con:
+            rows = con.execute("SELECT s.key, AVG(json_extract(s.value, '$.value')), COUNT(*) FROM results, "
+                               "json_each(results.record, '$.scores') AS s WHERE results.status = 'ok' "
+                               "GROUP BY s.key ORDER BY s.key").fetchall()
+        return {k: (float(mean), int(n)) for k, mean, n in rows if mean is not None}
+
+    def writer_pid(self) -> int | None:
+        """The pid of the live process writing this store, or None when none is."""
+        pid = _read_pid(self.dir / "results.lock")
+        return pid if pid is not None and _alive(pid) else None
+
+    def progress(self, *, window: int = 50) -> Progress:
+        """How far the evaluation is, from the store alone (for a view of a run in progress):
+        results so far, the total the runner counts towards, errors, and the rate over the last
+        `window` results."""
+        with self._connect() as con:
+            counts = {s: int(n) for s, n in con.execute("SELECT status, COUNT(*) FROM results GROUP BY status")}
+            ends = [t for (t,) in con.execute(
+                "SELECT json_extract(record, '$.finished_at') FROM results ORDER BY rowid DESC LIMIT ?", (window,))
+                if isinstance(t, (int, float))]
+            row = con.execute("SELECT value FROM meta WHERE key = 'total'").fetchone()
+        total = int(json.loads(row[0])) if row else None
+        pid = self.writer_pid()
+        rate = 0.0
+        if len(ends) >= 2 and max(ends) > min(ends):
+            rate = (len(ends) - 1) / (max(ends) - min(ends))
+        return Progress(done=sum(counts.values()), total=total, errors=sum(n for s, n in counts.items() if s != "ok"),
+                        rate=rate, running=pid is not None, pid=pid)
+
     def count(self) -> int:
         with self._connect() as con:
             return int(con.execute("SELECT COUNT(*) FROM results").fetchone()[0])
@@ -134,6 +175,18 @@ class EvalStore:
 
     def writer(self) -> ResultWriter:
         return ResultWriter(self)
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int | None
+    """None for a store written before totals were recorded."""
+    errors: int
+    rate: float
+    """Results per second over the last few results."""
+    running: bool
+    pid: int | None
 
 
 def _try_lock(fd: int, path: Path) -> bool:

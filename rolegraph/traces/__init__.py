@@ -1,7 +1,7 @@
 """Traces: every run as an append-only log of versioned events — shown, diffed, viewed in a
 browser, replayed offline with no model, or forked (replayed up to a step, live after it)."""
 
-from rolegraph.traces._diff import comparable, first_divergence
+from rolegraph.traces._diff import Divergence, comparable, final_state, first_divergence, state_differences
 from rolegraph.traces._events import (
     FORMAT_VERSION,
     AgentRetry,
@@ -32,10 +32,19 @@ from rolegraph.traces._recorder import (
     takes_runtime,
     traced_node,
 )
-from rolegraph.traces._replay import ForkPrompts, ReplayMismatch, ReplayModel, ReplayTools, request_diff, role_prompts
-from rolegraph.traces._store import Redactor, RunInfo, Trace, TraceStore
+from rolegraph.traces._replay import (
+    ForkPrompts,
+    ReplayMismatch,
+    ReplayModel,
+    ReplayTools,
+    request_diff,
+    request_lines,
+    role_prompts,
+)
+from rolegraph.traces._show import StepSummary, steps
+from rolegraph.traces._store import SORT_COLUMNS, Redactor, RunInfo, RunPage, Trace, TraceStore
 from rolegraph.traces._tools import record_tool
-from rolegraph.traces._view import write_assets, write_view
+from rolegraph.traces._view import ASSETS, SHARED_ASSETS, render_view, write_assets, write_view
 
 
 def load(ref: str, root: str = "runs") -> Trace:
@@ -44,9 +53,13 @@ def load(ref: str, root: str = "runs") -> Trace:
 
 
 __all__ = [
+    "ASSETS",
     "FORMAT_VERSION",
+    "SHARED_ASSETS",
+    "SORT_COLUMNS",
     "AgentRetry",
     "BlobRef",
+    "Divergence",
     "ErrorEvent",
     "Event",
     "ForkOrigin",
@@ -65,8 +78,10 @@ __all__ = [
     "RunContext",
     "RunFinished",
     "RunInfo",
+    "RunPage",
     "RunResumed",
     "RunStarted",
+    "StepSummary",
     "ToolCall",
     "Totals",
     "Trace",
@@ -74,14 +89,19 @@ __all__ = [
     "as_node",
     "comparable",
     "current_node",
+    "final_state",
     "first_divergence",
     "load",
     "parse_event",
     "record_tool",
+    "render_view",
     "request_diff",
+    "request_lines",
     "role_prompts",
     "run_totals",
     "set_output",
+    "state_differences",
+    "steps",
     "takes_runtime",
     "traced_node",
     "write_assets",

@@ -135,6 +135,10 @@ class TraceStore:
             if "pair" not in {row[1] for row in con.execute("PRAGMA table_info(runs)")}:  # an older index
                 con.execute("ALTER TABLE runs ADD COLUMN pair TEXT")
             con.execute("CREATE INDEX IF NOT EXISTS runs_pair ON runs (pair) WHERE pair IS NOT NULL")
+            con.execute("CREATE INDEX IF NOT EXISTS runs_started ON runs (started)")
+            con.execute("CREATE INDEX IF NOT EXISTS runs_graph ON runs (graph, started)")
+            con.execute("CREATE INDEX IF NOT EXISTS runs_status ON runs (status)")
+            con.execute("CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent) WHERE parent IS NOT NULL")
             self._con = con
         return self._con
 
@@ -191,6 +195,56 @@ class TraceStore:
                 info.model_calls, info.tokens = _recorded_counts(self.root / info.run_id)
         return infos
 
+    def page(self, *, graph: str | None = None, status: str | None = None, search: str | None = None,
+             parent: str | None = None, sort: str = "started", descending: bool = True, offset: int = 0,
+             limit: int = 50) -> RunPage:
+        """One page of the run list and how many runs match, for lists of any length (the index,
+        not the run directories): filtered by graph, status ("incomplete": a dead writer's run),
+        text in the input and parent run, sorted by any of `SORT_COLUMNS`."""
+        if sort not in SORT_COLUMNS:
+            raise UserError(f"cannot sort runs by '{sort}'; one of: {', '.join(SORT_COLUMNS)}")
+        if not (self.root / "index.sqlite").exists():
+            return RunPage([], 0)
+        where: list[str] = []
+        args: list[Any] = []
+        with self._lock, self._index() as con:
+            if status in ("running", "incomplete"):
+                pids = [p for (p,) in con.execute("SELECT DISTINCT pid FROM runs WHERE status = 'running'")]
+                live = [p for p in pids if _pid_alive(p)]
+                where.append("status = 'running'")
+                if live or status == "running":  # (`x NOT IN ()` is not valid SQL, and NULL would match nothing)
+                    where.append(f"pid {'IN' if status == 'running' else 'NOT IN'} ({','.join('?' * len(live)) or 'NULL'})")
+                    args += live
+            elif status:
+                where.append("status = ?")
+                args.append(status)
+            if graph:
+                where.append("graph = ?")
+                args.append(graph)
+            if parent:
+                where.append("parent = ?")
+                args.append(parent)
+            if search:
+                where.append("summary LIKE ? ESCAPE '\\'")
+                args.append("%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+            clause = " WHERE " + " AND ".join(where) if where else ""
+            total = int(con.execute("SELECT COUNT(*) FROM runs" + clause, args).fetchone()[0])
+            order = f"{SORT_COLUMNS[sort]} {'DESC' if descending else 'ASC'}, run_id {'DESC' if descending else 'ASC'}"
+            rows = con.execute(f"SELECT {_COLUMNS} FROM runs{clause} ORDER BY {order} LIMIT ? OFFSET ?",
+                               [*args, max(1, limit), max(0, offset)]).fetchall()
+        infos = _with_liveness([RunInfo(*row) for row in rows])
+        for info in infos:
+            if info.status in ("running", "incomplete"):
+                info.model_calls, info.tokens = _recorded_counts(self.root / info.run_id)
+        return RunPage(infos, total)
+
+    def graphs(self) -> builtins.list[str]:
+        """The graph names the index holds, sorted."""
+        if not (self.root / "index.sqlite").exists():
+            return []
+        with self._lock, self._index() as con:
+            return [g for (g,) in con.execute("SELECT DISTINCT graph FROM runs ORDER BY graph")]
+
     def runs_for_pair(self, pair: str) -> builtins.list[RunInfo]:
         """The runs recorded for one evaluation pair (`Manifest.tags['pair']`), newest first, with
         a dead writer's "running" shown as "incomplete"."""
@@ -224,6 +278,12 @@ class TraceStore:
         return Trace.load(self.resolve(ref))
 
 
+_COLUMNS = "run_id, graph, started, finished, status, parent, pid, model_calls, tokens, summary"
+SORT_COLUMNS = {"started": "started", "graph": "graph", "status": "status", "calls": "model_calls",
+                "tokens": "tokens", "duration": "(finished - started)", "run": "run_id"}
+"""What `TraceStore.page` sorts by (name -> index column)."""
+
+
 @dataclass
 class RunInfo:
     run_id: str
@@ -236,6 +296,17 @@ class RunInfo:
     model_calls: int
     tokens: int
     summary: str
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.finished is None else self.finished - self.started
+
+
+@dataclass
+class RunPage:
+    runs: list[RunInfo]
+    total: int
+    """How many runs match the filters (all pages)."""
 
 
 def _with_liveness(infos: list[RunInfo]) -> list[RunInfo]:
@@ -406,7 +477,8 @@ def _blobs_restored(raw: bytes, blobs: Path) -> bytes:
         if isinstance(value, dict):
             sha = value.get(BLOB_KEY)
             if (len(value) == 2 and "size" in value and isinstance(sha, str) and len(sha) == 64
-                    and all(c in "0123456789abcdef" for c in sha) and (blobs / sha).is_file()):
+                    and all(c in "0123456789abcdef" for c in sha) and (blobs / sha).is_file()
+                    and not (blobs / sha).is_symlink() and not blobs.is_symlink()):  # never a link out of the run
                 return (blobs / sha).read_text(encoding="utf-8")
             return {k: walk(v) for k, v in value.items()}
         if isinstance(value, list):

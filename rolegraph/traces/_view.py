@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import urllib.parse
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,13 @@ def write_assets(directory: str | Path) -> Path:
     return folder
 
 
-def render(trace: Trace, *, assets_url: str | None = None) -> str:
+def render_view(trace: Trace, *, assets_url: str | None = None, app: Mapping[str, Any] | None = None) -> str:
     """The page's HTML: self-contained, or, with `assets_url` (the URL of a `write_assets` folder,
-    usually relative, ending in "/"), loading the script and stylesheet from there."""
+    usually relative, ending in "/"), loading the script and stylesheet from there.
+
+    `app` adds what a page served by `rolegraph ui` shows beside the trace: `nav` (label -> URL),
+    `fork_url` (where a step's fork form posts), `fork_roles` (role -> its current prompt source or
+    None), `live` (which live models a fork calls) and `compare_url` (the run beside its parent)."""
     started = trace.started
     items = steps(trace)
     t0 = started.ts
@@ -102,8 +107,11 @@ def render(trace: Trace, *, assets_url: str | None = None) -> str:
         duration=totals.duration_s if totals else span, mermaid=started.manifest.mermaid or "graph TD;\n  run",
         manifest_json=_pretty(manifest), output=_pretty(trace.finished.output) if trace.finished else "",
         mermaid_js="" if assets_url else _mermaid_js(), css="" if assets_url else _css(),
-        assets_url=assets_url or "",
+        assets_url=assets_url or "", app=dict(app) if app else None,
     )
+
+
+render = render_view
 
 
 def write_view(trace: Trace, path: str | Path | None = None, *, assets: str | Path | None = None,

@@ -1,0 +1,130 @@
+"""Forks started from a page: each runs in a thread of its own through `replay_run`, the code path
+of `rolegraph replay --live-from`, and reports how far it got so the page can show it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rolegraph.errors import UserError
+from rolegraph.graphs import replay_run
+from rolegraph.runtime import Runtime
+from rolegraph.traces import ModelCall, NodeStarted, Redactor, Trace, TraceStore, steps
+
+
+@dataclass
+class ForkJob:
+    id: str
+    parent: str
+    step: int
+    changes: dict[str, str]
+    """What the fork changes, as the trace records it: 'model:ROLE' / 'prompt:ROLE' -> the change."""
+    started: float = field(default_factory=time.time)
+    state: str = "starting"
+    """'starting' (the live models are being readied), 'running', 'done' or 'error'."""
+    message: str = ""
+    run_id: str | None = None
+    parent_steps: int = 0
+    steps_done: int = 0
+    replayed_calls: int = 0
+    live_calls: int = 0
+
+
+class ForkJobs:
+    """The forks this UI started. `live()` makes the runtime a fork's live part calls (one per
+    fork, closed when it ends, as `rolegraph replay` does)."""
+
+    def __init__(self, runs: Path, live: Callable[[], Runtime], redactor: Redactor) -> None:
+        self.runs, self.live, self.redactor = runs, live, redactor
+        self._jobs: dict[str, ForkJob] = {}
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def get(self, job_id: str) -> ForkJob | None:
+        return self._jobs.get(job_id)
+
+    def start(self, trace: Trace, *, step: int, role: str, model: str | None, prompt: str | None) -> ForkJob:
+        """Check the request against the trace, then start the fork in the background. A bad step or
+        role is a UserError before anything starts."""
+        n_steps = len(steps(trace))
+        if not 0 <= step < n_steps:
+            raise UserError(f"step {step} is not in run {trace.run_id} (steps 0..{n_steps - 1})")
+        roles = set(trace.started.manifest.roles) | {c.role for c in trace.of_kind(ModelCall)}
+        if role not in roles:
+            raise UserError(f"run {trace.run_id} has no role '{role}'; roles: {', '.join(sorted(roles))}")
+        changes = {**({f"model:{role}": model} if model else {}),
+                   **({f"prompt:{role}": "(edited in the UI)"} if prompt else {})}
+        job = ForkJob(id=os.urandom(6).hex(), parent=trace.run_id, step=step, changes=changes, parent_steps=n_steps)
+        with self._lock:
+            self._jobs[job.id] = job
+        thread = threading.Thread(target=self._work, args=(job, trace, role, model, prompt), name=f"fork-{job.id}",
+                                  daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return job
+
+    def _work(self, job: ForkJob, trace: Trace, role: str, model: str | None, prompt: str | None) -> None:
+        prompt_file: str | None = None
+        try:
+            prompts: dict[str, str] = {}
+            if prompt:
+                fd, prompt_file = tempfile.mkstemp(prefix="rolegraph-fork-", suffix=".j2")
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(prompt)
+                prompts[role] = prompt_file
+            live = self.live()
+            job.state = "running"
+
+            async def go() -> Any:
+                try:
+                    return await replay_run(trace, store=_Watched(self.runs, job, redactor=self.redactor), live=live,
+                                            live_from=job.step, models={role: model} if model else {}, prompts=prompts)
+                finally:
+                    await live.aclose()
+
+            try:
+                result = asyncio.run(go())
+            finally:
+                live.close()
+            job.run_id = getattr(result, "trace_id", None)
+            self.update(job)
+            job.state = "done"
+        except Exception as exc:  # noqa: BLE001 - a failed fork is shown on its page, the server goes on
+            job.message = self.redactor(f"{type(exc).__name__}: {exc}")
+            job.state = "error"
+        finally:
+            if prompt_file:
+                Path(prompt_file).unlink(missing_ok=True)
+
+    def update(self, job: ForkJob) -> ForkJob:
+        """Read the fork's own trace (once it has one) for how far it got."""
+        if job.run_id and (self.runs / job.run_id / "events.jsonl").is_file():
+            new = Trace.load(self.runs / job.run_id)
+            job.steps_done = sum(1 for e in new.events if isinstance(e, NodeStarted))
+            calls = new.of_kind(ModelCall)
+            job.replayed_calls = sum(1 for c in calls if c.replayed)
+            job.live_calls = len(calls) - job.replayed_calls
+        return job
+
+    def join(self, timeout: float | None = None) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+
+
+class _Watched(TraceStore):
+    """The fork's trace store: tells its job the new run's id as soon as the run starts."""
+
+    def __init__(self, root: Path, job: ForkJob, *, redactor: Redactor) -> None:
+        super().__init__(root, redactor=redactor)
+        self.job = job
+
+    def writer(self, run_id: str) -> Any:
+        self.job.run_id = run_id
+        return super().writer(run_id)
