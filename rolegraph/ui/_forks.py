@@ -4,8 +4,8 @@ of `rolegraph replay --live-from`, and reports how far it got so the page can sh
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +17,9 @@ from rolegraph.errors import UserError
 from rolegraph.graphs import replay_run
 from rolegraph.runtime import Runtime
 from rolegraph.traces import ModelCall, NodeStarted, Redactor, Trace, TraceStore, steps
+
+PROMPTS = ".prompts"
+"""Under the runs folder: prompts written in the page for forks."""
 
 
 @dataclass
@@ -60,7 +63,7 @@ class ForkJobs:
         if role not in roles:
             raise UserError(f"run {trace.run_id} has no role '{role}'; roles: {', '.join(sorted(roles))}")
         changes = {**({f"model:{role}": model} if model else {}),
-                   **({f"prompt:{role}": "(edited in the UI)"} if prompt else {})}
+                   **({f"prompt:{role}": str(self.save_prompt(prompt))} if prompt else {})}
         job = ForkJob(id=os.urandom(6).hex(), parent=trace.run_id, step=step, changes=changes, parent_steps=n_steps)
         with self._lock:
             self._jobs[job.id] = job
@@ -71,14 +74,8 @@ class ForkJobs:
         return job
 
     def _work(self, job: ForkJob, trace: Trace, role: str, model: str | None, prompt: str | None) -> None:
-        prompt_file: str | None = None
         try:
-            prompts: dict[str, str] = {}
-            if prompt:
-                fd, prompt_file = tempfile.mkstemp(prefix="rolegraph-fork-", suffix=".j2")
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(prompt)
-                prompts[role] = prompt_file
+            prompts = {role: str(self.save_prompt(prompt))} if prompt else {}
             live = self.live()
             job.state = "running"
 
@@ -93,15 +90,25 @@ class ForkJobs:
                 result = asyncio.run(go())
             finally:
                 live.close()
-            job.run_id = getattr(result, "trace_id", None)
+            job.run_id = getattr(result, "trace_id", None) or job.run_id
             self.update(job)
             job.state = "done"
         except Exception as exc:  # noqa: BLE001 - a failed fork is shown on its page, the server goes on
             job.message = self.redactor(f"{type(exc).__name__}: {exc}")
             job.state = "error"
-        finally:
-            if prompt_file:
-                Path(prompt_file).unlink(missing_ok=True)
+
+    def save_prompt(self, text: str) -> Path:
+        """A prompt written in the page, kept as `<runs>/.prompts/<sha256>.j2`: the fork's trace names
+        that file as its change, so `rolegraph replay --live-from N --prompt ROLE=FILE` can redo it."""
+        text = self.redactor(text)
+        folder = self.runs / PROMPTS
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.j2"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        return path
 
     def update(self, job: ForkJob) -> ForkJob:
         """Read the fork's own trace (once it has one) for how far it got."""

@@ -177,6 +177,8 @@ async def test_a_fork_started_from_the_page_runs_like_replay_live_from(tmp_path:
     origin = new.started.parent
     assert origin is not None and (origin.run_id, origin.live_from) == (parent, 1)
     assert set(origin.changes) == {"prompt:critic"}
+    kept = Path(origin.changes["prompt:critic"])  # the page's prompt, kept where the trace says
+    assert kept.parent == store.root / ".prompts" and kept.read_text() == new_prompt
     calls = new.of_kind(ModelCall)
     assert [c.replayed for c in calls] == [True, False, False, False]  # step 0 from the trace, then live
     assert "(edited)" in (calls[1].request.messages[-1].content or "")
