@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import webbrowser
 from pathlib import Path
@@ -48,5 +49,7 @@ def ui_command(
             webbrowser.open(url)
 
     threading.Thread(target=announce, daemon=True).start()
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops on Ctrl-C, then raises it again: a normal end here
+        server.run()
     app.state.jobs.join(timeout=5)
+    print("rolegraph ui: stopped", flush=True)

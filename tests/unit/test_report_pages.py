@@ -65,7 +65,8 @@ def test_standalone_view_stays_self_contained(report: Path, tmp_path: Path) -> N
     run_dir = next((report.parent.parent.parent / "runs").glob("*-mcq-*"))
     page = write_view(Trace.load(run_dir), tmp_path / "one.html")
     text = page.read_text()
-    assert "<script src" not in text and "<link" not in text and len(text) > SCRIPT
+    assert "<script src" not in text and '<link rel="stylesheet"' not in text and len(text) > SCRIPT
+    assert all(href.startswith("data:") for href in re.findall(r'<link [^>]*href="([^"]*)"', text))  # nothing fetched
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it")

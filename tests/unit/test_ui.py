@@ -323,3 +323,25 @@ async def test_pages_redact_secrets_a_trace_was_written_with(tmp_path: Path, gra
     other = await record(graph, careless, f"my key is still {secret}")
     page = ui.get("/compare", params={"a": run, "b": other}).text
     assert secret not in page and "[REDACTED]" in page
+
+
+def test_rolegraph_ui_serves_on_loopback_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+    import urllib.request
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-m", "rolegraph", "ui", "--port", "0", "--runs", str(tmp_path / "runs"),
+                             "--evals", str(tmp_path / "evals")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=tmp_path)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        found = re.search(r"rolegraph ui: (http://127\.0\.0\.1:(\d+)/)", line)
+        assert found, (line, proc.stderr.read() if proc.stderr and proc.poll() is not None else "")
+        with urllib.request.urlopen(found.group(1) + "runs", timeout=10) as reply:
+            assert reply.status == 200 and b"0 matching" in reply.read()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "evals").exists()  # browsing wrote nothing
