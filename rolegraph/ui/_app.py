@@ -41,6 +41,8 @@ STATIC = {**{name: ASSETS / name for name in SHARED_ASSETS}, "ui.css": UI_ASSETS
 PER_PAGE = (25, 50, 100, 200)
 STATUSES = ("ok", "error", "running", "incomplete")
 NAV = {"Runs": "/runs", "Evaluations": "/evals"}
+EVAL_DEPTH = 3
+"""How deep evaluations sit under --evals: `<id>`, `<suite>/<benchmark>` (`rolegraph eval mcq`), or one more."""
 
 
 @lru_cache(maxsize=1)
@@ -50,6 +52,7 @@ def _env() -> jinja2.Environment:
     env.filters["preview"] = preview
     env.filters["when"] = _when
     env.filters["q"] = lambda v: urllib.parse.quote(str(v), safe="")
+    env.filters["qp"] = lambda v: urllib.parse.quote(str(v), safe="/")
     return env
 
 
@@ -80,7 +83,11 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
         return Trace.load(inside(runs_root, run_id, must_have="events.jsonl"))
 
     def open_eval(eval_id: str) -> EvalStore:
-        return EvalStore(inside(evals_root, eval_id, must_have="results.sqlite") / "results.sqlite", redactor=redact)
+        folder = inside(evals_root, eval_id, must_have="results.sqlite", depth=EVAL_DEPTH)
+        return EvalStore(folder / "results.sqlite", redactor=redact)
+
+    def eval_id_of(store: EvalStore) -> str:
+        return store.dir.relative_to(evals_root).as_posix()
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> HTMLResponse:
@@ -172,13 +179,14 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
     @app.get("/evals", response_class=HTMLResponse)
     def evals_list() -> HTMLResponse:
         items = []
-        for path in sorted(evals_root.glob("*/results.sqlite"), key=lambda p: p.stat().st_mtime, reverse=True):
+        found = [p for d in range(1, EVAL_DEPTH + 1) for p in evals_root.glob("*/" * d + "results.sqlite")]
+        for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True):
             try:
-                ev = open_eval(path.parent.name)
+                ev = open_eval(path.parent.relative_to(evals_root).as_posix())
             except NotFound:
                 continue
             meta = ev.meta()
-            items.append({"id": ev.eval_id, "benchmark": meta.get("benchmark", "?"), "created": meta.get("created"),
+            items.append({"id": eval_id_of(ev), "benchmark": meta.get("benchmark", "?"), "created": meta.get("created"),
                           "progress": ev.progress(), "headline": ev.headline()})
         return page("evals.html.j2", evals=items)
 
@@ -199,13 +207,13 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
             raise UserError(f"{a} and {b}: {exc}") from None
         known = {c.a_trace for c in cmp.flipped} | {c.b_trace for c in cmp.flipped}
         present = {t for t in known if t and (runs_root / t / "events.jsonl").is_file()}
-        return page("eval_compare.html.j2", c=cmp, present=present, benchmark=ma.get("benchmark"))
+        return page("eval_compare.html.j2", c=cmp, present=present, benchmark=ma.get("benchmark"), a=a, b=b)
 
-    @app.get("/evals/{eval_id}/progress.json")
+    @app.get("/evals/{eval_id:path}/progress.json")
     def eval_progress(eval_id: str) -> JSONResponse:
         return JSONResponse(asdict(open_eval(eval_id).progress()))
 
-    @app.get("/evals/{eval_id}", response_class=HTMLResponse)
+    @app.get("/evals/{eval_id:path}", response_class=HTMLResponse)
     def eval_page(eval_id: str) -> HTMLResponse:
         ev = open_eval(eval_id)
 
@@ -214,7 +222,8 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
                 return f"/runs/{urllib.parse.quote(r.trace_id)}"
             return None
 
-        html = render_report(ev, link=link, app={"nav": NAV, "progress_url": f"/evals/{eval_id}/progress.json"})
+        url = f"/evals/{urllib.parse.quote(eval_id)}/progress.json"
+        html = render_report(ev, link=link, app={"nav": NAV, "progress_url": url})
         return HTMLResponse(redact(html))
 
     return app

@@ -231,12 +231,14 @@ async def test_evaluations_list_progress_and_paired_comparison(tmp_path: Path, g
     a = write_eval(tmp_path / "evals", "eval-a", {c: float(i % 2) for i, c in enumerate(cases)}, ta, errors=2)
     # B fixes c0 and c2, breaks c1
     b_scores = {c: float(i % 2) for i, c in enumerate(cases)} | {"c0": 1.0, "c2": 1.0, "c1": 0.0}
-    write_eval(tmp_path / "evals", "eval-b", b_scores, tb)
+    write_eval(tmp_path / "evals", "suite-1/eval-b", b_scores, tb)  # `rolegraph eval mcq` nests <suite>/<benchmark>
     write_eval(tmp_path / "evals", "eval-other", {"c0": 1.0}, {}, benchmark="spin")
     ui = client(tmp_path)
 
     listing = ui.get("/evals").text
-    assert listing.count("<tr data-eval=") == 3
+    assert listing.count("<tr data-eval=") == 3 and 'href="/evals/suite-1/eval-b"' in listing
+    assert ui.get("/evals/suite-1/eval-b").status_code == 200
+    assert ui.get("/evals/suite-1/eval-b/progress.json").json()["done"] == 30
     assert "<b>0.500</b> accuracy" in listing and "32 of 32 · 2 errors" in listing
 
     progress = ui.get("/evals/eval-a/progress.json").json()
@@ -249,7 +251,7 @@ async def test_evaluations_list_progress_and_paired_comparison(tmp_path: Path, g
     report = ui.get("/evals/eval-a").text
     assert f'href="/runs/{ta["c0"]}"' in report and 'data-url="/evals/eval-a/progress.json"' in report
 
-    paired = ui.get("/evals/compare", params={"a": "eval-a", "b": "eval-b"}).text
+    paired = ui.get("/evals/compare", params={"a": "eval-a", "b": "suite-1/eval-b"}).text
     assert "<b>30</b>shared cases" in paired
     assert 'id="difference">+0.033<' in paired
     assert "2 right in A only" not in paired and "1 right in A only, 2 in B only" in paired
@@ -273,6 +275,8 @@ def escapes(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "evals").mkdir()
     (tmp_path / "runs" / "linked").symlink_to(secret, target_is_directory=True)
     (tmp_path / "evals" / "linked").symlink_to(secret, target_is_directory=True)
+    (tmp_path / "evals" / "ok").mkdir()
+    (tmp_path / "evals" / "ok" / "linked").symlink_to(secret, target_is_directory=True)  # a link one level down
     inner = tmp_path / "runs" / "inner-link"
     inner.mkdir()
     (inner / "events.jsonl").symlink_to(secret / "events.jsonl")
@@ -283,7 +287,8 @@ PROBES = [
     "/runs/%2E%2E", "/runs/..%2Fsecret", "/runs/%2E%2E%2Fsecret", "/runs/linked", "/runs/inner-link",
     "/runs//etc/passwd", "/runs/%2Fetc%2Fpasswd", "/runs/.hidden", "/compare?a=../secret&b=linked",
     "/compare?a=/etc/passwd&b=/etc/passwd", "/compare?a=linked&b=inner-link", "/evals/linked",
-    "/evals/..%2Fsecret", "/evals/linked/progress.json", "/evals/compare?a=linked&b=../secret",
+    "/evals/..%2Fsecret", "/evals/linked/progress.json", "/evals/ok/../../secret", "/evals/a/b/c/d",
+    "/evals/ok/linked", "/evals/%2Fetc", "/runs/ok%2F..%2F..%2Fsecret", "/evals/compare?a=linked&b=../secret",
     "/assets/..%2F..%2F..%2Fpyproject.toml", "/assets/%2Fetc%2Fpasswd", "/assets/view.html.j2", "/forks/..%2Fsecret",
 ]
 

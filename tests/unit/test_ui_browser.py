@@ -63,7 +63,7 @@ async def test_browse_filter_compare_and_fork_in_a_browser(tmp_path: Path, graph
     await record(graph, store, "what is a ribosome?")
     cases = [f"c{i}" for i in range(12)]
     write_eval(tmp_path / "evals", "eval-a", {c: float(i % 2) for i, c in enumerate(cases)}, {"c0": why})
-    write_eval(tmp_path / "evals", "eval-b", {c: float(i % 3 == 0) for i, c in enumerate(cases)}, {"c0": how})
+    write_eval(tmp_path / "evals", "suite/eval-b", {c: float(i % 3 == 0) for i, c in enumerate(cases)}, {"c0": how})
     running = EvalStore(tmp_path / "evals" / "eval-a" / "results.sqlite")
     # Playwright's sync API refuses to run inside an event loop: the browser runs in a thread of its own
     await asyncio.to_thread(_run_browser, served, why, how, running)
@@ -132,7 +132,7 @@ def _run_browser(base: str, why: str, how: str, running: EvalStore) -> None:
             assert "12 of 12" in cell.inner_text()
             shot(page, "evals")
         page.select_option("#pair select[name=a]", "eval-a")
-        page.select_option("#pair select[name=b]", "eval-b")
+        page.select_option("#pair select[name=b]", "suite/eval-b")
         page.click("#pair button[type=submit]")
         page.wait_for_url("**/evals/compare?**")
         assert "McNemar" in page.inner_text("#paired")
