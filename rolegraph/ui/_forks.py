@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from rolegraph.errors import UserError
 from rolegraph.graphs import replay_run
 from rolegraph.runtime import Runtime
@@ -62,6 +64,11 @@ class ForkJobs:
         roles = set(trace.started.manifest.roles) | {c.role for c in trace.of_kind(ModelCall)}
         if role not in roles:
             raise UserError(f"run {trace.run_id} has no role '{role}'; roles: {', '.join(sorted(roles))}")
+        if prompt:
+            try:
+                jinja2.Environment(autoescape=False).parse(prompt)
+            except jinja2.TemplateSyntaxError as exc:
+                raise UserError(f"the prompt template for '{role}', line {exc.lineno}: {exc.message}") from None
         changes = {**({f"model:{role}": model} if model else {}),
                    **({f"prompt:{role}": str(self.save_prompt(prompt))} if prompt else {})}
         job = ForkJob(id=os.urandom(6).hex(), parent=trace.run_id, step=step, changes=changes, parent_steps=n_steps)

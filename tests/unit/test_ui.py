@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rolegraph import Runtime
+from rolegraph.errors import ConfigError
 from rolegraph.evals import EvalRecord, EvalStore, Score
 from rolegraph.graphs import load_graph, replay_run
 from rolegraph.models import FunctionModel
@@ -201,12 +202,20 @@ async def test_a_fork_started_from_the_page_runs_like_replay_live_from(tmp_path:
 async def test_a_fork_that_fails_says_why_on_its_page(tmp_path: Path, graph: Any) -> None:
     store = TraceStore(tmp_path / "runs")
     parent = await record(graph, store, "why?")
-    ui = client(tmp_path)
-    sent = ui.post(f"/runs/{parent}/fork", data={"step": "1", "role": "critic", "prompt": "{% block user %}{{ oops"},
+
+    def unreachable() -> Runtime:
+        raise ConfigError("endpoint 'gpu' at http://127.0.0.1:9/v1 does not answer")
+
+    ui = TestClient(create_app(runs=store.root, evals=tmp_path / "evals", live=unreachable))
+    sent = ui.post(f"/runs/{parent}/fork", data={"step": "1", "role": "critic", "model": "critic-v2"},
                    follow_redirects=False)
     ui.app.state.jobs.join(timeout=30)  # type: ignore[attr-defined]
     job = ui.get(sent.headers["location"] + ".json").json()
-    assert job["state"] == "error" and "PromptError" in job["message"]
+    assert job["state"] == "error" and "ConfigError: endpoint 'gpu'" in job["message"]
+    assert "does not answer" in html.unescape(ui.get(sent.headers["location"]).text)
+    # a template that does not parse is refused before anything starts
+    broken = ui.post(f"/runs/{parent}/fork", data={"step": "1", "role": "critic", "prompt": "{% block user %}{{ oops"})
+    assert broken.status_code == 400 and "the prompt template for 'critic', line 1" in html.unescape(broken.text)
 
 
 def write_eval(root: Path, eval_id: str, outcomes: dict[str, float], traces: dict[str, str], *,
