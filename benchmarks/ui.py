@@ -23,31 +23,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from tracing import MCQ_A, instant  # the same RefineBot case and instant model
 
 from rolegraph import Runtime
-from rolegraph.envs.mcq import MCQ
 from rolegraph.graphs import refinebot
-from rolegraph.models import ChatRequest, FunctionModel
+from rolegraph.models import FunctionModel
 from rolegraph.traces import Trace, TraceStore, write_view
 
-MCQ_A = MCQ(key="b1", question="Which organelle makes ATP in the cell shown?",
-            choices=["Nucleus", "Mitochondrion", "Golgi", "Lysosome"], correct_index=1)
-REWRITE = {"question_stem": "Which compartment in the image makes ATP?", "explanation": "x",
-           "choices": ["Nucleus", "Mitochondrion", "Golgi", "Lysosome"], "correct_index": 1}
 GRAPHS = ("refinebot", "mcq", "spin", "videomind", "being0")
-
-
-def instant(request: ChatRequest) -> Any:
-    schema = str(request.response_schema or "")
-    if "question_stem" in schema:
-        return REWRITE
-    if "is_equivalent" in schema:
-        return {"is_equivalent": True, "explanation": "same"}
-    return "The answer is (b)"
 
 
 async def real_run(store: TraceStore) -> str:
