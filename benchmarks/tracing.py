@@ -34,7 +34,7 @@ from rich.table import Table
 
 from rolegraph import Runtime
 from rolegraph.envs.mcq import MCQ
-from rolegraph.graphs import refinebot, replay_run
+from rolegraph.graphs import _run, refinebot, replay_run
 from rolegraph.models import ChatRequest, FunctionModel
 from rolegraph.traces import ModelCall, TraceStore
 
@@ -57,16 +57,18 @@ def instant(request: ChatRequest) -> Any:
 
 
 async def untraced_run(options: refinebot.RefineBotOptions, db: Path) -> int:
-    """The same graph with the same checkpointer, but no trace store."""
+    """The same graph with the same checkpointer (settings and durability), but no trace store."""
     rt = Runtime.from_models({"default": FunctionModel(instant)})
     graph = refinebot.refinebot
     manifest = graph.manifest(MCQ_A, runtime=rt, options=options)
     initial, limit = graph.start_state(manifest)
     async with aiosqlite.connect(str(db)) as conn:
+        for pragma in _run.SQLITE_PRAGMAS:  # the settings a recorded run uses
+            await conn.execute(pragma)
         saver = AsyncSqliteSaver(conn)
         g = graph.compile(options).copy(update={"checkpointer": saver})
         raw = await g.ainvoke(initial, config={"recursion_limit": limit, "configurable": {"thread_id": db.stem}},
-                              context=rt)
+                              context=rt, durability=_run.DURABILITY)
     return 4 * raw["iteration"] + 1
 
 

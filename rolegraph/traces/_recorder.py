@@ -55,9 +55,10 @@ class RunContext:
     finished_keys: set[str] = field(default_factory=set)
     """Resuming: node executions that finished before the interruption (re-run silently, if at all)."""
 
-    def emit(self, event: Any) -> None:
+    def emit(self, event: Any, raw: tuple[str, Any] | None = None) -> None:
+        """Write `event`; `raw` = (field, value) fills a field with a value serialized as it is written."""
         if self.writer is not None:
-            self.writer.write(event)
+            self.writer.write(event, raw)
 
 
 @dataclass
@@ -243,7 +244,7 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
             run.node_steps += 1
             run.totals.node_steps += 1
         if run is not None and run.writer is not None and not silent:
-            run.emit(NodeStarted(node=name, path=path, key=key, step=step, state=to_jsonable_python(state, fallback=str)))
+            run.emit(NodeStarted(node=name, path=path, key=key, step=step), raw=("state", state))
         token = _NODE.set(NodeContext(name, key, step, path, silent=silent))
         started = time.perf_counter()
         try:
@@ -265,8 +266,8 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
         finally:
             _NODE.reset(token)
         if run is not None and run.writer is not None and not silent:
-            run.emit(NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter() - started,
-                                  delta=to_jsonable_python(update, fallback=str)))
+            run.emit(NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter() - started),
+                     raw=("delta", update))
         return update
 
     node.__name__ = name
