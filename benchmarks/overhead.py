@@ -13,9 +13,11 @@ Arms, run in alternating order within each trial (so drift hits all of them):
 
 Every arm opens what it writes per run (a fresh SQLite file, a fresh trace directory), as a run does.
 Reported per node step: the median over trials of wall time and of CPU time (process_time, less
-disturbed by other load on the machine), with the range over trials.
+disturbed by other load on the machine), with the range over trials; and each comparison as the
+median of its per-trial ratios (the two arms of a ratio ran seconds apart). Many short trials: a burst of
+load elsewhere then lands in a few trials of every arm, and the median steps over it.
 
-    .venv/bin/python benchmarks/overhead.py [--trials 7] [--runs 20]
+    .venv/bin/python benchmarks/overhead.py [--trials 30] [--runs 4]
 """
 
 from __future__ import annotations
@@ -190,8 +192,8 @@ ARMS: dict[str, Callable[[Path], Awaitable[None]]] = {
 }
 
 
-def span(values: list[float]) -> str:
-    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+def span(values: list[float], fmt: str = ".3f") -> str:
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
 async def main(trials: int, runs: int) -> None:
@@ -221,16 +223,17 @@ async def main(trials: int, runs: int) -> None:
     table = Table(title=f"per node step, {len(ROLES)} roles x {ITERATIONS} iterations ({STEPS} steps a run), instant "
                         f"model; median (range) of {trials} alternating trials x {runs} runs; load before "
                         f"{load[0]:.2f} {load[1]:.2f}", title_justify="left")
-    for col in ("arm", "wall ms/step", "CPU ms/step", "x reference (wall, CPU)"):
+    for col in ("arm", "wall ms/step", "CPU ms/step", "x reference, paired by trial: wall; CPU"):
         table.add_column(col, justify="left" if col == "arm" else "right")
     refs = {"rolegraph recorded, no checkpointer": "raw LangGraph", "rolegraph recorded + checkpoint": same,
             "raw LangGraph + SQLite (LangGraph defaults)": same}
     for name in names:
         ratio = ""
         if name in refs:
-            ref = refs[name]
-            ratio = (f"{statistics.median(wall[name]) / statistics.median(wall[ref]):.2f}x, "
-                     f"{statistics.median(cpu[name]) / statistics.median(cpu[ref]):.2f}x vs {ref}")
+            ref = refs[name]  # each trial's ratio, its two arms run minutes apart at most: load cancels
+            rw = [a / b for a, b in zip(wall[name], wall[ref], strict=True)]
+            rc = [a / b for a, b in zip(cpu[name], cpu[ref], strict=True)]
+            ratio = f"{span(rw, '.2f')}; {span(rc, '.2f')} vs {ref}"
         table.add_row(name, span(wall[name]), span(cpu[name]), ratio)
     console = Console(width=160)
     console.print(table)
@@ -240,7 +243,7 @@ async def main(trials: int, runs: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=7)
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=4)
     args = parser.parse_args()
     asyncio.run(main(args.trials, args.runs))

@@ -47,6 +47,11 @@ REWRITE = {"question_stem": "Which compartment in the image makes ATP?", "explan
            "choices": ["Nucleus", "Mitochondrion", "Golgi", "Lysosome"], "correct_index": 1}
 
 
+# what a recorded run's checkpointer uses (read from the code that applies it; older code: page size only)
+PRAGMAS: tuple[str, ...] = getattr(_run, "SQLITE_PRAGMAS", ("PRAGMA page_size = 1024",))
+DURABILITY: Any = getattr(_run, "DURABILITY", None)
+
+
 def instant(request: ChatRequest) -> Any:
     schema = str(request.response_schema or "")
     if "question_stem" in schema:
@@ -63,12 +68,12 @@ async def untraced_run(options: refinebot.RefineBotOptions, db: Path) -> int:
     manifest = graph.manifest(MCQ_A, runtime=rt, options=options)
     initial, limit = graph.start_state(manifest)
     async with aiosqlite.connect(str(db)) as conn:
-        for pragma in _run.SQLITE_PRAGMAS:  # the settings a recorded run uses
+        for pragma in PRAGMAS:  # the settings a recorded run uses
             await conn.execute(pragma)
         saver = AsyncSqliteSaver(conn)
         g = graph.compile(options).copy(update={"checkpointer": saver})
         raw = await g.ainvoke(initial, config={"recursion_limit": limit, "configurable": {"thread_id": db.stem}},
-                              context=rt, durability=_run.DURABILITY)
+                              context=rt, **({"durability": DURABILITY} if DURABILITY else {}))
     return 4 * raw["iteration"] + 1
 
 
