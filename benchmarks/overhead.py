@@ -239,6 +239,11 @@ async def main(trials: int, runs: int) -> None:
     console.print(table)
     console.print(f"rolegraph's SQLite settings: {'; '.join(PRAGMAS)}; durability {DURABILITY or 'LangGraph default'}. "
                   "Goal: recorded + checkpoint <= 1.10x the same checkpointer.")
+    if DURABILITY == "sync":
+        console.print("Durability of a recorded run: each step's checkpoint is committed before the next step "
+                      "starts, so a SIGKILL loses at most the step in flight (its finished model calls are "
+                      "answered from the trace on resume); WAL with synchronous=NORMAL loses no commit to a "
+                      "killed process, only to a power cut or an OS crash.")
 
 
 if __name__ == "__main__":

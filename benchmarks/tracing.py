@@ -209,6 +209,9 @@ async def main(trials: int, runs: int, iters: int) -> None:
     table.add_row("model-call event, bytes without message text",
                   f"{statistics.median(overhead):,.0f} (median), {max(overhead):,} (max)", "", "")
     console.print(table)
+    console.print("The floor is LangGraph's own cost per step on this graph's shape and state; a replay also "
+                  "renders each prompt, checks each request's fingerprint and runs the graph's own code, so "
+                  "it cannot answer calls faster than the floor's steps/s.")
 
 
 if __name__ == "__main__":
