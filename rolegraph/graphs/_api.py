@@ -11,6 +11,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
+from langchain_core.runnables import Runnable
+
+# langgraph is pinned (pyproject), so its private runnable helpers are safe to use
+from langgraph._internal._runnable import RunnableCallable, is_async_callable, is_async_generator
 from langgraph.graph import END, START
 from langgraph.graph import StateGraph as _LangGraphStateGraph
 from pydantic import BaseModel, ValidationError
@@ -92,6 +96,23 @@ class StateGraph(_LangGraphStateGraph[Any]):
             fn = traced_node(name, fn)
         return super().add_node(name, fn, **kwargs)
 
+    def add_conditional_edges(self, source: str, path: Any, path_map: Any = None) -> Any:
+        """LangGraph's, except that a plain function as `path` runs inline on the event loop:
+        LangGraph would send each call of it to a thread (and through the callback manager),
+        which cost more than the step it routes. A route reads the state; it must not block."""
+        if (callable(path) and not isinstance(path, Runnable) and not is_async_callable(path)
+                and not inspect.isgeneratorfunction(path) and not is_async_generator(path)):
+            path = _inline_route(path)
+        return super().add_conditional_edges(source, path, path_map)
+
+
+def _inline_route(fn: Callable[..., Any]) -> Any:
+    async def inline(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    # func's signature tells LangGraph what to pass (config, runtime) and its return hint the path map
+    return RunnableCallable(fn, inline, name=getattr(fn, "__name__", None), trace=False)
+
 
 def _accepts(fn: Callable[..., Any]) -> tuple[set[str], bool]:
     params = inspect.signature(fn).parameters.values()
@@ -161,6 +182,7 @@ class Graph(Generic[R]):
         except (TypeError, OSError):
             self.file = None
         self._compiled: dict[str, tuple[Any, list[Agent[Any]]]] = {}
+        self._drawings: dict[str, str] = {}
         self.__doc__ = build.__doc__
         self.__name__ = name
 
@@ -255,7 +277,15 @@ class Graph(Generic[R]):
                         options=opts.model_dump(mode="json") if opts is not None else {}, seed=seed,
                         prompts={p: prompts.get(p).sha256 for p in self.templates(value, opts)},
                         roles=dict.fromkeys(roles, RoleInfo()),
-                        mermaid=self.compile(opts).get_graph().draw_mermaid())
+                        mermaid=self.drawing(opts))
+
+    def drawing(self, options: Any = None) -> str:
+        """The graph's Mermaid drawing for `options`, drawn once (it cost a run's first milliseconds)."""
+        opts = self.options(options)
+        key = opts.model_dump_json() if opts is not None else ""
+        if key not in self._drawings:
+            self._drawings[key] = self._build(opts)[0].get_graph().draw_mermaid()
+        return self._drawings[key]
 
     def _check_size(self, data: dict[str, Any]) -> None:
         if self.max_input_bytes is None:

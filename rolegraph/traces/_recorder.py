@@ -55,8 +55,16 @@ class RunContext:
     finished_keys: set[str] = field(default_factory=set)
     """Resuming: node executions that finished before the interruption (re-run silently, if at all)."""
 
-    def emit(self, event: Any) -> None:
-        if self.writer is not None:
+    def emit(self, event: Any, raw: tuple[str, Any] | None = None) -> None:
+        """Write `event`; `raw` = (field, value) fills a field with a value serialized as it is written."""
+        if self.writer is None:
+            return
+        if raw is None:
+            self.writer.write(event)
+        elif isinstance(self.writer, RunWriter):
+            self.writer.write(event, raw)
+        else:  # another sink (a test's): the event as it always was, the value made JSON-ready
+            setattr(event, raw[0], to_jsonable_python(raw[1], fallback=str))
             self.writer.write(event)
 
 
@@ -243,7 +251,7 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
             run.node_steps += 1
             run.totals.node_steps += 1
         if run is not None and run.writer is not None and not silent:
-            run.emit(NodeStarted(node=name, path=path, key=key, step=step, state=to_jsonable_python(state, fallback=str)))
+            run.emit(NodeStarted(node=name, path=path, key=key, step=step), raw=("state", state))
         token = _NODE.set(NodeContext(name, key, step, path, silent=silent))
         started = time.perf_counter()
         try:
@@ -265,8 +273,8 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
         finally:
             _NODE.reset(token)
         if run is not None and run.writer is not None and not silent:
-            run.emit(NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter() - started,
-                                  delta=to_jsonable_python(update, fallback=str)))
+            run.emit(NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter() - started),
+                     raw=("delta", update))
         return update
 
     node.__name__ = name

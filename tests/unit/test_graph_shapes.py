@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START
 from langgraph.types import Send
 from pydantic import BaseModel
@@ -136,3 +137,38 @@ async def test_changed_tool_input_is_a_mismatch(tmp_path: Path, prompts: PromptL
     trace.started.manifest.input = {"topics": ["a", "B"]}  # as if the input had changed
     with pytest.raises(ReplayMismatch, match="input of tool 'lookup'"):
         await replay_run(trace, store=store, library=prompts)
+
+
+class Counter(BaseModel):
+    n: int = 0
+
+
+ROUTED_ON: list[int] = []
+
+
+async def bump(state: Counter) -> dict[str, Any]:
+    return {"n": state.n + 1}
+
+
+def again(state: Counter, config: RunnableConfig) -> str:  # a plain route asking for LangGraph's config
+    import threading
+
+    ROUTED_ON.append(threading.get_ident())
+    assert config["metadata"]["langgraph_node"] == "bump"
+    return "bump" if state.n < 3 else END
+
+
+@rg.graph(input=Counter, state=Counter, name="inline_routes")
+def inline_routes(graph: rg.StateGraph) -> None:
+    graph.add_node(bump)
+    graph.add_edge(START, "bump")
+    graph.add_conditional_edges("bump", again, ["bump", END])
+
+
+async def test_a_plain_route_runs_on_the_event_loop_with_its_config(tmp_path: Path) -> None:
+    import threading
+
+    ROUTED_ON.clear()
+    result = await inline_routes.run(Counter(), runtime=Runtime.from_models({}, traces=tmp_path / "runs"))
+    assert result.state["n"] == 3
+    assert ROUTED_ON and set(ROUTED_ON) == {threading.get_ident()}  # not LangGraph's thread pool

@@ -97,3 +97,18 @@ async def test_resume_continues_without_repeating_completed_calls(tmp_path: Path
     assert store.list()[0].status == "ok"
     with pytest.raises(RolegraphError, match="already finished"):
         await resume_run(resumed, store=store, live=Runtime.from_models({"default": live}))
+
+
+async def test_checkpoints_are_in_wal_mode_and_merged_when_the_run_ends(tmp_path: Path) -> None:
+    """WAL with synchronous=NORMAL: a commit survives the process being killed (see test above);
+    a run that ends leaves one file, its log merged back."""
+    import sqlite3
+
+    from rolegraph.graphs._run import CHECKPOINTS
+
+    rt = Runtime.from_models({"default": FunctionModel(answer)}, traces=TraceStore(tmp_path / "runs"))
+    result = await refinebot.run(MCQ_A, runtime=rt, options=OPTIONS)
+    db = Path(result.trace_dir or "") / CHECKPOINTS
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert not db.with_name(CHECKPOINTS + "-wal").exists() or db.with_name(CHECKPOINTS + "-wal").stat().st_size == 0

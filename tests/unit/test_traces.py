@@ -287,3 +287,23 @@ def test_an_index_written_before_pairs_were_tagged_is_upgraded(tmp_path: Path) -
     writer.write(RunStarted(run_id="new", manifest=Manifest(graph="g", tags={"pair": "e/c/0"})))
     writer.close()
     assert [r.run_id for r in store.runs_for_pair("e/c/0")] == ["new"]
+
+
+def test_state_written_straight_to_json_matches_the_jsonable_form(tmp_path: Path) -> None:
+    """A step's state and update go to the log in one serialization; the line must be the one
+    the event would give with the value made JSON-ready first (odd values and a lone surrogate too)."""
+    from pydantic_core import to_jsonable_python
+
+    from rolegraph.traces._store import _event_json, _event_json_raw
+
+    odd = object()
+    values = [{"t": (1, 2)}, {"s": {3}}, {"f": float("inf")}, {"b": b"xy"}, {"k": {1: "a"}}, {"o": odd},
+              {"lone": "a\ud800b"}, {"u": "é\u2028\x00"}, MCQ_A, [MCQ_A, None], None, "text"]
+    for value in values:
+        raw = _event_json_raw(NodeStarted(node="n", path=["n"], key="n@1", step=0, ts=1.0), "state", value)
+        ready = NodeStarted(node="n", path=["n"], key="n@1", step=0, ts=1.0,
+                            state=to_jsonable_python(value, fallback=str))
+        assert raw == _event_json(ready), value
+        raw = _event_json_raw(NodeFinished(node="n", key="n@1", step=0, ts=1.0), "delta", value)
+        assert raw == _event_json(NodeFinished(node="n", key="n@1", step=0, ts=1.0,
+                                               delta=to_jsonable_python(value, fallback=str))), value
