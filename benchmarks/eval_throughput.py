@@ -4,12 +4,16 @@ the ideal (N x delay / concurrency) and the bare `openai` client (aiohttp transp
 same calls under a semaphore and nothing else. Then peak memory of the runner over 100,000 cases.
 
     .venv/bin/python benchmarks/eval_throughput.py [--cases 1000] [--delay 0.05] [--concurrency 1,16,64]
+        [--trials 5] [--inspect /path/to/inspect-venv/bin/python]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -102,35 +106,62 @@ print(s.ran, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).r
 """
 
 
-async def main(n: int, delay: float, levels: list[int], memory_cases: int, trials: int) -> None:
+def inspect_run(python: str, url: str, n: int, concurrency: int) -> float:
+    """Inspect AI on the same cases and server, in its own virtualenv (benchmarks/inspect_peer.py)."""
+    out = subprocess.run([python, str(Path(__file__).parent / "inspect_peer.py"), "--url", url, "--cases", str(n),
+                          "--concurrency", str(concurrency)], capture_output=True, text=True, check=True, timeout=900)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["wall_s"])
+
+
+def _spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+async def main(n: int, delay: float, levels: list[int], memory_cases: int, trials: int, inspect: str | None) -> None:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(delay)], stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None and server.stdout.readline().strip() == "ready"
     url = f"http://127.0.0.1:{port}/v1"
-    table = Table(title=f"{n} single-call cases, server delay {delay * 1000:.0f} ms, best of {trials}",
-                  title_justify="left")
-    for col in ("concurrency", "ideal s", "bare openai s", "rolegraph s", "rolegraph / ideal", "rolegraph / bare",
-                "bare / ideal", "CPU ms per case"):
+    table = Table(title=f"{n} single-call cases, server delay {delay * 1000:.0f} ms: median (range) of {trials} "
+                        "alternating trials, each trial's arms in rotated order", title_justify="left")
+    for col in ("concurrency", "ideal s", "bare openai s", "rolegraph s", "rolegraph / bare", "rolegraph / ideal",
+                "CPU ms per case: bare", "rolegraph", *(("Inspect AI s", "rolegraph / Inspect") if inspect else ())):
         table.add_column(col, justify="right")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             await bare(url, 20, 4)  # warm up
             for c in levels:
                 ideal = n * delay / c
-                bs, os_, cpus = [], [], []
-                for trial in range(trials):  # alternate and keep each one's best: a 2-core VM is noisy
-                    bs.append(await bare(url, n, c))
-                    cpu0 = time.process_time()
-                    os_.append(await ours(url, n, c, Path(tmp) / f"t{trial}"))
-                    cpus.append((time.process_time() - cpu0) / n * 1000)
-                b, o, cpu = min(bs), min(os_), min(cpus)
-                table.add_row(str(c), f"{ideal:.2f}", f"{b:.2f}", f"{o:.2f}", f"{ideal / o:.2f}", f"{b / o:.2f}",
-                              f"{ideal / b:.2f}", f"{cpu:.2f}")
+                times: dict[str, list[float]] = {"bare": [], "ours": [], "inspect": []}
+                cpu: dict[str, list[float]] = {"bare": [], "ours": []}
+                ratios: list[float] = []
+                for trial in range(trials):
+                    arms = ["bare", "ours", *(["inspect"] if inspect else [])]
+                    arms = arms[trial % len(arms):] + arms[: trial % len(arms)]  # no arm always goes first
+                    for arm in arms:
+                        cpu0 = time.process_time()
+                        if arm == "bare":
+                            times[arm].append(await bare(url, n, c))
+                        elif arm == "ours":
+                            times[arm].append(await ours(url, n, c, Path(tmp) / f"t{trial}"))
+                        else:
+                            assert inspect is not None
+                            times[arm].append(inspect_run(inspect, url, n, c))
+                        if arm in cpu:
+                            cpu[arm].append((time.process_time() - cpu0) / n * 1000)
+                    ratios.append(times["bare"][-1] / times["ours"][-1])  # paired within the trial
+                row = [str(c), f"{ideal:.2f}", _spread(times["bare"]), _spread(times["ours"]), _spread(ratios),
+                       f"{ideal / statistics.median(times['ours']):.2f}", _spread(cpu["bare"]), _spread(cpu["ours"])]
+                if inspect:
+                    row += [_spread(times["inspect"]),
+                            _spread([i / o for i, o in zip(times["inspect"], times["ours"], strict=True)], "{:.1f}")]
+                table.add_row(*row)
     finally:
         server.terminate()
         server.wait()
     console = Console()
     console.print(table)
+    console.print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run([sys.executable, "-c", MEMORY, str(memory_cases), str(Path(tmp) / "m" / "results.sqlite"),
                               str(Path(__file__).parent)], capture_output=True, text=True, check=True)
@@ -148,6 +179,8 @@ if __name__ == "__main__":
     p.add_argument("--delay", type=float, default=0.05)
     p.add_argument("--concurrency", default="1,16,64")
     p.add_argument("--memory-cases", type=int, default=100_000)
-    p.add_argument("--trials", type=int, default=3)
+    p.add_argument("--trials", type=int, default=5)
+    p.add_argument("--inspect", metavar="PYTHON", help="A Python with inspect_ai installed (its own virtualenv): "
+                                                      "adds Inspect AI on the same cases and server")
     a = p.parse_args()
-    asyncio.run(main(a.cases, a.delay, [int(x) for x in a.concurrency.split(",")], a.memory_cases, a.trials))
+    asyncio.run(main(a.cases, a.delay, [int(x) for x in a.concurrency.split(",")], a.memory_cases, a.trials, a.inspect))
