@@ -20,11 +20,6 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _scores(store: Any, scorer: str) -> dict[str, float]:
-    """Per case, the mean score over its ok repeats (errors and timeouts are counted by `_errors`)."""
-    return dict(store.case_scores(scorer))
-
-
 def _errors(store: Any) -> int:
     """Results that are errors or timeouts."""
     return sum(n for status, n in store.status_counts().items() if status != "ok")
@@ -119,7 +114,7 @@ def eval_mcq(
     table = Table(title=f"MCQ evaluation {suite.name}", title_justify="left")
     for col in ("run", "accuracy [95% CI]", "n", "errors", "drop vs clean [95% CI]", "McNemar p"):
         table.add_column(col, justify="left" if col == "run" else "right")
-    clean = _scores(stores["mcq-question"], "accuracy") if "mcq-question" in stores else None
+    clean = stores["mcq-question"].case_scores("accuracy") if "mcq-question" in stores else None
     summary: dict[str, Any] = {}
     if refine:
         codes: dict[str, int] = {}
@@ -131,7 +126,7 @@ def eval_mcq(
     for name, store in stores.items():
         if name == "refinebot":
             continue
-        per_case = _scores(store, "accuracy")
+        per_case = store.case_scores("accuracy")
         acc = accuracy_ci([v >= 0.5 for v in per_case.values()]) if repeats == 1 else None
         est = acc if acc is not None else mean_ci(list(per_case.values()))
         drop, p = "", ""
@@ -172,7 +167,7 @@ def eval_compare(a: str, b: str, scorer: Annotated[str, typer.Option()] = "accur
     from rolegraph.evals._store import EvalStore
     from rolegraph.evals.metrics import paired_comparison
 
-    sa, sb = _scores(EvalStore.open(a, root), scorer), _scores(EvalStore.open(b, root), scorer)
+    sa, sb = EvalStore.open(a, root).case_scores(scorer), EvalStore.open(b, root).case_scores(scorer)
     try:
         cmp = paired_comparison(sa, sb)
     except ValueError as exc:

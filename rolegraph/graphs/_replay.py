@@ -18,7 +18,6 @@ from rolegraph.runtime import Runtime
 from rolegraph.traces import (
     ForkOrigin,
     ForkPrompts,
-    ModelCall,
     NodeFinished,
     NodeStarted,
     ReplayModel,
@@ -30,10 +29,6 @@ from rolegraph.traces import (
     role_prompts,
     takes_runtime,
 )
-
-
-def _roles(trace: Trace) -> list[str]:
-    return sorted(set(trace.started.manifest.roles) | {e.role for e in trace.of_kind(ModelCall)})
 
 
 @dataclass
@@ -97,7 +92,7 @@ async def resume_run(trace: Trace, *, store: TraceStore, live: Runtime, graph: G
         return ReplayModel(trace, live=live.unrecorded_model(role), fill_gaps=True)
 
     runtime = Runtime.from_models({}, prompts=live.prompts, traces=store, fallback=resumer)
-    runtime.require_roles(_roles(trace))  # a role nobody can play fails here, before the run is touched
+    runtime.require_roles(trace.roles)  # a role nobody can play fails here, before the run is touched
     runtime.tool_source = ReplayTools(trace, fill_gaps=True)
     try:
         return await run_graph(graph, manifest, runtime, resume=trace)
@@ -147,8 +142,8 @@ async def replay_run(trace: Trace, *, store: TraceStore | None = None, live: Run
                                   trace_parent=ForkOrigin(run_id=trace.run_id, live_from=live_from,
                                                          live_from_call=live_from_call, changes=changes))
     for role in models:
-        if role not in _roles(trace):
-            raise UserError(f"--model {role}=...: the run has no role '{role}'; roles: {', '.join(_roles(trace))}")
+        if role not in trace.roles:
+            raise UserError(f"--model {role}=...: the run has no role '{role}'; roles: {', '.join(trace.roles)}")
     runtime.tool_source = ReplayTools(trace, live_from=live_from)
     runtime.memory_source = trace  # memory reads answered as recorded (in a fork, before live_from)
     runtime.memory_live_from = live_from

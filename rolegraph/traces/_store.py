@@ -168,38 +168,8 @@ class TraceStore:
 
     def list(self, *, graph: str | None = None, status: str | None = None, search: str | None = None,
              limit: int = 50) -> list[RunInfo]:
-        """Runs, newest first; `search` matches text in the run's input."""
-        if not (self.root / "index.sqlite").exists():
-            return []
-        query = "SELECT run_id, graph, started, finished, status, parent, pid, model_calls, tokens, summary FROM runs"
-        where: list[str] = []
-        args: list[Any] = []
-        if graph:
-            where.append("graph = ?")
-            args.append(graph)
-        if status == "incomplete":  # a dead "running" row; whether it is dead is known only below
-            where.append("status = 'running'")
-        elif status:
-            where.append("status = ?")
-            args.append(status)
-        if search:
-            where.append("summary LIKE ?")
-            args.append(f"%{search}%")
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY started DESC"
-        if status != "incomplete":  # for incomplete the limit applies after the liveness filter
-            query += " LIMIT ?"
-            args.append(limit)
-        with self._lock, self._index() as con:
-            rows = con.execute(query, args).fetchall()
-        infos = _with_liveness([RunInfo(*row) for row in rows])
-        if status == "incomplete":
-            infos = [i for i in infos if i.status == "incomplete"][:limit]
-        for info in infos:
-            if info.status in ("running", "incomplete"):
-                info.model_calls, info.tokens = _recorded_counts(self.root / info.run_id)
-        return infos
+        """Runs, newest first; `search` matches text in the run's input (the first of `page`'s pages)."""
+        return self.page(graph=graph, status=status, search=search, limit=limit).runs
 
     def page(self, *, graph: str | None = None, status: str | None = None, search: str | None = None,
              parent: str | None = None, sort: str = "started", descending: bool = True, offset: int = 0,
@@ -258,8 +228,7 @@ class TraceStore:
         if not (self.root / "index.sqlite").exists():
             return []
         with self._lock, self._index() as con:
-            rows = con.execute("SELECT run_id, graph, started, finished, status, parent, pid, model_calls, tokens, "
-                               "summary FROM runs WHERE pair = ? ORDER BY started DESC", (pair,)).fetchall()
+            rows = con.execute(f"SELECT {_COLUMNS} FROM runs WHERE pair = ? ORDER BY started DESC", (pair,)).fetchall()
         return _with_liveness([RunInfo(*row) for row in rows])
 
     def resolve(self, ref: str) -> Path:
@@ -489,6 +458,11 @@ class Trace:
     @property
     def status(self) -> str:
         return self.finished.status if self.finished else "incomplete"
+
+    @property
+    def roles(self) -> builtins.list[str]:
+        """The run's roles, sorted: those its manifest names and any that made a call."""
+        return sorted(set(self.started.manifest.roles) | {e.role for e in self.events if isinstance(e, ModelCall)})
 
     def of_kind(self, kind: type[Any]) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]

@@ -111,9 +111,6 @@ def render_view(trace: Trace, *, assets_url: str | None = None, app: Mapping[str
     )
 
 
-render = render_view
-
-
 def write_view(trace: Trace, path: str | Path | None = None, *, assets: str | Path | None = None,
                redactor: Redactor | None = None) -> Path:
     """Write the run's page (default `<run dir>/view.html`). Without `assets` the page is self-contained;
@@ -125,5 +122,5 @@ def write_view(trace: Trace, path: str | Path | None = None, *, assets: str | Pa
         folder = write_assets(assets)
         url = urllib.parse.quote(Path(os.path.relpath(folder.resolve(), out.parent.resolve())).as_posix()) + "/"
     # the trace was redacted when written; redact again with what this process knows (keys added since)
-    out.write_text((redactor or Redactor())(render(trace, assets_url=url)), encoding="utf-8")
+    out.write_text((redactor or Redactor())(render_view(trace, assets_url=url)), encoding="utf-8")
     return out

@@ -4,6 +4,7 @@ evaluations paired. Everything is rendered on the server from the package's temp
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import urllib.parse
 from collections.abc import Callable
@@ -24,7 +25,6 @@ from rolegraph.traces import (
     ASSETS,
     SHARED_ASSETS,
     SORT_COLUMNS,
-    ModelCall,
     Redactor,
     Trace,
     TraceStore,
@@ -57,8 +57,6 @@ def _env() -> jinja2.Environment:
 
 
 def _when(ts: float | None) -> str:
-    import datetime as dt
-
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
 
 
@@ -86,8 +84,9 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
         folder = inside(evals_root, eval_id, must_have="results.sqlite", depth=EVAL_DEPTH)
         return EvalStore(folder / "results.sqlite", redactor=redact)
 
-    def eval_id_of(store: EvalStore) -> str:
-        return store.dir.relative_to(evals_root).as_posix()
+    def has_run(run_id: str | None) -> bool:
+        """Whether a trace an evaluation names is in the runs folder (its page is then linked)."""
+        return bool(run_id) and (runs_root / str(run_id) / "events.jsonl").is_file()
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> HTMLResponse:
@@ -181,12 +180,13 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
         items = []
         found = [p for d in range(1, EVAL_DEPTH + 1) for p in evals_root.glob("*/" * d + "results.sqlite")]
         for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True):
+            eval_id = path.parent.relative_to(evals_root).as_posix()
             try:
-                ev = open_eval(path.parent.relative_to(evals_root).as_posix())
+                ev = open_eval(eval_id)
             except NotFound:
                 continue
             meta = ev.meta()
-            items.append({"id": eval_id_of(ev), "benchmark": meta.get("benchmark", "?"), "created": meta.get("created"),
+            items.append({"id": eval_id, "benchmark": meta.get("benchmark", "?"), "created": meta.get("created"),
                           "progress": ev.progress(), "headline": ev.headline()})
         return page("evals.html.j2", evals=items)
 
@@ -205,9 +205,9 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
             cmp = compare_evals(ea, eb, scorer)
         except ValueError as exc:
             raise UserError(f"{a} and {b}: {exc}") from None
-        known = {c.a_trace for c in cmp.flipped} | {c.b_trace for c in cmp.flipped}
-        present = {t for t in known if t and (runs_root / t / "events.jsonl").is_file()}
-        return page("eval_compare.html.j2", c=cmp, present=present, benchmark=ma.get("benchmark"), a=a, b=b)
+        present = {t for c in cmp.flipped for t in (c.a_trace, c.b_trace) if has_run(t)}
+        return page("eval_compare.html.j2", c=cmp, present=present, scorers=scorers, benchmark=ma.get("benchmark"),
+                    a=a, b=b)
 
     @app.get("/evals/{eval_id:path}/progress.json")
     def eval_progress(eval_id: str) -> JSONResponse:
@@ -218,9 +218,7 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
         ev = open_eval(eval_id)
 
         def link(r: EvalRecord) -> str | None:
-            if r.trace_id and (runs_root / r.trace_id / "events.jsonl").is_file():
-                return f"/runs/{urllib.parse.quote(r.trace_id)}"
-            return None
+            return f"/runs/{urllib.parse.quote(str(r.trace_id))}" if has_run(r.trace_id) else None
 
         url = f"/evals/{urllib.parse.quote(eval_id)}/progress.json"
         html = render_report(ev, link=link, app={"nav": NAV, "progress_url": url})
@@ -234,10 +232,9 @@ def _fork_roles(trace: Trace) -> dict[str, str | None]:
     that exact version (else None: the form then starts empty)."""
     manifest = trace.started.manifest
     used = role_prompts(trace)
-    roles = sorted(set(manifest.roles) | {c.role for c in trace.of_kind(ModelCall)})
     library = PromptLibrary().below(*manifest.prompt_dirs)
     out: dict[str, str | None] = {}
-    for role in roles:
+    for role in trace.roles:
         source = None
         name = used.get(role)
         if name:

@@ -109,7 +109,9 @@ def compare_runs(a: Trace, b: Trace) -> RunComparison:
             q = cy[k] if k < len(cy) else None
             same_request = p is not None and q is not None and p.fingerprint == q.fingerprint
             same_answer = p is not None and q is not None and answer_text(p) == answer_text(q)
-            pair = CallPair(k, (p or q).role if (p or q) else "", p, q, same_request, same_answer)  # type: ignore[union-attr]
+            either = p or q
+            assert either is not None  # k is below the longer list's length
+            pair = CallPair(k, either.role, p, q, same_request, same_answer)
             if not same_request:
                 pair.request_diff = diff_lines(request_lines(p.request) if p else [], request_lines(q.request) if q else [])
             if not same_answer:
@@ -118,8 +120,9 @@ def compare_runs(a: Trace, b: Trace) -> RunComparison:
             calls.append(pair)
         same = (x is not None and y is not None and x.node == y.node
                 and all(c.same_request and c.same_answer for c in calls))
-        step = x.step if x else y.step  # type: ignore[union-attr]
-        rows.append(StepPair(step, x, y, calls, same))
+        side = x or y
+        assert side is not None  # i is below the longer list's length
+        rows.append(StepPair(side.step, x, y, calls, same))
     if divergence is not None:
         for row in rows:
             if row.step == divergence.step:
@@ -143,7 +146,6 @@ class EvalComparison:
     a: EvalStore
     b: EvalStore
     scorer: str
-    scorers: list[str]
     paired: PairedComparison
     flipped: list[FlippedCase]
     only_a: int
@@ -158,8 +160,7 @@ def compare_evals(a: EvalStore, b: EvalStore, scorer: str) -> EvalComparison:
     ta, tb = _first_traces(a), _first_traces(b)
     flipped = [FlippedCase(c, sa[c], sb[c], ta.get(c), tb.get(c)) for c in sorted(sa.keys() & sb.keys())
                if sa[c] != sb[c]]
-    scorers = sorted(set(a.headline()) | set(b.headline()))
-    return EvalComparison(a, b, scorer, scorers, paired, flipped, len(sa.keys() - sb.keys()), len(sb.keys() - sa.keys()))
+    return EvalComparison(a, b, scorer, paired, flipped, len(sa.keys() - sb.keys()), len(sb.keys() - sa.keys()))
 
 
 def _first_traces(store: EvalStore) -> dict[str, str]:

@@ -61,28 +61,28 @@ class ForkJobs:
         n_steps = len(steps(trace))
         if not 0 <= step < n_steps:
             raise UserError(f"step {step} is not in run {trace.run_id} (steps 0..{n_steps - 1})")
-        roles = set(trace.started.manifest.roles) | {c.role for c in trace.of_kind(ModelCall)}
-        if role not in roles:
-            raise UserError(f"run {trace.run_id} has no role '{role}'; roles: {', '.join(sorted(roles))}")
+        if role not in trace.roles:
+            raise UserError(f"run {trace.run_id} has no role '{role}'; roles: {', '.join(trace.roles)}")
         if prompt:
             try:
                 jinja2.Environment(autoescape=False).parse(prompt)
             except jinja2.TemplateSyntaxError as exc:
                 raise UserError(f"the prompt template for '{role}', line {exc.lineno}: {exc.message}") from None
+        prompt_file = self.save_prompt(prompt) if prompt else None
         changes = {**({f"model:{role}": model} if model else {}),
-                   **({f"prompt:{role}": str(self.save_prompt(prompt))} if prompt else {})}
+                   **({f"prompt:{role}": str(prompt_file)} if prompt_file else {})}
         job = ForkJob(id=os.urandom(6).hex(), parent=trace.run_id, step=step, changes=changes, parent_steps=n_steps)
         with self._lock:
             self._jobs[job.id] = job
-        thread = threading.Thread(target=self._work, args=(job, trace, role, model, prompt), name=f"fork-{job.id}",
+        thread = threading.Thread(target=self._work, args=(job, trace, role, model, prompt_file), name=f"fork-{job.id}",
                                   daemon=True)
         self._threads.append(thread)
         thread.start()
         return job
 
-    def _work(self, job: ForkJob, trace: Trace, role: str, model: str | None, prompt: str | None) -> None:
+    def _work(self, job: ForkJob, trace: Trace, role: str, model: str | None, prompt_file: Path | None) -> None:
         try:
-            prompts = {role: str(self.save_prompt(prompt))} if prompt else {}
+            prompts = {role: str(prompt_file)} if prompt_file else {}
             live = self.live()
             job.state = "running"
 
