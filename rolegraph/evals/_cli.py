@@ -25,8 +25,6 @@ def _errors(store: Any) -> int:
     return sum(n for status, n in store.status_counts().items() if status != "ok")
 
 
-
-
 def _fmt(e: Any) -> str:
     return f"{e.value + 0.0:.3f} [{e.low + 0.0:.3f}, {e.high + 0.0:.3f}]"  # + 0.0 turns -0.0 into 0.0
 

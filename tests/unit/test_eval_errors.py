@@ -13,7 +13,6 @@ import pytest
 
 from rolegraph import Runtime, UserError
 from rolegraph.evals import Benchmark, Case, EvalStore, Match, SolverOutput, run_eval
-from rolegraph.evals._cli import _scores
 from rolegraph.evals._report import summarize
 
 
@@ -80,7 +79,7 @@ async def test_scores_are_over_ok_results_with_errors_beside_them(tmp_path: Path
     acc = summary["scorers"]["accuracy"]
     assert (acc["mean"]["value"], acc["mean"]["n"], acc["errors"]) == (1.0, 1, 1)
     assert summary["errors"] == 1 and summary["status"] == {"ok": 1, "error": 1}
-    assert _scores(store, "accuracy") == {"c0": 1.0}  # the MCQ CLI's per-case scores: no 0 for the error
+    assert store.case_scores("accuracy") == {"c0": 1.0}  # the MCQ CLI's per-case scores: no 0 for the error
 
 
 async def test_repeats_with_an_error_are_left_out_of_pass_at_k(tmp_path: Path) -> None:
