@@ -1,5 +1,6 @@
 """What rolegraph adds per node step, next to its peers, on a RefineBot-shaped loop: four roles, each
-one model call per step, three iterations (12 steps a run), an instant model (no server, no sleeps).
+one model call per step, three iterations (12 steps a run; `--iterations` sets another count), an instant
+model (no server, no sleeps).
 
 Arms, run in alternating order within each trial (so drift hits all of them):
 
@@ -17,7 +18,11 @@ disturbed by other load on the machine), with the range over trials; and each co
 median of its per-trial ratios (the two arms of a ratio ran seconds apart). Many short trials: a burst of
 load elsewhere then lands in a few trials of every arm, and the median steps over it.
 
-    .venv/bin/python benchmarks/overhead.py [--trials 30] [--runs 4]
+A run's fixed costs (its trace directory and log, its index rows, opening its checkpoint file) are
+spread over its steps: `--iterations 12` shows the cost per step of a longer run, where they weigh
+less, and `--dir` puts the runs on another disk (file creation costs differ from disk to disk).
+
+    .venv/bin/python benchmarks/overhead.py [--trials 30] [--runs 4] [--iterations 3] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -49,17 +54,31 @@ from rolegraph.traces import TraceStore
 
 ROLES = ("evaluator", "reflector", "rewriter", "checker")
 ITERATIONS = 3
-STEPS = len(ROLES) * ITERATIONS
 
 
 class LoopInput(BaseModel):
     question: str = "Which organelle makes ATP?"
+    iterations: int = ITERATIONS
 
 
 class LoopState(BaseModel):
     question: str = ""
     iteration: int = 0
+    iterations: int = ITERATIONS
     notes: list[str] = Field(default_factory=list)
+
+
+class Loop:
+    input = LoopInput()
+    """What every arm runs (main sets its iterations)."""
+
+
+def start_state() -> LoopState:
+    return LoopState(**Loop.input.model_dump())
+
+
+def limit(inp: LoopInput | None = None) -> int:
+    return len(ROLES) * (inp or Loop.input).iterations + 10
 
 
 def instant(request: ChatRequest) -> str:
@@ -80,7 +99,7 @@ def update_for(role: str, state: LoopState, text: str) -> dict[str, Any]:
 
 
 def route(state: LoopState) -> str:
-    return END if state.iteration >= ITERATIONS else "next"
+    return END if state.iteration >= state.iterations else "next"
 
 
 def add_loop(g: Any, node_for: Callable[[str], Any]) -> None:
@@ -98,7 +117,7 @@ MODEL = FunctionModel(instant)
 
 
 async def plain_asyncio(_: Path) -> None:
-    state = LoopState(question=LoopInput().question)
+    state = start_state()
     while True:
         for role in ROLES:
             response = await MODEL.chat(request_for(role, state))
@@ -124,14 +143,13 @@ RAW = _raw_graph()
 
 
 async def raw_langgraph(_: Path) -> None:
-    await RAW.ainvoke(LoopState(question=LoopInput().question), config={"recursion_limit": 100})
+    await RAW.ainvoke(start_state(), config={"recursion_limit": limit()})
 
 
 async def raw_sqlite_default(db: Path) -> None:
     async with aiosqlite.connect(str(db)) as conn:
         g = RAW.copy(update={"checkpointer": AsyncSqliteSaver(conn)})
-        await g.ainvoke(LoopState(question=LoopInput().question),
-                        config={"recursion_limit": 100, "configurable": {"thread_id": db.stem}})
+        await g.ainvoke(start_state(), config={"recursion_limit": limit(), "configurable": {"thread_id": db.stem}})
 
 
 # rolegraph's own SQLite settings, read from the code that applies them (so the reference
@@ -146,8 +164,8 @@ async def raw_sqlite_same(db: Path) -> None:
             await conn.execute(pragma)
         g = RAW.copy(update={"checkpointer": AsyncSqliteSaver(conn)})
         kwargs = {"durability": DURABILITY} if DURABILITY is not None else {}
-        await g.ainvoke(LoopState(question=LoopInput().question),
-                        config={"recursion_limit": 100, "configurable": {"thread_id": db.stem}}, **kwargs)
+        await g.ainvoke(start_state(), config={"recursion_limit": limit(), "configurable": {"thread_id": db.stem}},
+                        **kwargs)
 
 
 def rg_node(role: str) -> Callable[[LoopState, Runtime], Awaitable[dict[str, Any]]]:
@@ -158,7 +176,8 @@ def rg_node(role: str) -> Callable[[LoopState, Runtime], Awaitable[dict[str, Any
     return node
 
 
-@rg.graph(input=LoopInput, state=LoopState, roles=ROLES, recursion_limit=100, name="overhead_loop")
+@rg.graph(input=LoopInput, state=LoopState, roles=ROLES, recursion_limit=lambda inp, options: limit(inp),
+          name="overhead_loop")
 def loop_graph(g: rg.StateGraph) -> None:
     add_loop(g, rg_node)
 
@@ -174,12 +193,12 @@ def _runtime(root: Path) -> Runtime:
 
 async def rolegraph_recorded(db: Path) -> None:
     rt = _runtime(db.parent)
-    manifest = loop_graph.manifest(LoopInput(), runtime=rt)
+    manifest = loop_graph.manifest(Loop.input, runtime=rt)
     await _run.run_graph(loop_graph, manifest, rt, checkpoint=False)
 
 
 async def rolegraph_checkpointed(db: Path) -> None:
-    await loop_graph.run(LoopInput(), runtime=_runtime(db.parent))
+    await loop_graph.run(Loop.input, runtime=_runtime(db.parent))
 
 
 ARMS: dict[str, Callable[[Path], Awaitable[None]]] = {
@@ -196,12 +215,14 @@ def span(values: list[float], fmt: str = ".3f") -> str:
     return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
-async def main(trials: int, runs: int) -> None:
+async def main(trials: int, runs: int, iterations: int, where: str | None) -> None:
+    Loop.input = LoopInput(iterations=iterations)
+    steps = len(ROLES) * iterations
     names = list(ARMS)
     wall: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
     load = os.getloadavg()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=where) as tmp:
         root = Path(tmp)
         for name in names:  # warm every arm once (imports, compiled graphs, prompt caches)
             await ARMS[name](root / f"warm-{names.index(name)}.sqlite")
@@ -216,13 +237,14 @@ async def main(trials: int, runs: int) -> None:
                     counter += 1
                     await ARMS[name](root / f"r{counter}.sqlite")
                 MODEL.requests.clear()
-                wall[name].append((time.perf_counter() - t) / (runs * STEPS) * 1000)
-                cpu[name].append((time.process_time() - c) / (runs * STEPS) * 1000)
+                wall[name].append((time.perf_counter() - t) / (runs * steps) * 1000)
+                cpu[name].append((time.process_time() - c) / (runs * steps) * 1000)
 
     same = "raw LangGraph + SQLite (rolegraph's settings)"
-    table = Table(title=f"per node step, {len(ROLES)} roles x {ITERATIONS} iterations ({STEPS} steps a run), instant "
-                        f"model; median (range) of {trials} alternating trials x {runs} runs; load before "
-                        f"{load[0]:.2f} {load[1]:.2f}", title_justify="left")
+    table = Table(title=f"per node step, {len(ROLES)} roles x {iterations} iterations ({steps} steps a run), instant "
+                        f"model, runs written under {where or tempfile.gettempdir()}; median (range) of {trials} "
+                        f"alternating trials x {runs} runs; load before {load[0]:.2f} {load[1]:.2f}",
+                  title_justify="left")
     for col in ("arm", "wall ms/step", "CPU ms/step", "x reference, paired by trial: wall; CPU"):
         table.add_column(col, justify="left" if col == "arm" else "right")
     refs = {"rolegraph recorded, no checkpointer": "raw LangGraph", "rolegraph recorded + checkpoint": same,
@@ -250,5 +272,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--iterations", type=int, default=ITERATIONS,
+                        help="loop iterations a run (4 steps each); 3 is the issue's loop")
+    parser.add_argument("--dir", default=None, help="where the runs are written (default: the system's temp dir)")
     args = parser.parse_args()
-    asyncio.run(main(args.trials, args.runs))
+    asyncio.run(main(args.trials, args.runs, args.iterations, args.dir))

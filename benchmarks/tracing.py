@@ -6,8 +6,10 @@ measured in alternating trials in this one run (so drift hits all of them):
 - replay speed: model calls answered from a trace per second, for a replay that records its own
   trace (what `rolegraph replay` does; goal >= 1,500/s) and for one that writes nothing
   (goal >= 2,500/s), in wall time and in CPU time (process_time, less disturbed by other load);
-- the floor: LangGraph's own stepping on the same shape (four async nodes that return at once,
-  looped for as many steps), which no replay can beat;
+- the floor: LangGraph's own stepping on the same shape, which no replay can beat, twice: four
+  async nodes that return at once and leave the state as it is, and the same four nodes returning,
+  step by step, the updates the recorded run's nodes returned (typed as the state's fields, built
+  before timing), so that LangGraph carries the same growing state through the same steps;
 - size: bytes per model-call event, not counting message text.
 
 Values are the median over trials, with the range (min-max) over trials in brackets.
@@ -111,6 +113,45 @@ def floor_graph(steps: int) -> Any:
     return g.compile()
 
 
+def trajectory_graph(trace: Any) -> tuple[Any, Callable[[], None]]:
+    """LangGraph alone on RefineBot's shape and state, each node returning the update the recorded
+    run's node returned at that step (validated into the state's field types before timing).
+    Returns the graph and a rewind for the next run."""
+    from pydantic import TypeAdapter
+
+    from rolegraph.traces import NodeFinished
+
+    fields = refinebot.RefineState.model_fields
+    adapters = {name: TypeAdapter(f.annotation) for name, f in fields.items()}
+    updates = [{k: adapters[k].validate_python(v) for k, v in (e.delta or {}).items()}
+               for e in sorted(trace.of_kind(NodeFinished), key=lambda e: e.step)]
+    at = [0]
+
+    def node(name: str) -> Any:
+        async def fn(state: refinebot.RefineState) -> dict[str, Any]:
+            update = updates[at[0]]
+            at[0] += 1
+            return update
+        fn.__name__ = name
+        return fn
+
+    def route(state: refinebot.RefineState) -> str:
+        return END if state.exit_code is not None else "next"
+
+    g = StateGraph(refinebot.RefineState)
+    for name in ("evaluate", "reflect", "rewrite", "check"):
+        g.add_node(name, node(name))
+    g.add_edge(START, "evaluate")
+    g.add_conditional_edges("evaluate", route, {END: END, "next": "reflect"})
+    g.add_edge("reflect", "rewrite")
+    g.add_edge("rewrite", "check")
+    g.add_conditional_edges("check", route, {END: END, "next": "evaluate"})
+
+    def rewind() -> None:
+        at[0] = 0
+    return g.compile(), rewind
+
+
 def span(values: list[float], fmt: str = ",.0f") -> str:
     return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
@@ -128,6 +169,7 @@ async def main(trials: int, runs: int, iters: int) -> None:
         calls = trace.of_kind(ModelCall)
         n_calls = len(calls)
         floor = floor_graph(steps_per_run)
+        trajectory, rewind = trajectory_graph(trace)
         mcq = refinebot.RefineState(original=MCQ_A, current=MCQ_A)
         counter = 0
 
@@ -148,9 +190,14 @@ async def main(trials: int, runs: int, iters: int) -> None:
         async def langgraph_floor() -> None:
             await floor.ainvoke(FloorState(**dict(mcq)), config={"recursion_limit": 10 * steps_per_run})
 
+        async def langgraph_trajectory() -> None:
+            rewind()
+            final = await trajectory.ainvoke(mcq, config={"recursion_limit": 10 * steps_per_run})
+            assert final["exit_code"] is not None and final["iteration"] == trace.finished.output["iterations"]
+
         arms: dict[str, Callable[[], Awaitable[None]]] = {
             "untraced": untraced, "traced": traced, "replay_recorded": replay_recorded,
-            "replay_bare": replay_bare, "floor": langgraph_floor}
+            "replay_bare": replay_bare, "floor": langgraph_floor, "trajectory": langgraph_trajectory}
         for arm in arms.values():
             await arm()
         wall: dict[str, list[float]] = {k: [] for k in arms}
@@ -206,6 +253,13 @@ async def main(trials: int, runs: int, iters: int) -> None:
     table.add_row("floor: LangGraph stepping alone, same shape and state, steps/s", span(rate(wall["floor"])),
                   span(rate(cpu["floor"])), "")
     table.add_row("  ms per step", span(per_call_ms(wall["floor"]), ".3f"), span(per_call_ms(cpu["floor"]), ".3f"), "")
+    table.add_row("floor: LangGraph stepping alone, the recorded run's updates, steps/s", span(rate(wall["trajectory"])),
+                  span(rate(cpu["trajectory"])), "")
+    table.add_row("  ms per step", span(per_call_ms(wall["trajectory"]), ".3f"),
+                  span(per_call_ms(cpu["trajectory"]), ".3f"), "")
+    for arm, label in (("replay_bare", "nothing written"), ("replay_recorded", "recording")):
+        above = [(r - f) / n_calls * 1000 for r, f in zip(cpu[arm], cpu["trajectory"], strict=True)]
+        table.add_row(f"  replay ({label}) above that floor, CPU ms per call", span(above, ".3f"), "", "")
     table.add_row("model-call event, bytes without message text",
                   f"{statistics.median(overhead):,.0f} (median), {max(overhead):,} (max)", "", "")
     console.print(table)

@@ -4,7 +4,8 @@ and replayable."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 import aiosqlite
@@ -35,9 +36,11 @@ next step starts, so a kill loses at most the step in flight (whose model calls 
 answers on resume). LangGraph's default, "async", may also lose the step before it."""
 
 
-def state_types(root: Any) -> set[type]:
+@lru_cache(maxsize=256)
+def state_types(root: Any) -> frozenset[type]:
     """The classes a checkpoint of state `root` can hold: the state type and every pydantic model,
-    dataclass and enum reachable through its field annotations (generics and unions included)."""
+    dataclass and enum reachable through its field annotations (generics and unions included).
+    Computed once per state type (a run's checkpointer asks for it)."""
     import dataclasses
     import enum
     import typing
@@ -60,7 +63,7 @@ def state_types(root: Any) -> set[type]:
                 todo.extend(typing.get_type_hints(tp).values())
         elif typing.is_typeddict(tp):
             todo.extend(typing.get_type_hints(tp).values())
-    return found
+    return frozenset(found)
 
 
 class RedactingSerde:
@@ -68,7 +71,7 @@ class RedactingSerde:
     graph's state classes, see `state_types`) are registered with LangGraph's msgpack allowlist, so
     a resume neither warns about them now nor breaks when LangGraph blocks unregistered types."""
 
-    def __init__(self, redactor: Redactor, types: set[type] | None = None) -> None:
+    def __init__(self, redactor: Redactor, types: Collection[type] | None = None) -> None:
         allowed = sorted((t.__module__, t.__qualname__) for t in types or ())
         # none known: LangGraph's default (allow, warn), since None would block all but its own types
         self.inner = JsonPlusSerializer(allowed_msgpack_modules=allowed) if allowed else JsonPlusSerializer()
@@ -107,7 +110,7 @@ async def run_graph(graph: Graph[Any], manifest: Manifest, runtime: Runtime, *, 
                     for pragma in SQLITE_PRAGMAS:
                         await conn.execute(pragma)
                     saver = AsyncSqliteSaver(conn, serde=RedactingSerde(run.writer.store.redactor,
-                                                                          types=state_types(graph.state_type)))
+                                                                          types=state_types(cast(Any, graph.state_type))))
                     g = compiled.copy(update={"checkpointer": saver})
                     # a run killed before its first checkpoint resumes from its input
                     start = initial if resume is None or await saver.aget_tuple(cast(Any, config)) is None else None

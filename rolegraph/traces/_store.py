@@ -311,7 +311,8 @@ class RunWriter:
 
     def __init__(self, store: TraceStore, run_id: str, run_dir: Path) -> None:
         self.store, self.run_id, self.dir = store, run_id, run_dir
-        self._fh = open(run_dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        # unbuffered: each event is one write(2) to the OS, so a killed process has lost none of it
+        self._fh = open(run_dir / "events.jsonl", "ab", buffering=0)  # noqa: SIM115 - closed in close()
         self._lock = threading.Lock()
         self._seq = 0
 
@@ -324,8 +325,12 @@ class RunWriter:
             line = self.store.redactor(_event_json(event) if raw is None else _event_json_raw(event, *raw))
             if len(line) > FIELD_LIMIT:
                 line = self._long_strings_to_blobs(line)
-            self._fh.write(line + "\n")
-            self._fh.flush()
+            data = (line + "\n").encode()
+            while data:  # a regular file takes it all at once; a short write is finished, not dropped
+                n = self._fh.write(data)
+                if not n:
+                    raise OSError(f"could not append to {self.dir / 'events.jsonl'}")
+                data = data[n:]
         if isinstance(event, RunStarted):
             self.store._index_start(event)
         elif isinstance(event, RunFinished):
