@@ -91,7 +91,6 @@ class FloorState(refinebot.RefineState):
 
 def floor_graph(steps: int) -> Any:
     """LangGraph alone on RefineBot's shape and state type: four async nodes that return at once."""
-    names = ("evaluate", "reflect", "rewrite", "check")
 
     def node(name: str) -> Any:
         async def fn(state: FloorState) -> dict[str, Any]:
@@ -102,8 +101,13 @@ def floor_graph(steps: int) -> Any:
     async def route(state: FloorState) -> str:
         return END if state.steps >= steps else "next"
 
-    g = StateGraph(FloorState)
-    for name in names:
+    return refine_shape(FloorState, node, route)
+
+
+def refine_shape(state: type, node: Callable[[str], Any], route: Callable[[Any], Any]) -> Any:
+    """RefineBot's shape in plain LangGraph: evaluate -> reflect -> rewrite -> check, looped."""
+    g = StateGraph(state)
+    for name in ("evaluate", "reflect", "rewrite", "check"):
         g.add_node(name, node(name))
     g.add_edge(START, "evaluate")
     g.add_conditional_edges("evaluate", route, {END: END, "next": "reflect"})
@@ -138,18 +142,9 @@ def trajectory_graph(trace: Any) -> tuple[Any, Callable[[], None]]:
     def route(state: refinebot.RefineState) -> str:
         return END if state.exit_code is not None else "next"
 
-    g = StateGraph(refinebot.RefineState)
-    for name in ("evaluate", "reflect", "rewrite", "check"):
-        g.add_node(name, node(name))
-    g.add_edge(START, "evaluate")
-    g.add_conditional_edges("evaluate", route, {END: END, "next": "reflect"})
-    g.add_edge("reflect", "rewrite")
-    g.add_edge("rewrite", "check")
-    g.add_conditional_edges("check", route, {END: END, "next": "evaluate"})
-
     def rewind() -> None:
         at[0] = 0
-    return g.compile(), rewind
+    return refine_shape(refinebot.RefineState, node, route), rewind
 
 
 def span(values: list[float], fmt: str = ",.0f") -> str:
