@@ -16,19 +16,18 @@ from rich.table import Table
 
 from rolegraph import __version__
 from rolegraph.errors import RolegraphError, UserError, one_line
-from rolegraph.evals._any import eval_any_command
-from rolegraph.evals._cli import eval_app, optimize_command
 from rolegraph.evals.being0 import register as register_being0
 from rolegraph.evals.blame import blame_command
+from rolegraph.evals.cli import eval_any_command, eval_app, optimize_command
 from rolegraph.evals.fork_compare import fork_compare_command
 from rolegraph.evals.lvas import register as register_lvas
 from rolegraph.evals.videomind import register as register_videomind
-from rolegraph.graphs._cli import replay_command, resume_command, run_any_command
+from rolegraph.graphs.cli import replay_command, resume_command, run_any_command
 from rolegraph.graphs.videomind import ADAPTER_DATA as VIDEOMIND_ADAPTER_DATA
-from rolegraph.models._adapters_cli import adapters_app, serve_adapters
+from rolegraph.models.adapters_cli import adapters_app, serve_adapters
 from rolegraph.models.servers import default_concurrency
-from rolegraph.traces._cli import trace_app
-from rolegraph.ui._cli import ui_command
+from rolegraph.traces.cli import trace_app
+from rolegraph.ui.cli import ui_command
 
 
 class _AnyGraphGroup(typer.core.TyperGroup):

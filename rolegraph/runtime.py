@@ -15,15 +15,24 @@ from typing import Any, TypeVar, cast
 
 from rolegraph.config import EMBEDDED, EndpointConfig, RoleConfig, RuntimeConfig, load_config
 from rolegraph.errors import ConfigError, ServerStartError, UnknownRoleError
-from rolegraph.memory._base import MemoryStore, TokenCounter
-from rolegraph.memory._recorded import RecordedMemory
+from rolegraph.memory import MemoryStore, RecordedMemory, TokenCounter
 from rolegraph.models import ChatModel, ChatRequest, Endpoint, OpenAICompatModel, RetryPolicy
 from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
 from rolegraph.prompts import PromptLibrary
-from rolegraph.traces._events import ForkOrigin, Manifest, RoleInfo
-from rolegraph.traces._recorder import RecordingModel, RunContext, attempt_scope, record_run
-from rolegraph.traces._store import Redactor, Trace, TraceStore
-from rolegraph.traces._tools import ToolSource, record_tool
+from rolegraph.traces import (
+    ForkOrigin,
+    Manifest,
+    RecordingModel,
+    Redactor,
+    RoleInfo,
+    RunContext,
+    ToolSource,
+    Trace,
+    TraceStore,
+    attempt_scope,
+    record_run,
+    record_tool,
+)
 
 T = TypeVar("T")
 

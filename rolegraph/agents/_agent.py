@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from pydantic import BaseModel, ValidationError
 
 from rolegraph.errors import AgentOutputError
-from rolegraph.memory._recorded import MemoryFeed
-from rolegraph.models import ChatRequest, ChatResponse, Message, ToolSpec, Usage, decode_json
-from rolegraph.models._decode import UnsafeJSON
-from rolegraph.traces._recorder import attempt_result, attempt_scope
+from rolegraph.memory import MemoryFeed
+from rolegraph.models import ChatRequest, ChatResponse, Message, ToolSpec, UnsafeJSON, Usage, decode_json
+from rolegraph.traces import attempt_result, attempt_scope
 
 if TYPE_CHECKING:
     from rolegraph.runtime import Runtime

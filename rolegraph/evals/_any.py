@@ -133,7 +133,7 @@ def eval_any_command(
     from rolegraph.evals._runner import new_eval_id, run_eval
     from rolegraph.evals._store import EvalStore
     from rolegraph.graphs import load_graph
-    from rolegraph.graphs._cli import parse_options
+    from rolegraph.graphs.cli import parse_options
     from rolegraph.runtime import Runtime
 
     graph = load_graph(target)

@@ -60,7 +60,7 @@ def estimate_text(values: list[float], binary: bool) -> str:
 def print_summary(store: Any, directory: Path) -> dict[str, Any]:
     """Print and write (summary.json) the table of one SPIN-Bench evaluation."""
     from rolegraph.evals._report import write_report
-    from rolegraph.evals.spin._bench import elo_pairs, outcome_counts
+    from rolegraph.evals.spin import elo_pairs, outcome_counts
     from rolegraph.evals.spin.elo import compute_elo
 
     records = list(store.records())

@@ -18,7 +18,7 @@ from typing import Any
 
 from rolegraph.errors import UserError
 from rolegraph.evals._core import EvalRecord
-from rolegraph.traces._store import Redactor
+from rolegraph.traces import Redactor
 
 FLUSH_EVERY_S = 0.05
 MAX_BATCH = 200

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from rolegraph.traces._store import Redactor
+from rolegraph.traces import Redactor
 
 #: Tokens a chat template adds around one message (role markers, separators); counted per item.
 ITEM_OVERHEAD_TOKENS = 4

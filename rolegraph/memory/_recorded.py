@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rolegraph.memory._base import Memory, MemoryItem
-from rolegraph.traces._events import MemoryRead, MemoryWrite
-from rolegraph.traces._recorder import current_node, current_run
-from rolegraph.traces._replay import ReplayMismatch
+from rolegraph.traces import MemoryRead, MemoryWrite, ReplayMismatch, current_node, current_run
 
 if TYPE_CHECKING:
     from rolegraph.traces import Trace

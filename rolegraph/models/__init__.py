@@ -1,6 +1,6 @@
 """Model clients: the ChatModel protocol, the OpenAI-compatible HTTP client, test doubles."""
 
-from rolegraph.models._decode import decode_json
+from rolegraph.models._decode import UnsafeJSON, clean_value, decode_json
 from rolegraph.models._dialects import Dialect, constrain_schema
 from rolegraph.models._endpoint import Endpoint, RetryPolicy
 from rolegraph.models._openai import OpenAICompatModel
@@ -32,7 +32,9 @@ __all__ = [
     "ToolCall",
     "ToolSpec",
     "TransportRetry",
+    "UnsafeJSON",
     "Usage",
+    "clean_value",
     "constrain_schema",
     "decode_json",
 ]

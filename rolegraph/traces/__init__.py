@@ -24,9 +24,14 @@ from rolegraph.traces._events import (
     parse_event,
 )
 from rolegraph.traces._recorder import (
+    RecordingModel,
     RunContext,
     as_node,
+    attempt_result,
+    attempt_scope,
     current_node,
+    current_run,
+    record_run,
     run_totals,
     set_output,
     takes_runtime,
@@ -43,7 +48,7 @@ from rolegraph.traces._replay import (
 )
 from rolegraph.traces._show import StepSummary, steps
 from rolegraph.traces._store import SORT_COLUMNS, Redactor, RunInfo, RunPage, Trace, TraceStore
-from rolegraph.traces._tools import record_tool
+from rolegraph.traces._tools import ToolSource, record_tool
 from rolegraph.traces._view import ASSETS, SHARED_ASSETS, render_view, write_assets, write_view
 
 
@@ -70,6 +75,7 @@ __all__ = [
     "ModelCall",
     "NodeFinished",
     "NodeStarted",
+    "RecordingModel",
     "Redactor",
     "ReplayMismatch",
     "ReplayModel",
@@ -83,16 +89,21 @@ __all__ = [
     "RunStarted",
     "StepSummary",
     "ToolCall",
+    "ToolSource",
     "Totals",
     "Trace",
     "TraceStore",
     "as_node",
+    "attempt_result",
+    "attempt_scope",
     "comparable",
     "current_node",
+    "current_run",
     "final_state",
     "first_divergence",
     "load",
     "parse_event",
+    "record_run",
     "record_tool",
     "render_view",
     "request_diff",

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from rolegraph.errors import UserError
-from rolegraph.models._decode import clean_value
+from rolegraph.models import clean_value
 from rolegraph.traces._events import (
     BlobRef,
     Event,

@@ -186,7 +186,7 @@ def test_csv_with_byte_order_mark_keeps_key_question(tmp_path: Path) -> None:
 
 def test_generic_readers_share_the_checks(tmp_path: Path) -> None:
     from rolegraph.evals._any import graph_cases
-    from rolegraph.graphs._cli import read_inputs
+    from rolegraph.graphs.cli import read_inputs
     from rolegraph.graphs.mcq import mcq
 
     p = tmp_path / "cases.jsonl"

@@ -1,5 +1,6 @@
 """The layer contracts (import-linter, configured in pyproject.toml) hold, and they catch a
-deliberately broken import; examples and benchmarks import only public names."""
+deliberately broken import; examples and benchmarks import only public names, and inside the
+package a private module is imported only by its own package."""
 
 from __future__ import annotations
 
@@ -44,3 +45,43 @@ def test_examples_and_benchmarks_import_only_public_names() -> None:
                  for folder in ("examples", "benchmarks") for p in sorted((ROOT / folder).rglob("*.py"))
                  for m in private.finditer(p.read_text())]
     assert offenders == []
+
+
+def private_imports_across_packages(package: Path) -> list[str]:
+    """Imports, anywhere under `package`, of a private module (`_x`) from outside the package that
+    holds it: `rolegraph.a._x` may be imported by `rolegraph.a` and its subpackages only."""
+    import ast
+
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        here = parts[:-1]  # the package this file belongs to (an __init__ belongs to its own)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                names = module.split(".")
+                private = next((i for i, n in enumerate(names) if n.startswith("_") and not n.startswith("__")), None)
+                if names[0] == package.name and private is not None and tuple(names[:private]) != here[:private]:
+                    found.append(f"{path.relative_to(package.parent)}:{node.lineno}: {module}")
+    return found
+
+
+def test_private_modules_are_imported_only_inside_their_own_package() -> None:
+    assert private_imports_across_packages(ROOT / "rolegraph") == []
+
+
+def test_a_private_import_from_another_package_is_caught(tmp_path: Path) -> None:
+    pkg = tmp_path / "rolegraph"
+    (pkg / "traces").mkdir(parents=True)
+    (pkg / "agents").mkdir()
+    (pkg / "traces" / "_store.py").write_text("X = 1\n")
+    (pkg / "traces" / "_view.py").write_text("from rolegraph.traces._store import X\n")  # its own package: fine
+    (pkg / "agents" / "_agent.py").write_text("from rolegraph.traces._store import X\n")
+    (pkg / "runtime.py").write_text("import rolegraph.traces._store\n")
+    assert private_imports_across_packages(pkg) == [
+        "rolegraph/agents/_agent.py:1: rolegraph.traces._store", "rolegraph/runtime.py:1: rolegraph.traces._store"]

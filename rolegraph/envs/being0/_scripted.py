@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 
-from rolegraph.models import ChatRequest
-from rolegraph.models._testing import FunctionModel
+from rolegraph.models import ChatRequest, FunctionModel
 
 _DOOR = "search_and_move_towards(target_name='{}')"
 PLANS: dict[str, list[str]] = {

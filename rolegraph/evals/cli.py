@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph.errors import UserError
+from rolegraph.evals._any import eval_any_command as eval_any_command  # `rolegraph eval any`, registered by the CLI
 from rolegraph.evals._shell import RetryErrors
 from rolegraph.models.servers import default_concurrency
 
@@ -204,7 +205,7 @@ def optimize_command(
 
 
 def _register_spin() -> None:
-    from rolegraph.evals.spin._cli import register
+    from rolegraph.evals.spin.cli import register
 
     register(eval_app)
 
