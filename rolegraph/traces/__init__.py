@@ -37,6 +37,7 @@ from rolegraph.traces._recorder import (
     takes_runtime,
     traced_node,
 )
+from rolegraph.traces._redact import Redactor
 from rolegraph.traces._replay import (
     ForkPrompts,
     ReplayMismatch,
@@ -47,8 +48,9 @@ from rolegraph.traces._replay import (
     role_prompts,
 )
 from rolegraph.traces._show import StepSummary, steps
-from rolegraph.traces._store import SORT_COLUMNS, Redactor, RunInfo, RunPage, Trace, TraceStore
+from rolegraph.traces._store import SORT_COLUMNS, RunInfo, RunPage, TraceStore
 from rolegraph.traces._tools import ToolSource, record_tool
+from rolegraph.traces._trace import Trace
 from rolegraph.traces._view import ASSETS, SHARED_ASSETS, render_view, write_assets, write_view
 
 

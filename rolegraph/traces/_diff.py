@@ -14,7 +14,7 @@ from rich.table import Table
 from rolegraph.traces._events import ModelCall
 from rolegraph.traces._replay import request_lines
 from rolegraph.traces._show import steps
-from rolegraph.traces._store import Trace
+from rolegraph.traces._trace import Trace
 
 
 @dataclass

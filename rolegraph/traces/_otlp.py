@@ -12,8 +12,9 @@ from typing import Any
 
 from rolegraph.traces._events import ModelCall, ToolCall
 from rolegraph.traces._recorder import package_versions
+from rolegraph.traces._redact import Redactor
 from rolegraph.traces._show import steps
-from rolegraph.traces._store import Redactor, Trace
+from rolegraph.traces._trace import Trace
 
 SPAN_KIND_INTERNAL, SPAN_KIND_CLIENT = 1, 3
 STATUS_OK, STATUS_ERROR = 1, 2

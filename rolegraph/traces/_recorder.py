@@ -33,7 +33,8 @@ from rolegraph.traces._events import (
     ToolCall,
     Totals,
 )
-from rolegraph.traces._store import RunWriter, Trace, TraceStore, new_run_id
+from rolegraph.traces._store import RunWriter, TraceStore, new_run_id
+from rolegraph.traces._trace import Trace
 
 PACKAGES = ("rolegraph", "langgraph", "openai", "pydantic", "llama-cpp-python")
 

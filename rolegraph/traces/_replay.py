@@ -13,7 +13,7 @@ from rolegraph.errors import ModelError, RolegraphError
 from rolegraph.models import ChatModel, ChatRequest, ChatResponse
 from rolegraph.traces._events import ModelCall, ToolCall
 from rolegraph.traces._recorder import current_call, current_node
-from rolegraph.traces._store import Trace
+from rolegraph.traces._trace import Trace
 
 
 class ReplayMismatch(RolegraphError):

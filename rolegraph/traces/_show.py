@@ -15,7 +15,8 @@ from rich.text import Text
 
 from rolegraph.traces._events import AgentRetry, ErrorEvent, ModelCall, NodeFinished, NodeStarted, ToolCall
 from rolegraph.traces._replay import request_lines
-from rolegraph.traces._store import RunInfo, Trace
+from rolegraph.traces._store import RunInfo
+from rolegraph.traces._trace import Trace
 
 
 def _when(ts: float | None) -> str:

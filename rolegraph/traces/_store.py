@@ -11,8 +11,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,68 +23,18 @@ from rolegraph.traces._events import (
     BlobRef,
     Event,
     ModelCall,
-    NodeStarted,
     RunFinished,
     RunStarted,
     parse_event,
 )
+from rolegraph.traces._redact import Redactor
+from rolegraph.traces._trace import BLOB_KEY, Trace
 
 INLINE_LIMIT = 16 * 1024
 FIELD_LIMIT = 64 * 1024
 """A string in an event longer than this (a huge input, a long prompt built from it) is stored once
 per run as a content-addressed blob and put back when the trace is loaded: a value repeated in
 every step's state and request takes its size on disk once, not once per event."""
-BLOB_KEY = "$rolegraph_blob"
-_BLOB_MARK = BLOB_KEY.encode()
-SECRET_MARKERS = ("KEY", "TOKEN", "SECRET")
-REDACTED = "[REDACTED]"
-MIN_SECRET_LEN = 6
-
-
-class Redactor:
-    """Removes secret values from text: values of environment variables whose names contain
-    KEY, TOKEN or SECRET, plus any values given or `add`ed later (a Runtime adds every configured
-    endpoint's API key, whatever its variable is called). Matching is by value, in its raw form
-    and as it appears inside a JSON string; values under 6 characters are ignored (too likely to
-    be ordinary text)."""
-
-    def __init__(self, env: Mapping[str, str] | None = None, extra: tuple[str, ...] = ()) -> None:
-        env = os.environ if env is None else env
-        self._values: set[str] = set()
-        self._secrets: list[str] = []
-        self.add(*(v for k, v in env.items() if any(m in k.upper() for m in SECRET_MARKERS)), *extra)
-
-    def add(self, *values: str | None) -> None:
-        """Also redact `values` from now on (empty and short ones are skipped)."""
-        new = {v for v in values if v and len(v) >= MIN_SECRET_LEN} - self._values
-        if not new:
-            return
-        self._values |= new
-        forms = set(self._secrets)
-        for v in new:
-            forms.add(v)
-            forms.add(json.dumps(v)[1:-1])  # as it appears inside a JSON string
-        self._secrets = sorted(forms, key=len, reverse=True)
-
-    @property
-    def values(self) -> frozenset[str]:
-        """The secret values known (to hand to another store's redactor)."""
-        return frozenset(self._values)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
-
-    def mask_bytes(self, data: bytes) -> bytes:
-        """Overwrite secrets in binary data with '*' of the same byte length, so length-prefixed
-        encodings (msgpack checkpoints) stay valid."""
-        for secret in self._secrets:
-            raw = secret.encode()
-            if raw in data:
-                data = data.replace(raw, b"*" * len(raw))
-        return data
 
 
 class TraceStore:
@@ -405,117 +354,6 @@ def _event_json_raw(event: Event, name: str, value: Any) -> str:
         text = json.dumps(clean_value(to_jsonable_python(value, fallback=str)), ensure_ascii=False,
                           separators=(",", ":"))
     return line.replace(_RAW_JSON, text, 1)
-
-
-@dataclass
-class Trace:
-    """A loaded run: its events in order, and whether the run finished."""
-
-    dir: Path
-    events: list[Event]
-    complete: bool
-    dropped_tail: bool = False
-    """True when the last line was cut off (the writer was killed mid-line)."""
-    _by_key: dict[tuple[str | None, int], ModelCall] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def load(cls, run_dir: str | Path) -> Trace:
-        run_dir = Path(run_dir)
-        events: list[Event] = []
-        dropped = False
-        with open(run_dir / "events.jsonl", "rb") as fh:
-            for raw in fh:
-                if not raw.endswith(b"\n"):
-                    dropped = True  # a partial last line: the writer died while writing it
-                    break
-                try:
-                    line = _blobs_restored(raw, run_dir / "blobs") if _BLOB_MARK in raw else raw
-                    events.append(parse_event(line))
-                except ValueError:
-                    dropped = True
-                    break
-        complete = bool(events) and isinstance(events[-1], RunFinished)
-        trace = cls(run_dir, _without_cut_nodes(events), complete, dropped)
-        for e in events:
-            if isinstance(e, ModelCall):
-                trace._by_key[(e.node_key, e.call_index)] = e
-        return trace
-
-    def __iter__(self) -> Iterator[Event]:
-        return iter(self.events)
-
-    @property
-    def started(self) -> RunStarted:
-        first = self.events[0] if self.events else None
-        if not isinstance(first, RunStarted):
-            raise UserError(f"{self.dir}: the trace has no run_started event")
-        return first
-
-    @property
-    def run_id(self) -> str:
-        return self.started.run_id
-
-    @property
-    def finished(self) -> RunFinished | None:
-        last = self.events[-1] if self.events else None
-        return last if isinstance(last, RunFinished) else None
-
-    @property
-    def status(self) -> str:
-        return self.finished.status if self.finished else "incomplete"
-
-    @property
-    def roles(self) -> builtins.list[str]:
-        """The run's roles, sorted: those its manifest names and any that made a call."""
-        return sorted(set(self.started.manifest.roles) | {e.role for e in self.events if isinstance(e, ModelCall)})
-
-    def of_kind(self, kind: type[Any]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    def model_call(self, node_key: str | None, call_index: int) -> ModelCall | None:
-        return self._by_key.get((node_key, call_index))
-
-    def blob(self, ref: BlobRef | dict[str, Any]) -> Any:
-        sha = ref.blob if isinstance(ref, BlobRef) else ref["blob"]
-        return json.loads((self.dir / "blobs" / sha).read_text())
-
-
-def _blobs_restored(raw: bytes, blobs: Path) -> bytes:
-    """An event line with its long strings put back from the run's blobs (see FIELD_LIMIT). Only
-    an object that is exactly a reference to a blob this run holds is replaced."""
-
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            sha = value.get(BLOB_KEY)
-            if (len(value) == 2 and "size" in value and isinstance(sha, str) and len(sha) == 64
-                    and all(c in "0123456789abcdef" for c in sha) and (blobs / sha).is_file()
-                    and not (blobs / sha).is_symlink() and not blobs.is_symlink()):  # never a link out of the run
-                return (blobs / sha).read_text(encoding="utf-8")
-            return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return value
-
-    return json.dumps(walk(json.loads(raw)), ensure_ascii=False).encode()
-
-
-def _without_cut_nodes(events: list[Event]) -> list[Event]:
-    """Drop a node start that a kill cut off when the resumed run ran that step again."""
-    starts: dict[int, int] = {}
-    for e in events:
-        if isinstance(e, NodeStarted):
-            starts[e.step] = starts.get(e.step, 0) + 1
-    if all(n == 1 for n in starts.values()):
-        return events
-    out: list[Event] = []
-    seen = dict.fromkeys(starts, 0)
-    for e in events:
-        if isinstance(e, NodeStarted) and starts[e.step] > 1:
-            seen[e.step] += 1
-            if seen[e.step] < starts[e.step]:
-                continue  # superseded by the later start of the same step
-        out.append(e)
-    return out
 
 
 def _recorded_counts(run_dir: Path) -> tuple[int, int]:

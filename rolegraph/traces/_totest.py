@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from rolegraph.traces._events import NodeStarted
-from rolegraph.traces._store import Trace
+from rolegraph.traces._trace import Trace
 
 TEMPLATE = '''"""Step {step} ({node}) of run {run_id}, replayed from its recorded input state.
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import jinja2
 
+from rolegraph.traces._redact import Redactor
 from rolegraph.traces._show import steps
-from rolegraph.traces._store import Redactor, Trace
+from rolegraph.traces._trace import Trace
 
 ASSETS = Path(__file__).parent / "assets"
 SHARED_ASSETS = ("mermaid.min.js", "mermaid.LICENSE", "view.css")

@@ -1,0 +1,129 @@
+"""A recorded run, loaded: its events in order, long strings put back from its blobs, and a log
+that a kill cut off read up to its last complete line."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rolegraph.errors import UserError
+from rolegraph.traces._events import BlobRef, Event, ModelCall, NodeStarted, RunFinished, RunStarted, parse_event
+
+BLOB_KEY = "$rolegraph_blob"
+"""An event's long string, replaced by {BLOB_KEY: sha256, "size": n} (see _store.FIELD_LIMIT)."""
+_BLOB_MARK = BLOB_KEY.encode()
+
+
+@dataclass
+class Trace:
+    """A loaded run: its events in order, and whether the run finished."""
+
+    dir: Path
+    events: list[Event]
+    complete: bool
+    dropped_tail: bool = False
+    """True when the last line was cut off (the writer was killed mid-line)."""
+    _by_key: dict[tuple[str | None, int], ModelCall] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Trace:
+        run_dir = Path(run_dir)
+        events: list[Event] = []
+        dropped = False
+        with open(run_dir / "events.jsonl", "rb") as fh:
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    dropped = True  # a partial last line: the writer died while writing it
+                    break
+                try:
+                    line = _blobs_restored(raw, run_dir / "blobs") if _BLOB_MARK in raw else raw
+                    events.append(parse_event(line))
+                except ValueError:
+                    dropped = True
+                    break
+        complete = bool(events) and isinstance(events[-1], RunFinished)
+        trace = cls(run_dir, _without_cut_nodes(events), complete, dropped)
+        for e in events:
+            if isinstance(e, ModelCall):
+                trace._by_key[(e.node_key, e.call_index)] = e
+        return trace
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    @property
+    def started(self) -> RunStarted:
+        first = self.events[0] if self.events else None
+        if not isinstance(first, RunStarted):
+            raise UserError(f"{self.dir}: the trace has no run_started event")
+        return first
+
+    @property
+    def run_id(self) -> str:
+        return self.started.run_id
+
+    @property
+    def finished(self) -> RunFinished | None:
+        last = self.events[-1] if self.events else None
+        return last if isinstance(last, RunFinished) else None
+
+    @property
+    def status(self) -> str:
+        return self.finished.status if self.finished else "incomplete"
+
+    @property
+    def roles(self) -> builtins.list[str]:
+        """The run's roles, sorted: those its manifest names and any that made a call."""
+        return sorted(set(self.started.manifest.roles) | {e.role for e in self.events if isinstance(e, ModelCall)})
+
+    def of_kind(self, kind: type[Any]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def model_call(self, node_key: str | None, call_index: int) -> ModelCall | None:
+        return self._by_key.get((node_key, call_index))
+
+    def blob(self, ref: BlobRef | dict[str, Any]) -> Any:
+        sha = ref.blob if isinstance(ref, BlobRef) else ref["blob"]
+        return json.loads((self.dir / "blobs" / sha).read_text())
+
+
+def _blobs_restored(raw: bytes, blobs: Path) -> bytes:
+    """An event line with its long strings put back from the run's blobs (see FIELD_LIMIT). Only
+    an object that is exactly a reference to a blob this run holds is replaced."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            sha = value.get(BLOB_KEY)
+            if (len(value) == 2 and "size" in value and isinstance(sha, str) and len(sha) == 64
+                    and all(c in "0123456789abcdef" for c in sha) and (blobs / sha).is_file()
+                    and not (blobs / sha).is_symlink() and not blobs.is_symlink()):  # never a link out of the run
+                return (blobs / sha).read_text(encoding="utf-8")
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return json.dumps(walk(json.loads(raw)), ensure_ascii=False).encode()
+
+
+def _without_cut_nodes(events: list[Event]) -> list[Event]:
+    """Drop a node start that a kill cut off when the resumed run ran that step again."""
+    starts: dict[int, int] = {}
+    for e in events:
+        if isinstance(e, NodeStarted):
+            starts[e.step] = starts.get(e.step, 0) + 1
+    if all(n == 1 for n in starts.values()):
+        return events
+    out: list[Event] = []
+    seen = dict.fromkeys(starts, 0)
+    for e in events:
+        if isinstance(e, NodeStarted) and starts[e.step] > 1:
+            seen[e.step] += 1
+            if seen[e.step] < starts[e.step]:
+                continue  # superseded by the later start of the same step
+        out.append(e)
+    return out
