@@ -146,7 +146,7 @@ class Agent(Generic[T]):
                 try:
                     value = self._parse(response)
                 except (OutputInvalid, ValidationError, json.JSONDecodeError) as exc:
-                    error = _describe(exc)
+                    error = _describe(exc) + _cut_off(response, request)
                     attempt_result(scope, error=error)
                     attempts.append(AgentAttempt(index, response.text, error, response.usage))
                     feedback = runtime.prompts.render(self.retry_prompt, error=error, schema=schema,
@@ -194,6 +194,15 @@ def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def _schema_name(output: Any) -> str:
     return output.__name__ if isinstance(output, type) else "output"
+
+
+def _cut_off(response: ChatResponse, request: ChatRequest) -> str:
+    """Why an answer may be unusable that its text alone does not say: the server stopped it at the
+    token limit (so the model is asked for a shorter one, not just a valid one)."""
+    if response.finish_reason != "length":
+        return ""
+    limit = f" of {request.max_tokens} tokens" if request.max_tokens else ""
+    return f" (the answer was cut off at the length limit{limit}: give a shorter one)"
 
 
 def _describe(exc: Exception) -> str:

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from rolegraph import Agent, AgentOutputError, OutputInvalid, Runtime, ScriptError
-from rolegraph.models import ChatRequest, FunctionModel, ScriptedModel
+from rolegraph.models import ChatRequest, ChatResponse, FunctionModel, ScriptedModel
 from rolegraph.prompts import PromptError, PromptLibrary
 
 
@@ -28,6 +28,21 @@ def write_prompt(tmp_path: Path, name: str, text: str) -> PromptLibrary:
 def prompts(tmp_path: Path) -> PromptLibrary:
     return write_prompt(tmp_path, "t/judge",
                         "{% block system %}You judge.{% endblock %}{% block user %}Judge: {{ item }}{% endblock %}")
+
+
+async def test_an_answer_cut_off_at_the_token_limit_is_asked_for_again_shorter(prompts: PromptLibrary) -> None:
+    cut = ChatResponse(text='{"label": "a very long lab', finish_reason="length")
+    whole = ChatResponse(text='{"label": "ok", "score": 1}', finish_reason="stop")
+    model = ScriptedModel([cut, cut.model_copy(update={"finish_reason": "stop"}), whole])
+    rt = Runtime.from_models({"judge": model}, prompts=prompts)
+    agent = Agent(name="judge", prompt="t/judge", output=Verdict, max_tokens=48)
+    result = await agent.invoke(rt, item="a cat")
+    assert result.output == Verdict(label="ok", score=1)
+    first, second = (a.error or "" for a in result.attempts[:2])
+    assert "not valid JSON" in first and "cut off at the length limit of 48 tokens" in first
+    assert "not valid JSON" in second and "cut off" not in second  # the same text, but the model stopped by itself
+    assert "cut off at the length limit of 48 tokens: give a shorter one" in (model.requests[1].messages[-1].content or "")
+    await rt.aclose()
 
 
 async def test_invalid_json_twice_then_valid(prompts: PromptLibrary) -> None:
