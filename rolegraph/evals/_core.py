@@ -42,6 +42,9 @@ class SolverOutput(BaseModel):
     trace_dir: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    adopted: bool = False
+    """True when the run was not made now but rebuilt from the one an earlier, killed try of the
+    same evaluation left, with everything that decides it unchanged."""
 
     @classmethod
     def of(cls, result: Any, *, exclude: Iterable[str] = ()) -> SolverOutput:
@@ -98,6 +101,9 @@ class EvalRecord(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finished_at: float = 0.0
+    adopted: bool = False
+    """True when this result was rebuilt from the run an earlier, killed try of this same
+    evaluation left (replayed offline, or resumed from its checkpoint), not run afresh."""
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,11 @@ def summarize(store: EvalStore) -> dict[str, Any]:
     scores: dict[str, list[float]] = defaultdict(list)
     by_category: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     latency, tokens = [], []
+    adopted = 0
     for r in store.records():
         by_case[r.case_id].append(r)
         statuses[r.status] += 1
+        adopted += r.adopted
         latency.append(r.latency_s)
         tokens.append(float(r.prompt_tokens + r.completion_tokens))
         if r.status != "ok":  # an error or timeout is no answer, not a wrong one: counted apart
@@ -80,7 +82,7 @@ def summarize(store: EvalStore) -> dict[str, Any]:
     return {
         "eval_id": store.eval_id, "benchmark": meta.get("benchmark"), "config": meta.get("config"),
         "cases": len(by_case), "repeats": repeats, "results": sum(statuses.values()), "status": dict(statuses),
-        "errors": errors,
+        "errors": errors, "adopted": adopted,
         "scorers": scorer_stats,
         "latency_s": {"median": _num(statistics.median(latency)) if latency else None,
                       "p90": _num(sorted(latency)[int(0.9 * (len(latency) - 1))]) if latency else None},

@@ -38,6 +38,9 @@ class EvalSummary:
     """Errors and timeouts already in the store and not retried (resume without retry_errors)."""
     retried: int = 0
     """Errors and timeouts from before that were run again (resume with retry_errors)."""
+    adopted: int = 0
+    """Pairs run now whose result was rebuilt from the run an earlier, killed try of this same
+    evaluation left (replayed offline or resumed), not run afresh."""
 
 
 def new_eval_id(name: str) -> str:
@@ -79,15 +82,17 @@ async def run_one(benchmark: Benchmark, case: Case, repeat: int, runtime: Runtim
                                       scores=scores, error=None, trace_id=solved.trace_id, trace_dir=solved.trace_dir,
                                       latency_s=time.perf_counter() - started, prompt_tokens=solved.prompt_tokens,
                                       completion_tokens=solved.completion_tokens, format_version=RECORD_VERSION,
-                                      kind="result", finished_at=0.0)
+                                      kind="result", finished_at=0.0, adopted=solved.adopted)
 
 
 def _from_result(solver: object, result: object) -> SolverOutput:
     """A graph run's result as a solver output: the solver's `output(result)` picks what is scored."""
     pick = getattr(solver, "output", None)
-    return SolverOutput(output=pick(result) if callable(pick) else result, trace_id=getattr(result, "trace_id", None),
+    trace_id = getattr(result, "trace_id", None)
+    return SolverOutput(output=pick(result) if callable(pick) else result, trace_id=trace_id,
                         trace_dir=getattr(result, "trace_dir", None), prompt_tokens=getattr(result, "prompt_tokens", 0),
-                        completion_tokens=getattr(result, "completion_tokens", 0))
+                        completion_tokens=getattr(result, "completion_tokens", 0),
+                        adopted=trace_id is not None and trace_id in getattr(solver, "adopted", ()))
 
 
 class Executor(Protocol):
@@ -141,6 +146,7 @@ async def _run_locked(benchmark: Benchmark, runtime: Runtime, *, store: EvalStor
     if not meta:
         store.set_meta(benchmark=benchmark.name, config=benchmark.config, repeats=repeats, limit=limit, seed=seed,
                        created=time.time())
+    uid = store.uid()  # this evaluation's own id: the runs it may adopt on resume are tagged with it
     done = store.done(retry_errors=retry_errors) if resume else set()
     earlier_errors = sum(n for status, n in store.status_counts().items() if status != "ok") if resume else 0
     errors_kept, retried = (0, earlier_errors) if retry_errors else (earlier_errors, 0)
@@ -151,7 +157,7 @@ async def _run_locked(benchmark: Benchmark, runtime: Runtime, *, store: EvalStor
     await executor.start(benchmark, runtime)
     writer = store.writer()
     started = time.perf_counter()
-    errors = 0
+    errors = adopted = 0
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]}/s"), TextColumn("[red]{task.fields[errors]} errors"),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
@@ -173,7 +179,7 @@ async def _run_locked(benchmark: Benchmark, runtime: Runtime, *, store: EvalStor
                         break
                     # the task copies the context: a graph solver tags its run with the pair, and a
                     # resume adopts the run a killed evaluation left for it instead of redoing it
-                    token = EVAL_PAIR.set(f"{store.eval_id}/{nxt[0].id}/{nxt[1]}")
+                    token = EVAL_PAIR.set(f"{uid}/{nxt[0].id}/{nxt[1]}")
                     try:
                         fut = asyncio.ensure_future(executor.submit(nxt[0], nxt[1], seed=seed, timeout_s=timeout_s))
                     finally:
@@ -191,6 +197,7 @@ async def _run_locked(benchmark: Benchmark, runtime: Runtime, *, store: EvalStor
                     writer.put(record)
                     finished += 1
                     errors += record.status != "ok"
+                    adopted += record.adopted
                 if progress:
                     elapsed = time.perf_counter() - started
                     bar.update(task, advance=len(completed), rate=f"{finished / elapsed:.1f}" if elapsed else "-",
@@ -207,6 +214,10 @@ async def _run_locked(benchmark: Benchmark, runtime: Runtime, *, store: EvalStor
                     t.exception()
             writer.close()
             await executor.close()
+            if adopted:
+                (console or Console(stderr=True)).print(
+                    f"adopted {adopted} finished run{'s' if adopted != 1 else ''} from this evaluation's earlier try "
+                    "(same graph, code, models, prompts, options, input and seed; rebuilt with no model call)")
     return EvalSummary(store.eval_id, store.dir, total, finished, total - todo, errors, time.perf_counter() - started,
-                       errors_kept=errors_kept, retried=retried)
+                       errors_kept=errors_kept, retried=retried, adopted=adopted)
 

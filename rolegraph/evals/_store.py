@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,18 @@ class EvalStore:
     def meta(self) -> dict[str, Any]:
         with self._connect() as con:
             return {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}
+
+    def uid(self) -> str:
+        """This evaluation's unique id, made once when first asked and kept in its metadata. Runs
+        are tagged with it, so a resume adopts only the runs of this evaluation's earlier tries,
+        never those of another evaluation that shares the trace store (folder names repeat)."""
+        with self._connect() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = 'uid'").fetchone()
+            if row is not None:
+                return str(json.loads(row[0]))
+            uid = uuid.uuid4().hex
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('uid', ?)", (json.dumps(uid),))
+            return str(json.loads(con.execute("SELECT value FROM meta WHERE key = 'uid'").fetchone()[0]))
 
     # -- results -------------------------------------------------------------------------
 

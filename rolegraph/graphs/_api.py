@@ -189,6 +189,13 @@ class Graph(Generic[R]):
     def __repr__(self) -> str:
         return f"<rolegraph graph {self.name!r} ({self.ref})>"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to a Ray worker) without the compiled graphs and drawings made in this process:
+        a compiled LangGraph graph holds context variables, which cannot be pickled."""
+        state = self.__dict__.copy()
+        state["_compiled"], state["_drawings"] = {}, {}
+        return state
+
     # -- declaration ----------------------------------------------------------------------
 
     def options(self, options: Any = None) -> BaseModel | None:

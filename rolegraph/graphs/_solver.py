@@ -1,18 +1,23 @@
 """A graph as an evaluation solver: each case runs the graph, tagged with its evaluation pair, and
-a resumed evaluation adopts the run a killed one left for a pair instead of running it again."""
+a resumed evaluation adopts the run a killed try of the same evaluation left for a pair instead of
+running it again, only when everything that decides that run is the same."""
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import json
 import logging
+import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 
 from rolegraph.graphs._api import RunResult, _call_hook
+from rolegraph.models import OpenAICompatModel
 
 if TYPE_CHECKING:
     from rolegraph.graphs._api import Graph
@@ -21,8 +26,10 @@ if TYPE_CHECKING:
 R = TypeVar("R", bound=RunResult)
 log = logging.getLogger("rolegraph.graphs")
 EVAL_PAIR: contextvars.ContextVar[str | None] = contextvars.ContextVar("rolegraph_eval_pair", default=None)
-"""The evaluation pair (`eval_id/case_id/repeat`) a solver is answering, set by the eval runner: a
-graph solver tags its run with it, and on resume adopts the run a killed evaluation left for it."""
+"""The evaluation pair (`<evaluation uid>/case_id/repeat`) a solver is answering, set by the eval
+runner: a graph solver tags its run with it, and on resume adopts the run an earlier, killed try of
+the same evaluation left for it. The uid is the evaluation's own (made when its store is created),
+never a folder name, so no other evaluation's run is ever found under it."""
 
 
 class GraphSolver(Generic[R]):
@@ -31,6 +38,8 @@ class GraphSolver(Generic[R]):
     def __init__(self, graph: Graph[R], options: BaseModel | None, input: Callable[..., Any] | None,
                  output: Callable[[R], Any] | None, seed: Callable[..., int] | None = None) -> None:
         self.graph, self.options, self._input, self._output, self._seed = graph, options, input, output, seed
+        self.adopted: set[str] = set()
+        """Run ids of the results this solver rebuilt from an earlier try's runs (the runner counts them)."""
 
     async def __call__(self, case: Any, runtime: Runtime, *, repeat: int, seed: int) -> R:
         value = case.input if self._input is None else _call_hook(self._input, case, repeat=repeat, seed=seed)
@@ -38,18 +47,30 @@ class GraphSolver(Generic[R]):
         pair = EVAL_PAIR.get()
         if pair is None or runtime.traces is None:
             return await self.graph.run(value, runtime=runtime, seed=run_seed, options=self.options)
-        tags = {"pair": pair, "request": self._fingerprint(value, run_seed)}
+        tags = {"pair": pair, "request": self.fingerprint(value, runtime=runtime, seed=run_seed)}
         adopted = await self._adopt(runtime, tags)
         if adopted is not None:
+            if adopted.trace_id is not None:
+                self.adopted.add(adopted.trace_id)
             return adopted
         return await self.graph.run(value, runtime=runtime, seed=run_seed, options=self.options, tags=tags)
 
-    def _fingerprint(self, value: Any, seed: int) -> str:
-        """What this pair asks of the graph (before any prepare hook), as a short hash."""
-        opts = self.graph.options(self.options)
-        data = {"graph": self.graph.name, "input": self.graph.input(value).model_dump(mode="json"), "seed": seed,
-                "options": opts.model_dump(mode="json") if opts is not None else {}}
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    def fingerprint(self, value: Any, *, runtime: Runtime, seed: int) -> str:
+        """Everything that decides this pair's run, as a short hash: the graph and its code, every
+        role's endpoint, model and sampling (an in-process model's type, name and code), the prompt
+        templates' hashes, the options, the input (before any prepare hook) and the seed. A recorded
+        run is adopted only under the same fingerprint."""
+        graph = self.graph
+        opts = graph.options(self.options)
+        data_in = graph.input(value)
+        prompts = runtime.with_prompt_dirs(graph.prompt_dirs).prompts
+        data = {"graph": graph.name, "ref": graph.ref,
+                "code": {"graph": _file_hash(graph.file), "rolegraph": _package_hash()},
+                "input": data_in.model_dump(mode="json"), "seed": seed,
+                "options": opts.model_dump(mode="json") if opts is not None else {},
+                "roles": {role: _role_identity(runtime, role) for role in graph.roles(data_in, opts)},
+                "prompts": {name: prompts.get(name).sha256 for name in graph.templates(data_in, opts)}}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     async def _adopt(self, runtime: Runtime, tags: dict[str, str]) -> R | None:
         """A run that an earlier, killed evaluation made for this pair: a finished one is replayed
@@ -66,12 +87,16 @@ class GraphSolver(Generic[R]):
                 if trace.started.manifest.tags != tags:
                     continue
                 if trace.complete:
+                    log.info("pair %s: adopted finished run %s from this evaluation's earlier try (replayed offline)",
+                             tags["pair"], info.run_id)
                     result = await replay_run(trace, graph=self.graph, library=runtime.prompts)
                     result.trace_id, result.trace_dir = trace.run_id, str(trace.dir)
                     totals = trace.finished.totals if trace.finished else None
                     if totals is not None:
                         result.prompt_tokens, result.completion_tokens = totals.prompt_tokens, totals.completion_tokens
                     return cast(R, result)
+                log.info("pair %s: adopted interrupted run %s from this evaluation's earlier try (resumed)",
+                         tags["pair"], info.run_id)
                 return cast(R, await resume_run(trace, store=runtime.traces, live=runtime, graph=self.graph))
             except Exception as exc:  # noqa: BLE001 - adopting is an optimisation; a fresh run is always right
                 log.warning("pair %s: could not adopt run %s (%s: %s); running it again", tags["pair"], info.run_id,
@@ -83,3 +108,63 @@ class GraphSolver(Generic[R]):
             return self._output(result)
         error = set() if result.error is not None else {"error"}
         return result.model_dump(mode="json", exclude=set(self.graph.output_exclude) | {"trace_dir"} | error)
+
+
+def _role_identity(runtime: Runtime, role: str) -> dict[str, Any]:
+    """What decides a role's answers: a served model's endpoint, model name and sampling settings;
+    an in-process model's (a FunctionModel's, a ScriptedModel's) type, name and function code."""
+    info: dict[str, Any] = runtime.describe_role(role).model_dump(mode="json")
+    inner = runtime.unrecorded_model(role)
+    if not isinstance(inner, OpenAICompatModel):
+        info["name"] = str(getattr(inner, "name", ""))
+        fn = getattr(inner, "fn", None)
+        if callable(fn):
+            info["code"] = _code_identity(fn)
+    return info
+
+
+def _code_identity(fn: Callable[..., Any]) -> str:
+    """A function's name and a hash of its bytecode and constants (nested functions included)."""
+    code = getattr(fn, "__code__", None)
+    name = f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+    if code is None:
+        return name
+    digest = hashlib.sha256()
+
+    def feed(c: types.CodeType) -> None:
+        digest.update(c.co_code)
+        digest.update(repr(c.co_names).encode())
+        for const in c.co_consts:
+            if isinstance(const, types.CodeType):
+                feed(const)
+            else:
+                digest.update(repr(const).encode())
+
+    feed(code)
+    return f"{name}:{digest.hexdigest()[:16]}"
+
+
+def _file_hash(path: str | None) -> str:
+    if path is None:
+        return ""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return ""
+    return _hash_file(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_file(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def _package_hash() -> str:
+    """rolegraph's own code (every module of the package, read once per process)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for file in sorted(root.rglob("*.py")):
+        digest.update(str(file.relative_to(root)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]

@@ -54,7 +54,7 @@ from rolegraph import Runtime
 from rolegraph.evals import EvalStore, run_eval
 from tests.unit.test_eval_runner import toy_benchmark, REPEATS
 store = EvalStore(sys.argv[1])
-asyncio.run(run_eval(toy_benchmark(), Runtime.from_models({}), store=store, concurrency=8, repeats=REPEATS,
+asyncio.run(run_eval(toy_benchmark(), Runtime.from_models({}), store=store, concurrency=2, repeats=REPEATS,
                      resume=True, progress=False))
 """
 
@@ -62,9 +62,16 @@ asyncio.run(run_eval(toy_benchmark(), Runtime.from_models({}), store=store, conc
 def test_killed_five_times_then_resumed_gives_exactly_one_result_per_pair(tmp_path: Path) -> None:
     db = tmp_path / "toy" / "results.sqlite"
     rng = random.Random(1)
-    for _ in range(5):
+    for kill in range(5):
+        before = EvalStore(db).count() if db.exists() else 0
         proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(db)], cwd=ROOT)
-        time.sleep(rng.uniform(0.6, 1.6))  # somewhere in start-up, running, or writing
+        if kill == 0:
+            time.sleep(rng.uniform(0.05, 0.4))  # in start-up
+        else:  # while running or writing: a few results after this try's first, however fast the machine
+            deadline, wanted = time.monotonic() + 60, before + rng.randint(1, 12)
+            while time.monotonic() < deadline and (EvalStore(db).count() if db.exists() else 0) < wanted:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.02))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     partial = EvalStore(db).count() if db.exists() else 0

@@ -4,6 +4,7 @@ to-test, evaluation with trace ids and tokens."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -344,18 +345,20 @@ async def test_resume_adopts_a_finished_run_whose_result_was_never_written(tmp_p
     assert len(live.requests) == 4 and len(store.list(limit=100)) == 4
 
 
+async def slow(request: ChatRequest) -> Any:
+    """`answer`, slowly, saying when each call starts (so a test can kill a run mid-call)."""
+    print("call", flush=True)
+    await asyncio.sleep(0.3)
+    return answer(request)
+
+
 KILLED_EVAL = """
 import asyncio, sys
 from rolegraph import Runtime
 from rolegraph.evals import Benchmark, EvalStore, run_eval
 from rolegraph.graphs import load_graph
 from rolegraph.models import FunctionModel
-from tests.unit.test_own_graph import answer, _questions
-
-async def slow(request):
-    print("call", flush=True)
-    await asyncio.sleep(0.3)
-    return answer(request)
+from tests.unit.test_own_graph import slow, _questions
 
 graph = load_graph(sys.argv[2])
 cases, approved = _questions()
@@ -380,7 +383,7 @@ async def test_resume_continues_a_run_a_killed_evaluation_left_half_done(tmp_pat
     graph = load_graph(f"{graph_file}:{graph_file.stem}")
     cases, approved = _questions()
     bench = Benchmark(name="wc", cases=lambda: cases()[:1], solver=graph.solver(), scorers=[approved])
-    live = FunctionModel(answer)
+    live = FunctionModel(slow)  # the same model: a run is adopted only when nothing that decides it changed
     async with Runtime.from_models({"default": live}, traces=store) as rt:
         await run_eval(bench, rt, store=EvalStore(results), resume=True, progress=False)
     (record,) = EvalStore(results).records()
