@@ -46,7 +46,7 @@ async def one_trial(url: str, mcqs: list, tag: str, concurrency: int) -> tuple[f
     try:
         async for result in refinebot.run_many(tagged, runtime=runtime, seeds=[0, 1], concurrency=concurrency):
             tokens += result.completion_tokens
-            errors += result.exit_code is refinebot.ExitCode.ERROR
+            errors += result.status == "error"  # an ERROR exit code, or a run that raised (a RunFailure)
     finally:
         await runtime.aclose()
     return time.perf_counter() - started, tokens, errors

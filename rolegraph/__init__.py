@@ -28,7 +28,7 @@ from rolegraph.errors import (
     UnknownRoleError,
     UserError,
 )
-from rolegraph.graphs import END, START, Graph, RunResult, StateGraph, StateResult, graph, run_totals
+from rolegraph.graphs import END, START, Graph, RunFailure, RunResult, StateGraph, StateResult, graph, run_totals
 from rolegraph.runtime import Runtime
 
 
@@ -60,6 +60,7 @@ __all__ = [
     "ModelUnreachable",
     "OutputInvalid",
     "RolegraphError",
+    "RunFailure",
     "RunResult",
     "Runtime",
     "RuntimeConfig",

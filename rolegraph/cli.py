@@ -6,15 +6,16 @@ import collections
 import shlex
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rolegraph import __version__
+from rolegraph._cli_options import HostOpt
 from rolegraph.errors import RolegraphError, UserError, one_line
 from rolegraph.evals.being0 import register as register_being0
 from rolegraph.evals.blame import blame_command
@@ -22,10 +23,9 @@ from rolegraph.evals.cli import eval_any_command, eval_app, optimize_command
 from rolegraph.evals.fork_compare import fork_compare_command
 from rolegraph.evals.lvas import register as register_lvas
 from rolegraph.evals.videomind import register as register_videomind
-from rolegraph.graphs.cli import replay_command, resume_command, run_any_command
+from rolegraph.graphs.cli import RunHooks, replay_command, resume_command, run_command
 from rolegraph.graphs.videomind import ADAPTER_DATA as VIDEOMIND_ADAPTER_DATA
 from rolegraph.models.adapters_cli import adapters_app, serve_adapters
-from rolegraph.models.servers import default_concurrency
 from rolegraph.traces.cli import trace_app
 from rolegraph.ui.cli import ui_command
 
@@ -40,12 +40,41 @@ class _AnyGraphGroup(typer.core.TyperGroup):
         return super().resolve_command(ctx, args)
 
 
+def _mcqs(path: Path) -> Iterator[Any]:
+    from rolegraph.envs.mcq import load_mcqs
+
+    return load_mcqs(path)
+
+
+def _exit_codes(*, graph: str, rows: list[dict[str, Any]], inputs: int, seeds: int, **future_kwargs: Any) -> Table:
+    """RefineBot's summary: the runs that ended with each exit code, and their share."""
+    from rolegraph.graphs.refinebot import ExitCode
+
+    counts = collections.Counter(row.get("exit_code") or ExitCode.ERROR.value for row in rows)
+    total = inputs * seeds
+    table = Table(title=f"RefineBot: {inputs} questions x {seeds} seeds")
+    table.add_column("exit code")
+    table.add_column("runs", justify="right")
+    table.add_column("share", justify="right")
+    for code in ExitCode:
+        n = counts.get(code.value, 0)
+        if n or code is not ExitCode.ERROR:
+            table.add_row(code.value, str(n), f"{n / total:.0%}" if total else "-")
+    return table
+
+
+REFINEBOT = RunHooks(read=_mcqs, seeds="0,1", exclude=frozenset({"state"}), summary=_exit_codes)
+"""`rolegraph run refinebot`: MCQs from .jsonl or MicroVQA's .csv, seeds 0 and 1, the exit codes at the end."""
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run, trace and evaluate multi-agent LLM graphs.")
 run_app = typer.Typer(cls=_AnyGraphGroup, no_args_is_help=True,
-                      help="Run a graph: any graph with FILE.py:NAME --input inputs.jsonl; refinebot over a file of "
-                           "MCQs; one being0 episode, videomind question or lvas video.")
-run_app.command("graph")(run_any_command)
+                      help="Run a graph: any graph with FILE.py:NAME (or module:NAME, or an installed graph's name "
+                           "such as refinebot) --input inputs.jsonl; one being0 episode, videomind question or lvas "
+                           "video.")
+# unknown --flags are the graph's options (`--max-iters 2`), read by the command against its options type
+run_app.command("graph", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    run_command({"refinebot": REFINEBOT}))
 eval_app.info.cls = _AnyGraphGroup
 eval_app.command("graph")(eval_any_command)
 eval_app.command("fork-compare")(fork_compare_command)
@@ -85,76 +114,10 @@ def _main(
     _state["debug"] = debug
 
 
-def _parse_seeds(text: str) -> list[int]:
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"seeds must be integers separated by commas, not {text!r}") from None
-
-
-@run_app.command("refinebot")
-def run_refinebot(
-    input: Annotated[Path, typer.Option("--input", "-i", help="MCQs: .jsonl, or MicroVQA's .csv")],
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; each is an independent run.")] = "0,1",
-    max_iters: Annotated[int, typer.Option("--max-iters", min=1)] = 2,
-    multi_eval: Annotated[int, typer.Option("--multi-eval", min=1)] = 1,
-    limit: Annotated[int | None, typer.Option(help="Only the first N questions.", min=1)] = None,
-    out_file: Annotated[Path, typer.Option("--out", help="Where to write the results (JSONL).")] = Path(
-        "refinebot-results.jsonl"),
-    concurrency: Annotated[int, typer.Option(
-        min=1, help="Runs in flight (default: enough for every embedded server slot).")] = default_concurrency(),
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
-) -> None:
-    """Refine MCQs until a model cannot answer them without the image (MicroVQA's RefineBot)."""
-    import itertools
-
-    from rolegraph.envs.mcq import load_mcqs
-    from rolegraph.graphs import refinebot
-    from rolegraph.runtime import Runtime
-
-    seed_list = _parse_seeds(seeds)
-    mcqs = list(itertools.islice(load_mcqs(input), limit))  # validates the whole file up front
-    options = refinebot.RefineBotOptions(max_iters=max_iters, multi_eval=multi_eval)
-    runtime = Runtime.load(config)
-    total = len(mcqs) * len(seed_list)
-    counts: collections.Counter[str] = collections.Counter()
-
-    async def go() -> None:
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        with out_file.open("w") as fh, _progress() as progress:
-            task = progress.add_task("refinebot", total=total)
-            async for result in refinebot.run_many(mcqs, runtime=runtime, seeds=seed_list,
-                                                    options=options, concurrency=concurrency):
-                counts[result.exit_code.value] += 1
-                fh.write(result.model_dump_json(exclude={"state", "trace_dir"}) + "\n")
-                fh.flush()
-                progress.update(task, advance=1, description=f"refinebot {result.key}/seed {result.seed}")
-
-    with runtime:
-        runtime.run_sync(go())
-    table = Table(title=f"RefineBot: {len(mcqs)} questions x {len(seed_list)} seeds")
-    table.add_column("exit code")
-    table.add_column("runs", justify="right")
-    table.add_column("share", justify="right")
-    for code in refinebot.ExitCode:
-        n = counts.get(code.value, 0)
-        if n or code is not refinebot.ExitCode.ERROR:
-            table.add_row(code.value, str(n), f"{n / total:.0%}" if total else "-")
-    out.print(table)
-    out.print(f"results: {out_file}")
-    if runtime.traces is not None:
-        out.print(f"traces: {runtime.traces.root}/ (rolegraph trace list; rolegraph trace view last)")
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)
-
-
 @serve_app.command("embedded")
 def serve_embedded(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8077,
-    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 unless you mean it.")] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     parallel: Annotated[int | None, typer.Option(min=1, help="Slots decoding at once (default: two per core, 2-8).")] = None,
     lora: Annotated[list[str] | None, typer.Option(help="NAME=FILE.gguf: a LoRA adapter, applied to requests whose "
                                                         "model is NAME (repeatable).")] = None,
@@ -192,7 +155,7 @@ def serve_vllm(
     roles: Annotated[str, typer.Option(help="Roles to bind in the config; those without an adapter use the "
                                             "base model.")] = "planner,grounder,verifier,answerer",
     port: Annotated[int, typer.Option()] = 8000,
-    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 unless you mean it.")] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     tool_call_parser: Annotated[str | None, typer.Option(help="e.g. hermes, llama3_json")] = None,
     max_loras: Annotated[int | None, typer.Option(min=1, help="Adapters resident at once (default: all).")] = None,
     max_lora_rank: Annotated[int | None, typer.Option(min=1)] = None,
@@ -235,7 +198,7 @@ def serve_vllm(
 @serve_app.command("tools")
 def serve_tools(
     port: Annotated[int, typer.Option()] = 8079,
-    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 unless you mean it.")] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     pipeline: Annotated[list[str] | None, typer.Option(help="NAME=PATH_OR_ID: a diffusers pipeline served at "
                                                             "/tools/diffusion/NAME (repeatable).")] = None,
     work_dir: Annotated[Path, typer.Option(help="The only folder (with --out-dir) whose files a request may name "

@@ -4,12 +4,15 @@
     ├── UserError                 the caller must change something (config, input, a name)
     │   ├── ConfigError           rolegraph.toml or ROLEGRAPH__* variables are wrong
     │   ├── InputError            an input file is malformed (names the line and the field)
+    │   ├── PromptError           a template is missing, does not parse, or lacks a variable
     │   └── UnknownRoleError      a role name the runtime does not know (lists the known ones)
     ├── ModelError                the model could not answer at the transport level
     │   ├── ModelUnreachable      connection refused / timed out after retries (names the URL)
     │   ├── ModelHTTPError        a status that is not retried (4xx) or retries ran out (5xx, 429)
     │   └── ServerStartError      the embedded model server could not be built or started
     ├── AgentOutputError          the model's output failed validation after every attempt
+    ├── ReplayMismatch            a replay was asked what its trace did not record (code, a prompt
+    │                             or an input changed; carries the diff)
     └── ScriptError               a test double (ScriptedModel) was used in a way its script forbids
 
 Transport failures are retried inside the client; output failures are retried inside the agent
@@ -49,6 +52,10 @@ class InputError(UserError):
             where += f"field '{field}': "
         super().__init__(where + message)
         self.path, self.line, self.field = path, line, field
+
+
+class PromptError(UserError):
+    """A template is missing, or a variable it uses was not given."""
 
 
 class UnknownRoleError(UserError):
@@ -110,3 +117,11 @@ def one_line(exc: BaseException) -> str:
     """The message a CLI shows for an error: one line, no traceback."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+class ReplayMismatch(RolegraphError):
+    """The graph asked something the trace did not record: code, a prompt or an input changed."""
+
+    def __init__(self, message: str, diff: str = "") -> None:
+        super().__init__(message + (f"\n{diff}" if diff else ""))
+        self.diff = diff

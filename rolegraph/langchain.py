@@ -42,11 +42,12 @@ from langchain_core.tools import tool as as_tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rolegraph._langgraph import builder_of, copy_graph, node_specs, state_schema
 from rolegraph.errors import UserError
 from rolegraph.graphs import Graph, StateGraph, graph
 from rolegraph.models import ChatRequest, ChatResponse, Message, ToolSpec, decode_json
 from rolegraph.models import ToolCall as RGToolCall
-from rolegraph.runtime import Runtime, current_runtime
+from rolegraph.runtime import Runtime
 from rolegraph.traces import current_node
 
 __all__ = ["ChatModel", "Messages", "RecordedTool", "app", "tools"]
@@ -63,9 +64,9 @@ _STANDALONE: list[Runtime] = []
 def _runtime() -> Runtime:
     """The run's Runtime; outside a rolegraph run, one loaded from rolegraph.toml (or the
     embedded default), made once per process."""
-    current = current_runtime()
+    current = Runtime.current()
     if current is not None:
-        return current[0]
+        return current
     if not _STANDALONE:
         _STANDALONE.append(Runtime.load())
     return _STANDALONE[0]
@@ -74,14 +75,14 @@ def _runtime() -> Runtime:
 def _sync(make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
     """Run a coroutine from synchronous code: on the run's event loop when a sync node calls us
     from LangGraph's worker thread, else in a fresh loop."""
-    current = current_runtime()
+    loop = Runtime.current_loop()
     try:
         running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
         running = None
-    if current is not None and current[1].is_running() and running is not current[1]:
+    if loop is not None and loop.is_running() and running is not loop:
         # the task runs in the worker's context (call_soon_threadsafe copies it): node and call numbering hold
-        return asyncio.run_coroutine_threadsafe(make(), current[1]).result()
+        return asyncio.run_coroutine_threadsafe(make(), loop).result()
     if running is not None:
         raise UserError(f"{what} was called synchronously inside a running event loop (an async node): "
                         f"use its async form (ainvoke) there")
@@ -301,10 +302,10 @@ class RecordedTool(BaseTool):
         async def run(v: Any) -> Any:
             return await self.inner.ainvoke(v)
 
-        current = current_runtime()
+        current = Runtime.current()
         if current is None:
             return await run(value)
-        return await current[0].call_tool(f"langchain.{self.name}", run, value)
+        return await current.call_tool(f"langchain.{self.name}", run, value)
 
     def _run(self, *args: Any, **kwargs: Any) -> Any:
         return _sync(lambda: self._arun(*args, **kwargs), f"tool {self.name!r}")
@@ -364,25 +365,16 @@ def app(compiled: Any, *, name: str, input: type[BaseModel] = Messages, roles: I
     branches and schemas, each node step recorded with its update. `input` is the run's input
     model (default: `Messages`); its fields that the app's state has start the run. `roles`:
     the model roles it uses (default: those of the rolegraph ChatModels it reaches)."""
-    builder = getattr(compiled, "builder", None)
-    if builder is None or not hasattr(builder, "nodes"):
+    builder = builder_of(compiled)
+    if builder is None:
         raise UserError(f"app(): {type(compiled).__name__} is not a compiled LangGraph StateGraph "
                         "(it has no .builder); pass what StateGraph(...).compile() or create_react_agent() returns")
-    found = sorted(set(roles) if roles is not None else _chat_models(builder.nodes) or {"default"})
+    found = sorted(set(roles) if roles is not None else _chat_models(node_specs(builder)) or {"default"})
 
     def build(g: StateGraph) -> None:
-        for node, spec in builder.nodes.items():
-            g.add_node(node, spec.runnable, metadata=spec.metadata, input_schema=spec.input_schema,
-                       retry_policy=spec.retry_policy, cache_policy=spec.cache_policy, destinations=spec.ends,
-                       defer=spec.defer)
-        for start, end in builder.edges:
-            g.add_edge(start, end)
-        for starts, end in builder.waiting_edges:
-            g.add_edge(list(starts), end)
-        for source, branches in builder.branches.items():
-            g.branches[source].update(branches)
+        copy_graph(builder, g)
 
-    made: Graph[Any] = graph(input=input, state=builder.state_schema, name=name, roles=found,
+    made: Graph[Any] = graph(input=input, state=state_schema(builder), name=name, roles=found,
                              recursion_limit=recursion_limit)(build)
     # found again from the caller's module: "module:" names the module-level variable holding it
     frame = sys._getframe(1)

@@ -18,18 +18,21 @@ from rolegraph.errors import ConfigError, ServerStartError, UnknownRoleError
 from rolegraph.memory import MemoryStore, RecordedMemory, TokenCounter
 from rolegraph.models import ChatModel, ChatRequest, Endpoint, OpenAICompatModel, RetryPolicy
 from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
-from rolegraph.prompts import PromptLibrary
+from rolegraph.prompts import OverlayLibrary, PromptLibrary
 from rolegraph.traces import (
     ForkOrigin,
     Manifest,
     RecordingModel,
     Redactor,
+    Replay,
+    ReplayModel,
+    ReplayTools,
     RoleInfo,
     RunContext,
-    ToolSource,
     Trace,
     TraceStore,
     attempt_scope,
+    current_node,
     record_run,
     record_tool,
 )
@@ -40,11 +43,14 @@ _CURRENT: contextvars.ContextVar[tuple[Runtime, asyncio.AbstractEventLoop] | Non
     "rolegraph_runtime", default=None)
 
 
-def current_runtime() -> tuple[Runtime, asyncio.AbstractEventLoop] | None:
-    """The Runtime of the graph run in progress and the event loop it runs on (None outside a
-    run): how code that LangGraph calls without a Runtime argument (a LangChain chat model, a
-    tool) reaches the run's models, recording and replay."""
-    return _CURRENT.get()
+def _live_step(replay: Replay) -> Callable[[], bool]:
+    """Whether the node step in progress is in the replay's live part (where a fork's prompts apply)."""
+
+    def live() -> bool:
+        node = current_node()
+        return node is not None and not replay.answers(node.step)
+
+    return live
 
 
 class Runtime:
@@ -65,27 +71,32 @@ class Runtime:
         trace_parent: ForkOrigin | None = None,
         memory_store: MemoryStore | str | Path | None = None,
         fallback: Callable[[str], ChatModel] | None = None,
+        replay: Replay | None = None,
+        live: Runtime | None = None,
+        counter_source: Runtime | None = None,
     ) -> None:
         self.config = config or RuntimeConfig()
-        self.prompts = prompts or PromptLibrary()
+        self.replay = replay
+        """What this runtime answers from a recorded trace (a replay, fork or resume); None: all live.
+        Its models, tools, memories and prompts all ask it; nothing changes it after construction."""
+        self.prompts: PromptLibrary = prompts or PromptLibrary()
+        if replay is not None and replay.prompts:  # a fork's changed prompts, in its live part only
+            self.prompts = OverlayLibrary(self.prompts, replay.prompts, _live_step(replay))
         self.traces = traces
         """Where runs are recorded; None records nothing (node and call numbering still work)."""
-        self.trace_parent = trace_parent
-        self.tool_source: ToolSource | None = None
-        """Set by replay: answers tool calls from a trace instead of running the tools."""
+        self.trace_parent = trace_parent if trace_parent is not None or replay is None else replay.origin
+        self.tool_source = ReplayTools(replay) if replay is not None else None
+        """Answers tool calls from the replay's trace instead of running the tools."""
         self._memory_store = memory_store
         """Where memories persist (a path opens on first use); None keeps them in this process only."""
-        self.memory_source: Trace | None = None
-        """Set by replay: memory reads are answered from this trace."""
-        self.memory_live_from: int | None = None
-        """Set by a fork: only reads in node steps before this one come from `memory_source`."""
-        self.counter_source: Runtime | None = None
-        """Set by a fork: memories count tokens as this (the live) runtime does, so its prompts are
-        what a live run makes."""
+        self.counter_source = counter_source
+        """A fork's live runtime: memories count tokens as it does, so its prompts are what a live run makes."""
+        self._live = live
+        """Plays the roles in the part of a replay that runs live (a fork's, a resume's gaps)."""
         self._memories: dict[tuple[str, str, str], RecordedMemory] = {}
         self._env = os.environ if env is None else env
         self._given: dict[str, ChatModel] = dict(models or {})
-        self._fallback = fallback
+        self._fallback = fallback if fallback is not None or replay is None else self._replay_model
         self._made: dict[str, ChatModel] = {}
         """Makes the model for a role that neither `models` nor the config names (replays use it)."""
         self._models: dict[str, ChatModel] = {}
@@ -125,12 +136,15 @@ class Runtime:
     def from_models(cls, models: Mapping[str, ChatModel], *, prompts: PromptLibrary | None = None,
                     traces: TraceStore | str | Path | None = None,
                     trace_parent: ForkOrigin | None = None, memory_store: MemoryStore | None = None,
-                    fallback: Callable[[str], ChatModel] | None = None) -> Runtime:
+                    fallback: Callable[[str], ChatModel] | None = None, replay: Replay | None = None,
+                    live: Runtime | None = None, counter_source: Runtime | None = None) -> Runtime:
         """A runtime whose roles are exactly `models` ("default" answers unlisted roles; then
-        `fallback(role)`, if given, makes one)."""
+        `fallback(role)`, if given, makes one; with `replay`, every other role is answered from its
+        trace, and what it runs live goes to `live`'s models)."""
         store = traces if isinstance(traces, TraceStore) or traces is None else TraceStore(traces)
         return cls(RuntimeConfig(roles={}), models=models, prompts=prompts, traces=store,
-                   trace_parent=trace_parent, memory_store=memory_store, fallback=fallback)
+                   trace_parent=trace_parent, memory_store=memory_store, fallback=fallback, replay=replay,
+                   live=live, counter_source=counter_source)
 
     def with_prompt_dirs(self, dirs: Sequence[str | Path]) -> Runtime:
         """This runtime, with `dirs` searched for templates after its own prompt directories and
@@ -171,6 +185,21 @@ class Runtime:
             return self._made[role]
         raise UnknownRoleError(role, self.roles)
 
+    def _replay_model(self, role: str) -> ChatModel:
+        """A replayed role: answered from the trace; its live part (if any) played by `live`'s model,
+        under the fork's changed model name when it has one."""
+        assert self.replay is not None
+        replay, live = self.replay, self._live
+        live_model: ChatModel | None = None
+        if live is not None and (replay.live_from is not None or replay.fill_gaps):
+            live_model = live.model_named(role, replay.models[role]) if role in replay.models else live.unrecorded_model(role)
+        return ReplayModel(replay, live=live_model)
+
+    @property
+    def calls_answered(self) -> int:
+        """Model calls this runtime's replayed roles answered from the trace so far."""
+        return sum(m.answered for m in self._made.values() if isinstance(m, ReplayModel))
+
     def model_named(self, role: str, model_name: str) -> ChatModel:
         """`role`'s model (unrecorded) on the same endpoint under another model name (another LoRA
         adapter)."""
@@ -194,8 +223,8 @@ class Runtime:
                 options.setdefault("summarizer", self._summarize)
             inner = make_memory(kind, name, scope, store=self.memory_store,  # opens it if a path
                                 counter=self.token_counter(options.pop("role", "default")), **options)
-            self._memories[key] = RecordedMemory(inner, kind, replay=self.memory_source,
-                                                 replay_before=self.memory_live_from)
+            replay = self.replay if self.replay is not None and self.replay.reads_memory else None
+            self._memories[key] = RecordedMemory(inner, kind, replay=replay)
         return self._memories[key]
 
     async def _summarize(self, previous: str, items: list[str]) -> str:
@@ -362,14 +391,29 @@ class Runtime:
         self.close()
 
     @contextlib.contextmanager
-    def current(self) -> Iterator[Runtime]:
-        """Make this the current runtime (see `current_runtime`) while the block runs; call it
-        inside the event loop the run uses."""
+    def activate(self) -> Iterator[Runtime]:
+        """Make this the current runtime (`Runtime.current()`) while the block runs; call it inside
+        the event loop the run uses. Every graph run does this for its nodes."""
         token = _CURRENT.set((self, asyncio.get_running_loop()))
         try:
             yield self
         finally:
             _CURRENT.reset(token)
+
+    @staticmethod
+    def current() -> Runtime | None:
+        """The runtime of the graph run in progress (None outside a run): the one escape hatch for
+        code that LangGraph calls without the runtime (a LangChain chat model, a tool). A node
+        takes the runtime as its second parameter instead."""
+        current = _CURRENT.get()
+        return current[0] if current is not None else None
+
+    @staticmethod
+    def current_loop() -> asyncio.AbstractEventLoop | None:
+        """The event loop the run in progress uses (None outside a run): where synchronous code on
+        LangGraph's worker threads sends its coroutines."""
+        current = _CURRENT.get()
+        return current[1] if current is not None else None
 
     def run_sync(self, coro: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
         """Run `coro` in a fresh event loop and close the clients bound to it."""

@@ -14,10 +14,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from rolegraph._cli_options import ConcurrencyOpt, ConfigOpt, EvalOutOpt, RepeatsOpt, ResumeOpt, RetryErrorsOpt, TimeoutOpt
 from rolegraph._inputs import jsonl_objects, no_cases, object_field
 from rolegraph.errors import InputError, UserError
 from rolegraph.evals._core import Benchmark, Case, Score
-from rolegraph.evals._shell import RetryErrors
 from rolegraph.models.servers import default_concurrency
 
 out = Console()
@@ -116,16 +116,15 @@ def eval_any_command(
     scorer: Annotated[list[str] | None, typer.Option("--scorer", help="module:fn or FILE.py:fn (repeatable); "
                                                                      "fn(output, target) -> number.")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", help="KEY=VALUE: a graph option.")] = None,
-    concurrency: Annotated[int, typer.Option(
-        min=1, help="Runs in flight (default: enough for every embedded server slot).")] = default_concurrency(),
-    repeats: Annotated[int, typer.Option(min=1, help="Runs per case, for pass^k and flip rates.")] = 1,
+    concurrency: ConcurrencyOpt = default_concurrency(),
+    repeats: RepeatsOpt = 1,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Seconds allowed per case.")] = None,
+    timeout: TimeoutOpt = None,
     seed: Annotated[int, typer.Option()] = 0,
-    resume: Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")] = None,
-    retry_errors: RetryErrors = True,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
+    resume: ResumeOpt = None,
+    retry_errors: RetryErrorsOpt = True,
+    out_dir: EvalOutOpt = Path("evals"),
+    config: ConfigOpt = None,
 ) -> None:
     """Evaluate any graph on a JSONL file of cases: every (case, repeat) a recorded run, scored,
     written as it ends, resumable, with a report."""

@@ -7,16 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from rich.console import Console
 from rich.table import Table
-
-RetryErrors = Annotated[bool, typer.Option("--retry-errors/--no-retry-errors",
-                                           help="With --resume: run again the cases recorded as an error or a "
-                                                "timeout (the new result replaces the old). Default: retry.")]
-"""The `--retry-errors` option every `rolegraph eval` command takes."""
 
 out = Console()
 err = Console(stderr=True)

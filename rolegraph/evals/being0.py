@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rolegraph._cli_options import ConcurrencyOpt, ConfigOpt, EvalOutOpt, ResumeOpt, RetryErrorsOpt
 from rolegraph.envs.being0 import TASKS, get_task
 from rolegraph.errors import UserError
 from rolegraph.evals._core import Benchmark, Case, Score
-from rolegraph.evals._shell import RetryErrors
 from rolegraph.models.servers import default_concurrency
 from rolegraph.runtime import Runtime
 
@@ -113,7 +113,7 @@ def run_being0(
     constrained: ConstrainedOpt = False,
     max_steps: Annotated[int, typer.Option(min=1, help="Planner steps before giving up.")] = 20,
     render: Annotated[Path | None, typer.Option(help="Write a top-down PNG per step and an animated GIF here.")] = None,
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Run one Being-0 episode in the simulated office and print it (recorded as a trace)."""
     from rolegraph.graphs import being0
@@ -143,13 +143,12 @@ def eval_being0(
     ablate: AblateOpt = "",
     constrained: ConstrainedOpt = False,
     max_steps: Annotated[int, typer.Option(min=1)] = 20,
-    concurrency: Annotated[int, typer.Option(
-        min=1, help="Runs in flight (default: enough for every embedded server slot).")] = default_concurrency(),
+    concurrency: ConcurrencyOpt = default_concurrency(),
     seed: Annotated[int, typer.Option()] = 0,
-    resume: Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")] = None,
-    retry_errors: RetryErrors = True,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
+    resume: ResumeOpt = None,
+    retry_errors: RetryErrorsOpt = True,
+    out_dir: EvalOutOpt = Path("evals"),
+    config: ConfigOpt = None,
 ) -> None:
     """Evaluate Being-0 on the office tasks: success rate with a CI, sub-task success, navigation
     efficiency, planner calls, tokens and wall time, per task; ablations as flags."""

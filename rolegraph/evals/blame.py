@@ -25,6 +25,7 @@ from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.table import Table
 
+from rolegraph._cli_options import LiveConfigOpt, RunsDirOpt
 from rolegraph.errors import UserError
 from rolegraph.evals._any import load_function
 from rolegraph.evals._blame_page import write_blame_page
@@ -204,8 +205,8 @@ class _ForkSolver:
         def live_model(role: str) -> ChatModel:
             return _Resampled(self.base.unrecorded_model(role), sample_seed, self.temperature, counter)
 
-        live = Runtime.from_models({}, prompts=self.base.prompts, fallback=live_model)
-        live.counter_source = self.base  # memories count tokens as a live run would
+        # memories count tokens as a live run would
+        live = Runtime.from_models({}, prompts=self.base.prompts, fallback=live_model, counter_source=self.base)
         result = await replay_run(self.trace, store=self.store, live=live, live_from=spec["step"],
                                   live_from_call=spec["call_index"], graph=self.graph, library=self.base.prompts)
         return SolverOutput(output={"score": _score(self.scorer, result), "live_calls": counter[0]},
@@ -365,8 +366,8 @@ def blame_command(
     seed: Annotated[int, typer.Option()] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Where results go (default blame/RUN_ID); "
                                                           "an existing one is resumed.")] = None,
-    runs: Annotated[Path | None, typer.Option("--runs", help="Trace directory (default: [traces] dir).")] = None,
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml for the live models.")] = None,
+    runs: RunsDirOpt = None,
+    config: LiveConfigOpt = None,
 ) -> None:
     """Which model call made a run fail: re-sample the run from each call K times (the calls before
     it answered from the trace) and report each call's success rate, the drops, and the decisive call,

@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rolegraph._cli_options import ConcurrencyOpt, ConfigOpt, EvalOutOpt, EvalsDirOpt, RepeatsOpt, RetryErrorsOpt, TimeoutOpt
 from rolegraph.errors import UserError
 from rolegraph.evals._any import eval_any_command as eval_any_command  # `rolegraph eval any`, registered by the CLI
-from rolegraph.evals._shell import RetryErrors
 from rolegraph.models.servers import default_concurrency
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate agents against benchmarks.")
@@ -36,21 +36,20 @@ def eval_mcq(
     variants: Annotated[str, typer.Option(help="No-image variants: question, choices_only, last_sentence")] = "question",
     transforms: Annotated[str, typer.Option(help="Robustness transforms on the question variant, e.g. "
                                                  "shuffle,labels:A,whitespace,punctuation,typos:0.05,paraphrase")] = "",
-    concurrency: Annotated[int, typer.Option(
-        min=1, help="Runs in flight (default: enough for every embedded server slot).")] = default_concurrency(),
-    repeats: Annotated[int, typer.Option(min=1, help="Runs per case, for pass^k and flip rates.")] = 1,
+    concurrency: ConcurrencyOpt = default_concurrency(),
+    repeats: RepeatsOpt = 1,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Seconds allowed per case.")] = None,
+    timeout: TimeoutOpt = None,
     seed: Annotated[int, typer.Option()] = 0,
     refine: Annotated[bool, typer.Option("--refine", help="Run RefineBot on each case first, then compare "
                                                          "the shortcut rate before and after.")] = False,
     resume: Annotated[Path | None, typer.Option(help="An earlier suite directory to continue.")] = None,
-    retry_errors: RetryErrors = True,
+    retry_errors: RetryErrorsOpt = True,
     executor: Annotated[str, typer.Option(help="asyncio (this process) or ray.")] = "asyncio",
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="A Ray cluster (HEAD:6379); "
                                                                          "default: a local Ray.")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
+    out_dir: EvalOutOpt = Path("evals"),
+    config: ConfigOpt = None,
 ) -> None:
     """Answer MCQs without the image (chain-of-thought), score accuracy, and report each variant and
     transform with confidence intervals; transforms also report the drop from clean accuracy."""
@@ -150,7 +149,7 @@ def eval_mcq(
 @eval_app.command("report")
 def eval_report(run: Annotated[str, typer.Argument(help="An evaluation directory, id, or 'last'.")],
                 out_dir: Annotated[Path | None, typer.Option("--report", help="Directory for report.html.")] = None,
-                root: Annotated[Path, typer.Option("--evals", help="Where evaluations live.")] = Path("evals")) -> None:
+                root: EvalsDirOpt = Path("evals")) -> None:
     """Write report.json and report.html for an evaluation and print the HTML's path."""
     from rolegraph.evals._report import write_report
     from rolegraph.evals._store import EvalStore
@@ -160,7 +159,7 @@ def eval_report(run: Annotated[str, typer.Argument(help="An evaluation directory
 
 @eval_app.command("compare")
 def eval_compare(a: str, b: str, scorer: Annotated[str, typer.Option()] = "accuracy",
-                 root: Annotated[Path, typer.Option("--evals")] = Path("evals")) -> None:
+                 root: EvalsDirOpt = Path("evals")) -> None:
     """Paired comparison of two evaluations on the cases they share: difference with a CI, and
     McNemar's test when scores are binary."""
     from rolegraph.evals._store import EvalStore
@@ -187,7 +186,7 @@ def optimize_command(
     optimizer: Annotated[str, typer.Option(help="bootstrap (BootstrapFewShot) or mipro (MIPROv2)")] = "bootstrap",
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the new prompt version.")] = Path("prompts"),
     max_demos: Annotated[int, typer.Option(min=0)] = 3,
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Optimise a role's prompt with DSPy against its benchmark metric and write the new version
     (load it with Runtime.load(prompts_dir=OUT))."""

@@ -18,6 +18,7 @@ from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.table import Table
 
+from rolegraph._cli_options import LiveConfigOpt
 from rolegraph.errors import UserError
 from rolegraph.evals._core import Benchmark, Case, SolverOutput
 from rolegraph.evals._runner import run_eval
@@ -118,8 +119,7 @@ class _ArmSolver:
                      else self.base.unrecorded_model(role))
             return _Resampled(inner, sample_seed, self.temperature, counter)
 
-        live = Runtime.from_models({}, prompts=self.base.prompts, fallback=live_model)
-        live.counter_source = self.base
+        live = Runtime.from_models({}, prompts=self.base.prompts, fallback=live_model, counter_source=self.base)
         prompts = self.prompts if spec["arm"] == "changed" else {}
         result = await replay_run(trace, store=self.store, live=live, live_from=step, live_from_call=call,
                                   prompts=prompts, graph=find_graph(trace.started.manifest), library=self.base.prompts)
@@ -228,7 +228,7 @@ def fork_compare_command(
     concurrency: Annotated[int, typer.Option(min=1)] = 4,
     temperature: Annotated[float | None, typer.Option(help="Temperature of the live calls.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Default EVAL_DIR/fork-compare (resumed if there).")] = None,
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml for the live models.")] = None,
+    config: LiveConfigOpt = None,
 ) -> None:
     """Paired comparison on shared prefixes: fork every case at the first call of --at and run the
     recorded settings and the change from the same prefix, K times each; the paired difference with

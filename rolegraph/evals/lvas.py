@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rolegraph._cli_options import ConfigOpt, EvalOutOpt, ResumeOpt, RetryErrorsOpt
 from rolegraph.evals._core import Benchmark, Case, Score
-from rolegraph.evals._shell import RetryErrors
 from rolegraph.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def run_lvas(
     threshold: ThresholdOpt = 15.0,
     rounds: Annotated[int, typer.Option(min=1, help="Design-retrieval-revision rounds at most.")] = 2,
     labels: Annotated[Path | None, typer.Option(help="VGG-Sound stat.csv (default: the shared copy).")] = None,
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Dub a video (LVAS-Agent): shots, captions, merge discussion, sound design against the sound
     library, then the mixed soundtrack muxed into the video."""
@@ -183,10 +183,10 @@ def eval_lvas(
     threshold: ThresholdOpt = 15.0,
     labels: Annotated[Path | None, typer.Option(help="VGG-Sound stat.csv (default: the shared copy).")] = None,
     concurrency: Annotated[int, typer.Option(min=1)] = 1,
-    resume: Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")] = None,
-    retry_errors: RetryErrors = True,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
+    resume: ResumeOpt = None,
+    retry_errors: RetryErrorsOpt = True,
+    out_dir: EvalOutOpt = Path("evals"),
+    config: ConfigOpt = None,
 ) -> None:
     """Evaluate LVAS-Agent on synthetic videos: shot precision/recall, label validity, coverage
     and audio-video alignment."""

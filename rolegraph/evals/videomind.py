@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rolegraph._cli_options import ConfigOpt, EvalOutOpt, ResumeOpt, RetryErrorsOpt
 from rolegraph.envs.videomind import THRESHOLDS, VideoQuery, grounding_scores, iou, load_charades, load_jsonl
 from rolegraph.errors import UserError
 from rolegraph.evals._core import Benchmark, Case, Score
-from rolegraph.evals._shell import RetryErrors
 from rolegraph.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def run_videomind(
     question: Annotated[str, typer.Option(help="The question (or a grounding query when there are no options).")],
     options: Annotated[str, typer.Option(help="MCQ options, separated by '|'.")] = "",
     vision: Annotated[bool, typer.Option(help="Send frames as images (needs a vision-language model).")] = False,
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Answer (or ground) one question about a video with VideoMind's four roles."""
     from rolegraph.graphs import videomind
@@ -140,10 +140,10 @@ def eval_videomind(
     vision: Annotated[bool, typer.Option(help="Send frames as images.")] = False,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     concurrency: Annotated[int, typer.Option(min=1)] = 2,
-    resume: Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")] = None,
-    retry_errors: RetryErrors = True,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where evaluations are written.")] = Path("evals"),
-    config: Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")] = None,
+    resume: ResumeOpt = None,
+    retry_errors: RetryErrorsOpt = True,
+    out_dir: EvalOutOpt = Path("evals"),
+    config: ConfigOpt = None,
 ) -> None:
     """Evaluate VideoMind: R@1, R@3 and R@5 at IoU 0.3/0.5/0.7, mIoU and MCQ accuracy, with a report."""
     from rolegraph.envs.videomind import synthetic_benchmark

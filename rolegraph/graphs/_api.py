@@ -12,14 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
 from langchain_core.runnables import Runnable
-
-# langgraph is pinned (pyproject), so its private runnable helpers are safe to use
-from langgraph._internal._runnable import RunnableCallable, is_async_callable, is_async_generator
 from langgraph.graph import END, START
 from langgraph.graph import StateGraph as _LangGraphStateGraph
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
+from rolegraph._langgraph import RunnableCallable, is_async_callable, is_async_generator, node_functions
 from rolegraph.agents import Agent, agents_made
 from rolegraph.errors import UserError
 from rolegraph.runtime import Runtime
@@ -78,6 +76,15 @@ class StateResult(RunResult):
     """The result of a graph that declares none: its final state."""
 
     state: dict[str, Any] = {}
+
+
+class RunFailure(RunResult):
+    """A run of `Graph.run_many` that raised instead of returning the graph's result, kept as a
+    value so that the other runs go on. (A graph's `recorded_failures` end with its own result.)"""
+
+    status: Literal["ok", "error"] = "error"
+    error: str | None = None
+    """The exception's class and first line, e.g. `ConnectionError: endpoint 'gpu' does not answer`."""
 
 
 class StateGraph(_LangGraphStateGraph[Any]):
@@ -237,8 +244,8 @@ class Graph(Generic[R]):
             compiled = builder.compile(name=self.name)
             agents: dict[int, Agent[Any]] = {id(a): a for a in made}
             seen: set[int] = set()
-            for spec in builder.nodes.values():
-                for a in _agents_referenced(spec.runnable.afunc if hasattr(spec.runnable, "afunc") else None, seen):
+            for fn in node_functions(builder).values():
+                for a in _agents_referenced(fn, seen):
                     agents.setdefault(id(a), a)
             self._compiled[key] = (compiled, list(agents.values()))
         return self._compiled[key]
@@ -320,16 +327,31 @@ class Graph(Generic[R]):
         return runtime.run_sync(self.run(input, runtime=runtime, seed=seed, options=options))
 
     async def run_many(self, inputs: Iterable[Any], *, runtime: Runtime, seeds: Iterable[int] = (0,),
-                       options: Any = None, concurrency: int = 4) -> AsyncIterator[R]:
-        """Every (input, seed) pair as its own run, `concurrency` at a time, yielded as they end."""
+                       options: Any = None, concurrency: int = 4) -> AsyncIterator[R | RunFailure]:
+        """Every (input, seed) pair as its own run, `concurrency` at a time, yielded as they end. A run
+        that raises does not end the batch: it is yielded as a `RunFailure`, and the others go on.
+        `run_batch` says which input and seed each result is for."""
+        async for _, _, result in self.run_batch(inputs, runtime=runtime, seeds=seeds, options=options,
+                                                 concurrency=concurrency):
+            yield result
+
+    async def run_batch(self, inputs: Iterable[Any], *, runtime: Runtime, seeds: Iterable[int] = (0,),
+                        options: Any = None, concurrency: int = 4) -> AsyncIterator[tuple[int, int, R | RunFailure]]:
+        """`run_many`, each result yielded with its input's index and its seed: the one loop that runs
+        a graph over many inputs (`rolegraph run` is this loop over a file)."""
+        from rolegraph.errors import one_line
+
         seeds = list(seeds)
         semaphore = asyncio.Semaphore(concurrency)
 
-        async def one(value: Any, seed: int) -> R:
+        async def one(index: int, value: Any, seed: int) -> tuple[int, int, R | RunFailure]:
             async with semaphore:
-                return await self.run(value, runtime=runtime, seed=seed, options=options)
+                try:
+                    return index, seed, await self.run(value, runtime=runtime, seed=seed, options=options)
+                except Exception as exc:  # noqa: BLE001 - this run's failure, recorded; the others go on
+                    return index, seed, RunFailure(error=f"{type(exc).__name__}: {one_line(exc)}")
 
-        tasks = [asyncio.create_task(one(v, s)) for v in inputs for s in seeds]
+        tasks = [asyncio.create_task(one(i, v, s)) for i, v in enumerate(inputs) for s in seeds]
         try:
             for next_done in asyncio.as_completed(tasks):
                 yield await next_done

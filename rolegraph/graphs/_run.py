@@ -87,7 +87,7 @@ class RedactingSerde:
 
 @contextlib.asynccontextmanager
 async def _current(runtime: Runtime) -> AsyncIterator[None]:
-    with runtime.current():
+    with runtime.activate():
         yield
 
 

@@ -6,20 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rolegraph.errors import ReplayMismatch
 from rolegraph.memory._base import Memory, MemoryItem
-from rolegraph.traces import MemoryRead, MemoryWrite, ReplayMismatch, current_node, current_run
+from rolegraph.traces import MemoryRead, MemoryWrite, Replay, current_node, current_run
 
 if TYPE_CHECKING:
-    from rolegraph.traces import Trace
+    pass
 
 
 class RecordedMemory:
-    """Wraps a Memory: records reads and writes; answers reads from `replay` when set (with
-    `replay_before`, only reads in node steps before that one: a fork's replayed part)."""
+    """Wraps a Memory: records reads and writes; answers reads from `replay`'s trace when set (in a
+    fork, only the reads of the node steps before the fork point: its replayed part)."""
 
-    def __init__(self, inner: Memory, kind: str, replay: Trace | None = None,
-                 replay_before: int | None = None) -> None:
-        self.inner, self.kind, self.replay, self.replay_before = inner, kind, replay, replay_before
+    def __init__(self, inner: Memory, kind: str, replay: Replay | None = None) -> None:
+        self.inner, self.kind, self.replay = inner, kind, replay
         self.name, self.scope = inner.name, inner.scope
         self._recorded: dict[tuple[str | None, int], MemoryRead] | None = None
 
@@ -61,10 +61,11 @@ class RecordedMemory:
             node.memory_reads += 1
         key = node.key if node else None
         replayed = False
-        in_replayed_part = self.replay_before is None or (node is not None and node.step < self.replay_before)
-        if self.replay is not None and in_replayed_part:
+        replay = self.replay
+        # outside any node step, a fork's reads are live (its fork point is a step)
+        if replay is not None and (replay.live_from is None or (node is not None and replay.answers(node.step))):
             if self._recorded is None:
-                self._recorded = {(e.node_key, e.read_index): e for e in self.replay.of_kind(MemoryRead)
+                self._recorded = {(e.node_key, e.read_index): e for e in replay.trace.of_kind(MemoryRead)
                                   if (e.memory, e.scope) == (self.name, self.scope)}
             recorded = self._recorded.get((key, index))
             if recorded is None:

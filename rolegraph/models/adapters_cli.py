@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rolegraph._cli_options import HostOpt
 from rolegraph.errors import UserError
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def adapters_app(data: AdapterData) -> typer.Typer:
 def serve_adapters(
     adapters: Annotated[Path, typer.Option(help="The directory `adapters train` wrote.")] = Path("adapters"),
     port: Annotated[int, typer.Option()] = 8078,
-    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 unless you mean it.")] = "127.0.0.1",
+    host: HostOpt = "127.0.0.1",
     roles: RolesOpt = "planner,grounder,verifier,answerer",
     config_out: Annotated[Path, typer.Option("--config-out", help="Where to write the runtime config.")] = Path(
         "rolegraph.toml"),

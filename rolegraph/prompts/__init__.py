@@ -5,6 +5,7 @@ message. Every render carries the template's name and content hash for the trace
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -12,15 +13,11 @@ from typing import Any
 
 import jinja2
 
-from rolegraph.errors import UserError
+from rolegraph.errors import PromptError
 from rolegraph.models import Message
 
 PACKAGE_DIR = Path(__file__).parent
 BLOCKS = ("system", "user")
-
-
-class PromptError(UserError):
-    """A template is missing, or a variable it uses was not given."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +99,24 @@ class PromptLibrary:
         return self.get(name).render(**variables)
 
 
+class OverlayLibrary(PromptLibrary):
+    """A library whose `overrides` (template name -> template) stand in for `base`'s own templates
+    while `applies()` is true: a fork's changed prompts, rendered only in its live part."""
+
+    def __init__(self, base: PromptLibrary, overrides: Mapping[str, PromptTemplate], applies: Callable[[], bool]) -> None:
+        # shares `base`'s directories and cache: only `get` and `below` differ
+        self.base, self.overrides, self.applies = base, dict(overrides), applies
+        self.dirs = base.dirs
+
+    def below(self, *dirs: str | Path) -> PromptLibrary:
+        return OverlayLibrary(self.base.below(*dirs), self.overrides, self.applies)
+
+    def get(self, name: str) -> PromptTemplate:
+        if name in self.overrides and self.applies():
+            return self.overrides[name]
+        return self.base.get(name)
+
+
 def load_template_file(name: str, path: str | Path) -> PromptTemplate:
     """A template from a file outside the library, used under `name` (a fork's changed prompt)."""
     p = Path(path)
@@ -116,4 +131,4 @@ def load_template_file(name: str, path: str | Path) -> PromptTemplate:
     return PromptTemplate(name, source, hashlib.sha256(source.encode()).hexdigest(), template)
 
 
-__all__ = ["PromptError", "PromptLibrary", "PromptTemplate", "RenderedPrompt", "load_template_file"]
+__all__ = ["OverlayLibrary", "PromptError", "PromptLibrary", "PromptTemplate", "RenderedPrompt", "load_template_file"]

@@ -1,6 +1,7 @@
 """Traces: every run as an append-only log of versioned events — shown, diffed, viewed in a
 browser, replayed offline with no model, or forked (replayed up to a step, live after it)."""
 
+from rolegraph.errors import ReplayMismatch
 from rolegraph.traces._diff import Divergence, comparable, final_state, first_divergence, state_differences
 from rolegraph.traces._events import (
     FORMAT_VERSION,
@@ -39,8 +40,8 @@ from rolegraph.traces._recorder import (
 )
 from rolegraph.traces._redact import Redactor
 from rolegraph.traces._replay import (
-    ForkPrompts,
-    ReplayMismatch,
+    Point,
+    Replay,
     ReplayModel,
     ReplayTools,
     request_diff,
@@ -70,15 +71,16 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "ForkOrigin",
-    "ForkPrompts",
     "Manifest",
     "MemoryRead",
     "MemoryWrite",
     "ModelCall",
     "NodeFinished",
     "NodeStarted",
+    "Point",
     "RecordingModel",
     "Redactor",
+    "Replay",
     "ReplayMismatch",
     "ReplayModel",
     "ReplayTools",

@@ -17,6 +17,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime as LGRuntime
 from pydantic_core import to_jsonable_python
 
+from rolegraph._langgraph import task_position
 from rolegraph.errors import UserError
 from rolegraph.models import ChatModel, ChatRequest, ChatResponse
 from rolegraph.traces._events import (
@@ -196,17 +197,12 @@ def set_output(ctx: RunContext, value: Any) -> None:
 
 def node_key(name: str, config: Any) -> tuple[list[str], str]:
     """A stable identity for one node execution: subgraph path, LangGraph step, Send index."""
-    meta = (config or {}).get("metadata", {}) if isinstance(config, dict) else {}
-    ns = str(meta.get("langgraph_checkpoint_ns", "") or "")
-    path = [part.split(":", 1)[0] for part in ns.split("|") if part] or [name]
+    where = task_position(config)
+    path = where.namespace or [name]
     if path[-1] != name:
         path.append(name)
-    step = meta.get("langgraph_step", "?")
-    lg_path = meta.get("langgraph_path", ())
-    push = ""
-    if isinstance(lg_path, (tuple, list)) and lg_path and lg_path[0] == "__pregel_push" and len(lg_path) > 1:
-        push = f"[{lg_path[1]}]"
-    return path, f"{'/'.join(path)}@{step}{push}"
+    push = f"[{where.send}]" if where.send is not None else ""
+    return path, f"{'/'.join(path)}@{where.step}{push}"
 
 
 def takes_runtime(fn: Callable[..., Any]) -> bool:
@@ -261,8 +257,8 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
             elif wants_runtime:  # the rolegraph Runtime travels as LangGraph's run context
                 context = runtime.context if runtime is not None else None
                 if context is None:
-                    raise UserError(f"node '{name}' needs the rolegraph Runtime: run the graph through its "
-                                    "arun()/run_graph(), or pass context=runtime to ainvoke()")
+                    raise UserError(f"node '{name}' needs the rolegraph Runtime: run the graph with "
+                                    "`await graph.run(input, runtime=rt)` (or `graph.run_sync(...)`)")
                 update = await fn(state, context)
             else:
                 update = await fn(state)

@@ -1,27 +1,83 @@
-"""Replay and fork: answer model calls from a recorded trace by (node execution, call index),
-checking that the request is the one recorded; optionally go live from a node step on."""
+"""Replay, fork and resume as one value: `Replay` says what is answered from a recorded trace and
+what runs live; the replay model and tools answer by (node execution, call index), checking that
+the request is the one recorded."""
 
 from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from rolegraph.errors import ModelError, RolegraphError
+from rolegraph.errors import ModelError, ReplayMismatch, RolegraphError
 from rolegraph.models import ChatModel, ChatRequest, ChatResponse
-from rolegraph.traces._events import ModelCall, ToolCall
-from rolegraph.traces._recorder import current_call, current_node
+from rolegraph.traces._events import ForkOrigin, ModelCall, ToolCall
+from rolegraph.traces._recorder import current_call
 from rolegraph.traces._trace import Trace
 
 
-class ReplayMismatch(RolegraphError):
-    """The graph asked something the trace did not record: code, a prompt or an input changed."""
+@dataclass(frozen=True)
+class Point:
+    """A place in a recorded run: node step `step`, and model call `call` within it."""
 
-    def __init__(self, message: str, diff: str = "") -> None:
-        super().__init__(message + (f"\n{diff}" if diff else ""))
-        self.diff = diff
+    step: int
+    call: int = 0
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a replay, a fork or a resume answers from a recorded trace and what it runs live.
+
+    One immutable value, given to a `Runtime` when it is made; its models, tools, memories and
+    prompts all ask it the same question, `answers(step, call)`:
+
+    - a replay (`live_from=None`): everything is answered from the trace;
+    - a fork (`live_from=Point(step, call)`): what comes before that point is answered, the rest
+      runs live, with `models` (role -> model name) and `prompts` (template name -> template)
+      changed in the live part;
+    - a resume (`fill_gaps=True`): what the trace has is answered, what it lacks runs live, and
+      memories are read live (they persisted across the interruption).
+    """
+
+    trace: Trace
+    live_from: Point | None = None
+    """The fork point: model calls from here on (and tools and memory reads from its step on) run live."""
+    fill_gaps: bool = False
+    """Resume: a call the trace has is answered from it, one it lacks (or that failed) runs live."""
+    models: Mapping[str, str] = field(default_factory=dict)
+    """Role -> the model name that plays it in the live part (another LoRA adapter, say)."""
+    prompts: Mapping[str, Any] = field(default_factory=dict)
+    """Template name -> the PromptTemplate rendered in its place in the live part."""
+    prompt_files: Mapping[str, str] = field(default_factory=dict)
+    """Role -> the file its changed prompt came from, as the new run's origin records it."""
+
+    def answers(self, step: int | None, call: int | None = None) -> bool:
+        """Whether what happens in node step `step` is answered from the trace: model call `call`
+        of it, or (`call=None`) the step's tools, memory reads and prompts. Everything is in a
+        replay; in a fork, what comes before the fork point (outside any node step too)."""
+        point = self.live_from
+        if point is None or step is None:
+            return True
+        return step < point.step or (call is not None and step == point.step and call < point.call)
+
+    @property
+    def reads_memory(self) -> bool:
+        """Whether memory reads (of the steps `answers`) come from the trace: not in a resume."""
+        return not self.fill_gaps
+
+    @property
+    def origin(self) -> ForkOrigin | None:
+        """The new run's parent as its trace records it (None for a resume, which continues the run)."""
+        if self.fill_gaps:
+            return None
+        changes = {**{f"model:{r}": m for r, m in self.models.items()},
+                   **{f"prompt:{r}": p for r, p in self.prompt_files.items()}}
+        point = self.live_from
+        return ForkOrigin(run_id=self.trace.run_id, live_from=point.step if point else None,
+                          live_from_call=point.call if point else 0, changes=changes)
 
 
 def request_lines(request: ChatRequest) -> list[str]:
@@ -44,18 +100,12 @@ def request_diff(recorded: ChatRequest, now: ChatRequest) -> str:
 
 
 class ReplayModel:
-    """A ChatModel that answers from a trace. With `live` and `live_from`, calls made in node
-    steps >= live_from go to the live model instead (a fork)."""
+    """A ChatModel that answers from a trace, as `replay` says: calls it does not answer (a fork's
+    live part, a resume's gaps) go to `live`."""
 
-    def __init__(self, trace: Trace, *, live: ChatModel | None = None, live_from: int | None = None,
-                 fill_gaps: bool = False, live_from_call: int = 0) -> None:
-        self.trace = trace
+    def __init__(self, replay: Replay | Trace, *, live: ChatModel | None = None) -> None:
+        self.replay = replay if isinstance(replay, Replay) else Replay(replay)
         self.live = live
-        self.live_from = live_from
-        self.live_from_call = live_from_call
-        """Within step `live_from`, the calls before this index are still answered from the trace."""
-        self.fill_gaps = fill_gaps
-        """Resume mode: calls the trace has are answered from it, the rest go to `live`."""
         self.answered = 0
         self.live_calls = 0
 
@@ -63,14 +113,13 @@ class ReplayModel:
         call = current_call()
         if call is None:
             raise RolegraphError("ReplayModel answers only inside a recorded run (use it through a Runtime)")
-        if self.live_from is not None and call.step is not None and (
-                call.step > self.live_from or (call.step == self.live_from and call.index >= self.live_from_call)):
+        if not self.replay.answers(call.step, call.index):
             if self.live is None:
                 raise RolegraphError("a fork needs a live model for the steps after --live-from")
             self.live_calls += 1
             return await self.live.chat(request)
-        recorded = self.trace.model_call(call.node_key, call.index)
-        if self.fill_gaps and (recorded is None or recorded.response is None) and self.live is not None:
+        recorded = self.replay.trace.model_call(call.node_key, call.index)
+        if self.replay.fill_gaps and (recorded is None or recorded.response is None) and self.live is not None:
             self.live_calls += 1
             return await self.live.chat(request)
         if recorded is None:
@@ -97,18 +146,18 @@ class ReplayModel:
 
 class ReplayTools:
     """Answers tool calls from a trace by (node execution, tool call index), checking the name
-    and input; steps >= live_from run the real tool."""
+    and input, as `replay` says: the steps it does not answer run the real tool."""
 
-    def __init__(self, trace: Trace, *, live_from: int | None = None, fill_gaps: bool = False) -> None:
-        self.trace, self.live_from, self.fill_gaps = trace, live_from, fill_gaps
-        self._calls = {(e.node_key, e.call_index): e for e in trace.of_kind(ToolCall)}
+    def __init__(self, replay: Replay) -> None:
+        self.replay, self.trace = replay, replay.trace
+        self._calls = {(e.node_key, e.call_index): e for e in replay.trace.of_kind(ToolCall)}
 
     def answer(self, name: str, node_key: str | None, step: int | None, index: int, value: Any) -> tuple[bool, Any]:
-        if self.live_from is not None and step is not None and step >= self.live_from:
+        if not self.replay.answers(step):
             return False, None
         recorded = self._calls.get((node_key, index))
         if recorded is None or recorded.error is not None:
-            if self.fill_gaps:
+            if self.replay.fill_gaps:
                 return False, None
             raise ReplayMismatch(f"replay: the trace has no tool call #{index} in {node_key} (tool {name})")
         if recorded.name != name:
@@ -138,26 +187,3 @@ def role_prompts(trace: Trace) -> dict[str, str]:
         if e.prompt and e.role not in out:
             out[e.role] = e.prompt
     return out
-
-
-class ForkPrompts:
-    """A PromptLibrary whose overrides apply only in node steps >= live_from (the live part),
-    so the replayed part still renders the recorded prompts."""
-
-    def __init__(self, base: Any, overrides: dict[str, Any], live_from: int | None) -> None:
-        self.base, self.overrides, self.live_from = base, overrides, live_from
-
-    def _live(self) -> bool:
-        node = current_node()
-        return self.live_from is None or (node is not None and node.step >= self.live_from)
-
-    def get(self, name: str) -> Any:
-        if name in self.overrides and self._live():
-            return self.overrides[name]
-        return self.base.get(name)
-
-    def render(self, name: str, **variables: Any) -> Any:
-        return self.get(name).render(**variables)
-
-    def below(self, *dirs: Any) -> ForkPrompts:
-        return ForkPrompts(self.base.below(*dirs), self.overrides, self.live_from)

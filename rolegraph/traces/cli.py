@@ -1,4 +1,5 @@
-"""`rolegraph trace ...`: list, show, diff, view, export and turn into tests recorded runs."""
+"""`rolegraph trace ...`: list, show, diff, view, export and turn into tests recorded runs; rebuild
+the run index from the run folders."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from rolegraph._cli_options import RunsDirOpt
 from rolegraph.errors import UserError
 
 trace_app = typer.Typer(no_args_is_help=True, help="Look at recorded runs.")
 out = Console()
-
-RunsDir = Annotated[Path | None, typer.Option("--runs", help="Trace directory (default: [traces] dir, 'runs').")]
 
 
 def _store(runs: Path | None) -> object:
@@ -24,7 +24,7 @@ def _store(runs: Path | None) -> object:
 
 
 @trace_app.command("list")
-def list_runs(runs: RunsDir = None, graph: Annotated[str | None, typer.Option()] = None,
+def list_runs(runs: RunsDirOpt = None, graph: Annotated[str | None, typer.Option()] = None,
               status: Annotated[str | None, typer.Option(help="ok, error, running or incomplete")] = None,
               search: Annotated[str | None, typer.Option(help="Text to find in the runs' inputs.")] = None,
               limit: Annotated[int, typer.Option(min=1)] = 30) -> None:
@@ -41,16 +41,24 @@ def list_runs(runs: RunsDir = None, graph: Annotated[str | None, typer.Option()]
 
 @trace_app.command("show")
 def show_run(run: Annotated[str, typer.Argument(help="Run id, id prefix, 'last', or directory.")],
-             runs: RunsDir = None, step: Annotated[int | None, typer.Option(help="Show one step in full.")] = None,
+             runs: RunsDirOpt = None, step: Annotated[int | None, typer.Option(help="Show one step in full.")] = None,
              calls: Annotated[bool, typer.Option("--calls", help="One row per model call.")] = False) -> None:
     """The steps of a run: roles, tokens, latency, retries, errors."""
     from rolegraph.traces._show import show
 
-    show(_store(runs).load(run), out, step=step, calls=calls)  # type: ignore[attr-defined]
+    trace = _store(runs).load(run)  # type: ignore[attr-defined]
+    show(trace, out, step=step, calls=calls)
+    if trace.damaged:
+        out.print(f"[yellow]damaged: {len(trace.damaged)} lines of the log are no event and were skipped "
+                  "(the events after them are shown):[/]", highlight=False)
+        for where in trace.damaged[:20]:
+            out.print(f"  {where}", highlight=False, soft_wrap=True)
+        if len(trace.damaged) > 20:
+            out.print(f"  ... and {len(trace.damaged) - 20} more", highlight=False)
 
 
 @trace_app.command("diff")
-def diff_runs(a: str, b: str, runs: RunsDir = None) -> None:
+def diff_runs(a: str, b: str, runs: RunsDirOpt = None) -> None:
     """Where two runs diverged, then how their final states differ."""
     from rolegraph.traces._diff import show_diff
 
@@ -59,7 +67,7 @@ def diff_runs(a: str, b: str, runs: RunsDir = None) -> None:
 
 
 @trace_app.command("view")
-def view_run(run: str, runs: RunsDir = None,
+def view_run(run: str, runs: RunsDirOpt = None,
              output: Annotated[Path | None, typer.Option("--out", help="HTML file to write.")] = None) -> None:
     """Write a self-contained HTML page (graph + timeline + calls) and print its path."""
     from rolegraph.traces._view import write_view
@@ -72,7 +80,7 @@ def view_run(run: str, runs: RunsDir = None,
 def export_run(run: str,
                otlp: Annotated[str, typer.Option("--otlp", help="A .json file, or an OTLP/HTTP endpoint like "
                                                                "http://127.0.0.1:4318")],
-               runs: RunsDir = None) -> None:
+               runs: RunsDirOpt = None) -> None:
     """OpenTelemetry spans (OpenInference / GenAI attributes) for Phoenix, Langfuse or Jaeger."""
     from rolegraph.traces._otlp import export
 
@@ -82,7 +90,7 @@ def export_run(run: str,
 @trace_app.command("to-test")
 def to_test(run: str, step: Annotated[int, typer.Option("--step", help="The step to turn into a test.")],
             output: Annotated[Path, typer.Option("--out", help="Test file or directory.")] = Path("tests/recorded"),
-            runs: RunsDir = None) -> None:
+            runs: RunsDirOpt = None) -> None:
     """Write a pytest case that replays one step from its recorded input state."""
     from rolegraph.traces._totest import write_test
 
@@ -91,3 +99,12 @@ def to_test(run: str, step: Annotated[int, typer.Option("--step", help="The step
     except ValueError as exc:
         raise UserError(str(exc)) from None
     out.print(str(path))
+
+
+@trace_app.command("reindex")
+def reindex(runs: RunsDirOpt = None) -> None:
+    """Rebuild the run index (index.sqlite) from the run folders, e.g. after it was damaged or
+    deleted. (A damaged index is also rebuilt by itself, the next time it is used.)"""
+    store = _store(runs)
+    count = store.reindex()  # type: ignore[attr-defined]
+    out.print(store.take_notice() or f"indexed {count} runs", highlight=False, soft_wrap=True)  # type: ignore[attr-defined]

@@ -11,12 +11,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from rolegraph._cli_options import EvalsDirOpt
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def ui_command(
     runs: Annotated[Path, typer.Option("--runs", help="The trace store to browse.")] = Path("runs"),
-    evals: Annotated[Path, typer.Option("--evals", help="Where evaluations live.")] = Path("evals"),
+    evals: EvalsDirOpt = Path("evals"),
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free one).", min=0, max=65535)] = 8765,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback lets others read runs "
                                            "and start forks.")] = "127.0.0.1",

@@ -28,7 +28,7 @@ class Forecast(BaseModel):
 
 async def test_structured_output_on_the_embedded_model_returns_the_type_every_time(embedded_runtime: Runtime) -> None:
     structured = ChatModel(max_tokens=80).with_structured_output(Forecast)
-    with embedded_runtime.current():
+    with embedded_runtime.activate():
         answers = [await structured.ainvoke(f"Give a plausible forecast for {city} as JSON.") for city in CITIES]
     assert len(answers) == 20 and all(isinstance(a, Forecast) for a in answers)
 

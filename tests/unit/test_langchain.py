@@ -209,7 +209,7 @@ def rt_current(rt: Runtime) -> Any:
 
     @contextlib.asynccontextmanager
     async def scope() -> Any:
-        with rt.current():
+        with rt.activate():
             yield
 
     return scope()

@@ -1,6 +1,7 @@
 """The layer contracts (import-linter, configured in pyproject.toml) hold, and they catch a
 deliberately broken import; examples and benchmarks import only public names, and inside the
-package a private module is imported only by its own package."""
+package a private module is imported only by its own package; LangGraph's private modules and
+metadata keys are reached through rolegraph._langgraph alone."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def test_the_contracts_hold() -> None:
     done = lint(ROOT, ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Layers point one way KEPT" in done.stdout
+    assert "Only rolegraph._langgraph imports LangGraph's private modules KEPT" in done.stdout
 
 
 def test_a_deliberately_broken_import_is_caught(tmp_path: Path) -> None:
@@ -85,3 +87,48 @@ def test_a_private_import_from_another_package_is_caught(tmp_path: Path) -> None
     (pkg / "runtime.py").write_text("import rolegraph.traces._store\n")
     assert private_imports_across_packages(pkg) == [
         "rolegraph/agents/_agent.py:1: rolegraph.traces._store", "rolegraph/runtime.py:1: rolegraph.traces._store"]
+
+
+def test_a_private_langgraph_import_outside_its_module_is_caught(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "rolegraph", tmp_path / "rolegraph", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    recorder = tmp_path / "rolegraph" / "traces" / "_recorder.py"
+    recorder.write_text(recorder.read_text() + "\n\ndef _push():\n    from langgraph._internal._constants import PUSH\n"
+                                                "    return PUSH\n")
+    done = lint(tmp_path, tmp_path)
+    assert done.returncode != 0
+    assert "Only rolegraph._langgraph imports LangGraph's private modules BROKEN" in done.stdout
+    assert "rolegraph.traces._recorder -> langgraph._internal._constants" in done.stdout
+
+
+LANGGRAPH_KEY = re.compile(r"langgraph_\w+|__pregel_\w*")
+"""LangGraph's node metadata keys (`langgraph_checkpoint_ns`, ...) and its private markers (`__pregel_push`)."""
+
+
+def langgraph_keys_outside_their_module(package: Path) -> list[str]:
+    """String constants, anywhere under `package` but its `_langgraph.py`, that are one of LangGraph's
+    metadata keys or private markers: those are read through `rolegraph._langgraph` alone."""
+    import ast
+
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path == package / "_langgraph.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and LANGGRAPH_KEY.fullmatch(node.value):
+                found.append(f"{path.relative_to(package.parent)}:{node.lineno}: {node.value!r}")
+    return found
+
+
+def test_only_the_langgraph_module_reads_langgraphs_metadata_keys() -> None:
+    assert langgraph_keys_outside_their_module(ROOT / "rolegraph") == []
+
+
+def test_a_langgraph_key_read_elsewhere_is_caught(tmp_path: Path) -> None:
+    pkg = tmp_path / "rolegraph"
+    (pkg / "traces").mkdir(parents=True)
+    (pkg / "_langgraph.py").write_text('PUSH = "__pregel_push"\nNS = "langgraph_checkpoint_ns"\n')
+    (pkg / "traces" / "_recorder.py").write_text(
+        '"""Reads langgraph_checkpoint_ns."""\nns = meta["langgraph_checkpoint_ns"]\npush = path[0] == "__pregel_push"\n')
+    assert langgraph_keys_outside_their_module(pkg) == [
+        "rolegraph/traces/_recorder.py:2: 'langgraph_checkpoint_ns'", "rolegraph/traces/_recorder.py:3: '__pregel_push'"]

@@ -23,74 +23,22 @@ from rolegraph.traces._totest import write_test
 
 ROOT = Path(__file__).resolve().parents[2]
 
-GRAPH = '''
-from typing import Any
-
-from pydantic import BaseModel
-
-import rolegraph as rg
-
-
-class Question(BaseModel):
-    question: str
-
-
-class Review(BaseModel):
-    ok: bool
-    feedback: str = ""
-
-
-class State(BaseModel):
-    question: str
-    seed: int = 0
-    draft: str = ""
-    feedback: str = ""
-    rounds: int = 0
-    approved: bool = False
-
-
-class Answer(rg.RunResult):
-    draft: str
-    approved: bool
-    rounds: int
-
-
-writer = rg.Agent(name="writer", prompt="write", output=str)
-critic = rg.Agent(name="critic", prompt="critique", output=Review)
-
-
-async def write(state: State, runtime: rg.Runtime) -> dict[str, Any]:
-    return {"draft": await writer.run(runtime, question=state.question, feedback=state.feedback, seed=state.seed)}
-
-
-async def critique(state: State, runtime: rg.Runtime) -> dict[str, Any]:
-    review = await critic.run(runtime, question=state.question, draft=state.draft)
-    return {"approved": review.ok, "feedback": review.feedback, "rounds": state.rounds + 1}
-
-
-def route(state: State) -> str:
-    return rg.END if state.approved or state.rounds >= 3 else "write"
-
-
-@rg.graph(input=Question, state=State, result=Answer, prompts="prompts")
-def {name}(g: rg.StateGraph) -> None:
-    g.add_node(write)
-    g.add_node(critique)
-    g.add_edge(rg.START, "write")
-    g.add_edge("write", "critique")
-    g.add_conditional_edges("critique", route, ["write", rg.END])
-'''
+EXAMPLE = ROOT / "examples" / "own_graph" / "writer_critic.py"
+"""The README's own-graph example: these tests run its graph as a user's file."""
 
 
 def make_graph(folder: Path, name: str = "writer_critic") -> Path:
-    """Write the graph file and its prompts under `folder`; returns the file."""
+    """The example graph as `folder/NAME.py` (its graph named NAME too, so each test imports its own),
+    with prompts that `answer` reads in place of the example's; returns the file."""
+    source = EXAMPLE.read_text()
+    assert "def writer_critic(g: rg.StateGraph)" in source, "the example's graph is no longer writer_critic"
     (folder / "prompts").mkdir(parents=True)
     (folder / "prompts" / "write.j2").write_text(
         "{% block user %}Answer: {{ question }}{% if feedback %} Fix: {{ feedback }}{% endif %}{% endblock %}")
     (folder / "prompts" / "critique.j2").write_text(
         "{% block user %}Is this a good answer to {{ question }}? {{ draft }}{% endblock %}")
     path = folder / f"{name}.py"
-    path.write_text(GRAPH.replace("{name}", name))
+    path.write_text(source.replace("writer_critic", name))
     return path
 
 

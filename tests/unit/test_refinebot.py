@@ -1,7 +1,9 @@
 """RefineBot's control flow on scripted models: every exit code, the multi-eval rule, and what
-each role is shown."""
+each role is shown; many runs, where one that raises is a failed result; `rolegraph run refinebot`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +172,72 @@ async def test_arun_many_runs_every_question_seed_pair() -> None:
                                                     runtime=rt, seeds=[0, 1], concurrency=2)]
     assert sorted((r.key, r.seed) for r in results) == [(k, s) for k in ("q1", "q2", "q3") for s in (0, 1)]
     await rt.aclose()
+
+
+async def test_a_run_that_raises_is_a_failed_result_and_the_others_go_on() -> None:
+    from rolegraph import RunFailure
+    from rolegraph.models import ChatRequest, FunctionModel
+
+    def evaluator(request: ChatRequest) -> str:
+        if "poison" in (request.messages[-1].content or ""):
+            raise RuntimeError("a bug in a tool\nwith a second line")  # not one of refinebot's recorded failures
+        return WRONG
+
+    mcqs = [MCQ_A, MCQ_A.model_copy(update={"key": "q2", "question": "poison?"}), MCQ_A.model_copy(update={"key": "q3"})]
+    rt = Runtime.from_models({"default": FunctionModel(evaluator)})
+    done = {(index, seed): result async for index, seed, result in refinebot.refinebot.run_batch(
+        mcqs, runtime=rt, seeds=[0, 1], concurrency=2)}
+    assert sorted(done) == [(i, s) for i in range(3) for s in (0, 1)]
+    for seed in (0, 1):
+        failed = done[1, seed]
+        assert isinstance(failed, RunFailure) and failed.status == "error"
+        assert failed.error == "RuntimeError: a bug in a tool"
+        assert done[0, seed].exit_code is done[2, seed].exit_code is ExitCode.SUCCESS_NO_CHANGE
+        assert (done[0, seed].key, done[2, seed].seed) == ("q1", seed)
+    many = [r async for r in refinebot.run_many(mcqs, runtime=rt, seeds=[0])]
+    assert sorted(type(r).__name__ for r in many) == ["RefineResult", "RefineResult", "RunFailure"]
+    await rt.aclose()
+
+
+def test_cli_runs_refinebot_as_any_graph_with_its_options_as_flags(tmp_path: Path) -> None:
+    """`rolegraph run refinebot` (the README's demo) over a stub server: the graph's options as
+    flags, seeds 0,1 by default, the exit-code table, and a results row per run."""
+    import asyncio
+    import json
+    import subprocess
+    import sys
+
+    from rolegraph.models.servers.loadtest import LoadTestServer
+
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(MCQ_A.model_dump_json(exclude={"key"}) + "\n"
+                     + MCQ_A.model_copy(update={"correct_index": 0}).model_dump_json(exclude={"key"}) + "\n")
+
+    def rolegraph(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "rolegraph", *args], capture_output=True, text=True, check=False,
+                              cwd=tmp_path, timeout=120)
+
+    async def run_it() -> subprocess.CompletedProcess[str]:
+        async with LoadTestServer(delay_s=0, reply=WRONG) as server:
+            (tmp_path / "rolegraph.toml").write_text(
+                f'[traces]\ndir = "{(tmp_path / "runs").as_posix()}"\n[endpoints.stub]\nbase_url = "{server.base_url}"\n'
+                'dialect = "openai"\n[roles.default]\nendpoint = "stub"\nmodel = "stub"\n')
+            return await asyncio.to_thread(rolegraph, "run", "refinebot", "--input", str(cases), "--max-iters", "2",
+                                           "--multi-eval=1", "--out", "out/results.jsonl", "--concurrency", "2")
+
+    done = asyncio.run(run_it())
+    assert done.returncode == 0, done.stderr
+    assert "RefineBot: 2 questions x 2 seeds" in done.stdout and "results: out/results.jsonl" in done.stdout
+    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["key"], r["seed"]) for r in rows) == [("1", 0), ("1", 1), ("2", 0), ("2", 1)]  # keys: line numbers
+    # the question the stub answers wrongly needs no rewrite; the other's rewrite is not JSON: an ERROR, recorded
+    assert {r["key"]: r["exit_code"] for r in rows} == {"1": "SUCCESS_NO_CHANGE", "2": "ERROR"}
+    assert all("state" not in r and "trace_dir" not in r for r in rows)
+    assert "│ SUCCESS_NO_CHANGE │    2 │   50% │" in done.stdout and "│ ERROR             │    2 │   50% │" in done.stdout
+
+    bad = rolegraph("run", "refinebot", "--input", str(cases), "--max-iters", "0")
+    assert bad.returncode == 1 and "error: graph 'refinebot': option max_iters: Input should be greater than or equal " \
+                                   "to 1" in bad.stderr
+    typo = rolegraph("run", "refinebot", "--input", str(cases), "--max-iter", "1")
+    assert typo.returncode == 1 and "graph 'refinebot' has no option --max-iter; the graph's options: --max-iters" \
+                                    in typo.stderr

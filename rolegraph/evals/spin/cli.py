@@ -12,17 +12,15 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from rolegraph._cli_options import ConfigOpt, EvalOutOpt, ResumeOpt, RetryErrorsOpt
 from rolegraph.errors import UserError
-from rolegraph.evals._shell import RetryErrors, estimate_text, print_summary, run_in_shell
+from rolegraph.evals._shell import estimate_text, print_summary, run_in_shell
 
 out = Console()
 err = Console(stderr=True)
 
 Concurrency = Annotated[int, typer.Option(min=1, help="Games played at once.")]
 Seed = Annotated[int, typer.Option(help="Seeds the deal and the solvers' tie-breaking (game i uses seed + i).")]
-Resume = Annotated[Path | None, typer.Option(help="An earlier evaluation directory to continue.")]
-OutDir = Annotated[Path, typer.Option("--out", help="Where evaluations are written.")]
-ConfigOpt = Annotated[Path | None, typer.Option(help="rolegraph.toml to use.")]
 Mode = Annotated[str, typer.Option(help="free (as in the paper) or constrained (legal moves as a schema enum).")]
 Games = Annotated[int, typer.Option(min=1, help="Games to play; two-player games swap colours halfway.")]
 HistoryK = Annotated[int, typer.Option("--history-k", min=0, help="Past moves (with reasons) the player sees.")]
@@ -45,9 +43,9 @@ def _game_command(game: str, default_opponent: str) -> Callable[..., None]:
         quality: Annotated[bool, typer.Option(help="Grade each LLM move against the solver.")] = True,
         concurrency: Concurrency = 4,
         seed: Seed = 0,
-        resume: Resume = None,
-        retry_errors: RetryErrors = True,
-        out_dir: OutDir = Path("evals"),
+        resume: ResumeOpt = None,
+        retry_errors: RetryErrorsOpt = True,
+        out_dir: EvalOutOpt = Path("evals"),
         config: ConfigOpt = None,
     ) -> None:
         from rolegraph.envs.spin import make_opponent
@@ -80,9 +78,9 @@ def eval_pddl(
     optimal_timeout: Annotated[float, typer.Option(help="Seconds Fast Downward gets per problem.")] = 60.0,
     concurrency: Concurrency = 4,
     seed: Seed = 0,
-    resume: Resume = None,
-    retry_errors: RetryErrors = True,
-    out_dir: OutDir = Path("evals"),
+    resume: ResumeOpt = None,
+    retry_errors: RetryErrorsOpt = True,
+    out_dir: EvalOutOpt = Path("evals"),
     config: ConfigOpt = None,
 ) -> None:
     """Plan PDDL problems (SPIN-Bench): validity, look-ahead and optimality per domain, each plan
@@ -128,9 +126,9 @@ def eval_diplomacy(
     mode: Mode = "free",
     concurrency: Concurrency = 2,
     seed: Seed = 0,
-    resume: Resume = None,
-    retry_errors: RetryErrors = True,
-    out_dir: OutDir = Path("evals"),
+    resume: ResumeOpt = None,
+    retry_errors: RetryErrorsOpt = True,
+    out_dir: EvalOutOpt = Path("evals"),
     config: ConfigOpt = None,
 ) -> None:
     """Play Diplomacy (SPIN-Bench): LLM powers negotiate and order against bots; reports supply
