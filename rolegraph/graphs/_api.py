@@ -126,6 +126,41 @@ def _accepts(fn: Callable[..., Any]) -> tuple[set[str], bool]:
     return {p.name for p in params}, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
+HOOK_ARGUMENTS: dict[str, frozenset[str]] = {
+    "prepare": frozenset({"options", "seed", "runtime"}),
+    "start": frozenset({"options", "seed"}),
+    "finish": frozenset({"input", "options", "error", "run_id", "seed"}),
+    "roles": frozenset({"options"}),
+    "templates": frozenset({"options"}),
+    "recursion_limit": frozenset({"options"}),
+    "solver input": frozenset({"repeat", "seed"}),
+    "solver seed": frozenset({"repeat", "seed"}),
+}
+"""The keyword arguments rolegraph passes to each hook (after its one positional argument: the
+input, the state or the case). A hook names those it uses."""
+
+
+def check_hook(where: str, hook: str, fn: Any) -> None:
+    """Refuse, when the graph is declared, a hook whose parameters rolegraph would not fill: a
+    misspelt `opitons=None` would otherwise be None on every run, and `opitons` without a default a
+    TypeError mid-run."""
+    if not callable(fn):
+        return
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return  # a builtin or C callable: nothing to check
+    allowed = HOOK_ARGUMENTS[hook]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    first = positional[0].name if positional else None
+    unknown = [p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+               and p.name != first and p.name not in allowed]
+    if unknown:
+        raise UserError(f"{where}: the {hook} hook {getattr(fn, '__qualname__', fn)!r} takes "
+                        f"{', '.join(repr(u) for u in unknown)}, which rolegraph does not pass; it passes "
+                        f"{', '.join(sorted(allowed))} (by name) after the first argument")
+
+
 def _call_hook(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a hook with the keyword arguments its signature names (all of them with **kwargs),
     so a hook asks only for what it uses and new arguments break no hook."""
@@ -367,6 +402,8 @@ class Graph(Generic[R]):
         `seed(case, repeat=..., seed=...)` the run's seed (default: the runner's, seed + repeat)."""
         from rolegraph.graphs._solver import GraphSolver
 
+        check_hook(f"graph '{self.name}' solver", "solver input", input)
+        check_hook(f"graph '{self.name}' solver", "solver seed", seed)
         return GraphSolver(self, self.options(options), input, output, seed)
 
     # -- what run_graph calls -------------------------------------------------------------
@@ -476,6 +513,10 @@ def graph(*, input: type[BaseModel], state: type[Any], result: type[R] = cast(An
         for d in resolved:
             if not d.is_dir():
                 raise UserError(f"graph '{name or build.__name__}': prompt directory {d} does not exist")
+        where = f"graph '{name or build.__name__}'"
+        for hook, fn in (("prepare", prepare), ("start", start), ("finish", finish), ("roles", roles),
+                         ("templates", templates), ("recursion_limit", recursion_limit)):
+            check_hook(where, hook, fn)
         g: Graph[R] = Graph(build, name=name or build.__name__, input=input, state=state, result=result,
                               options=options, prompts=resolved, prepare=prepare, start=start, finish=finish,
                               roles=roles, templates=templates, recorded_failures=tuple(recorded_failures),
