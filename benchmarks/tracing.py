@@ -68,7 +68,8 @@ async def untraced_run(options: refinebot.RefineBotOptions, db: Path) -> int:
     rt = Runtime.from_models({"default": FunctionModel(instant)})
     graph = refinebot.refinebot
     manifest = graph.manifest(MCQ_A, runtime=rt, options=options)
-    initial, limit = graph.start_state(manifest)
+    plan = graph.plan(manifest)
+    initial, limit = plan.initial, plan.recursion_limit
     async with aiosqlite.connect(str(db)) as conn:
         for pragma in PRAGMAS:  # the settings a recorded run uses
             await conn.execute(pragma)

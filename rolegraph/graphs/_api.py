@@ -8,6 +8,7 @@ import inspect
 import json
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
@@ -308,6 +309,10 @@ class Graph(Generic[R]):
     def manifest(self, input: Any, *, runtime: Runtime, seed: int = 0, options: Any = None) -> Manifest:
         """What a run records: the graph and where it lives, input, options, seed, prompts with
         their hashes, roles, the drawing. Runs the `prepare` hook (once per fresh run)."""
+        return self._fresh(input, runtime=runtime, seed=seed, options=options)[0]
+
+    def _fresh(self, input: Any, *, runtime: Runtime, seed: int, options: Any) -> tuple[Manifest, BaseModel, BaseModel | None]:
+        """A fresh run's manifest, with the input (after `prepare`) and options it validated."""
         if self.ref.endswith(":"):  # "module:": the module-level variable that holds this graph
             module = sys.modules.get(self.ref[:-1])
             attr = next((k for k, v in vars(module).items() if v is self), None) if module is not None else None
@@ -321,12 +326,12 @@ class Graph(Generic[R]):
         roles = self.roles(value, opts)
         runtime.require_roles(roles)  # fail early, naming every missing role, before a graph starts
         prompts = runtime.with_prompt_dirs(self.prompt_dirs).prompts
-        return Manifest(graph=self.name, ref=self.ref, file=self.file, prompt_dirs=[str(d) for d in self.prompt_dirs],
-                        input=data,
-                        options=opts.model_dump(mode="json") if opts is not None else {}, seed=seed,
-                        prompts={p: prompts.get(p).sha256 for p in self.templates(value, opts)},
-                        roles=dict.fromkeys(roles, RoleInfo()),
-                        mermaid=self.drawing(opts))
+        manifest = Manifest(graph=self.name, ref=self.ref, file=self.file,
+                            prompt_dirs=[str(d) for d in self.prompt_dirs], input=data,
+                            options=opts.model_dump(mode="json") if opts is not None else {}, seed=seed,
+                            prompts={p: prompts.get(p).sha256 for p in self.templates(value, opts)},
+                            roles=dict.fromkeys(roles, RoleInfo()), mermaid=self.drawing(opts))
+        return manifest, value, opts
 
     def drawing(self, options: Any = None) -> str:
         """The graph's Mermaid drawing for `options`, drawn once (it cost a run's first milliseconds)."""
@@ -353,9 +358,9 @@ class Graph(Generic[R]):
         (with `tags` in its manifest)."""
         from rolegraph.graphs._run import run_graph
 
-        manifest = self.manifest(input, runtime=runtime, seed=seed, options=options)
+        manifest, value, opts = self._fresh(input, runtime=runtime, seed=seed, options=options)
         manifest.tags.update(tags or {})
-        return cast(R, await run_graph(self, manifest, runtime))
+        return cast(R, await run_graph(self, manifest, runtime, plan=self.plan(manifest, input=value, options=opts)))
 
     def run_sync(self, input: Any, *, runtime: Runtime, seed: int = 0, options: Any = None) -> R:
         """`run` from synchronous code (a fresh event loop)."""
@@ -408,63 +413,87 @@ class Graph(Generic[R]):
 
     # -- what run_graph calls -------------------------------------------------------------
 
-    def start_state(self, manifest: Manifest) -> tuple[Any, int]:
-        """The initial state and recursion limit for a recorded manifest."""
-        opts = self.options(manifest.options)
-        value = self.input(manifest.input)
+    def plan(self, manifest: Manifest, *, input: BaseModel | None = None,
+             options: BaseModel | None = None) -> RunPlan[R]:
+        """One run decided once, from its manifest: the input and options validated (or taken as
+        given, already validated), the compiled graph, the initial state and the recursion limit."""
+        opts = options if options is not None else self.options(manifest.options)
+        value = input if input is not None else self.input(manifest.input)
         seed = manifest.seed or 0
+        limit = self._recursion_limit
+        return RunPlan(self, manifest, value, opts, self._build(opts)[0], self._initial_state(value, opts, seed),
+                       _call_hook(limit, value, options=opts) if callable(limit) else limit)
+
+    def _initial_state(self, value: BaseModel, opts: BaseModel | None, seed: int) -> Any:
+        """The `start` hook's state, else the input's fields that the state has (and the seed)."""
         pydantic_state = isinstance(self.state_type, type) and issubclass(self.state_type, BaseModel)
         if self._start is not None:
             state = _call_hook(self._start, value, options=opts, seed=seed)
-            if isinstance(state, dict) and pydantic_state:
-                state = self.state_type.model_validate(state)
-        elif pydantic_state and isinstance(value, self.state_type):
-            state = value
-        else:
-            fields = self.state_type.model_fields if pydantic_state else getattr(self.state_type, "__annotations__", {})
-            data = {k: getattr(value, k) for k in type(value).model_fields if k in fields}
-            if "seed" in fields and "seed" not in data:
-                data["seed"] = seed
-            state = self.state_type.model_validate(data) if pydantic_state else data
-        limit = self._recursion_limit
-        return state, (_call_hook(limit, value, options=opts) if callable(limit) else limit)
+            return self.state_type.model_validate(state) if isinstance(state, dict) and pydantic_state else state
+        if pydantic_state and isinstance(value, self.state_type):
+            return value
+        fields = self.state_type.model_fields if pydantic_state else getattr(self.state_type, "__annotations__", {})
+        data = {k: getattr(value, k) for k in type(value).model_fields if k in fields}
+        if "seed" in fields and "seed" not in data:
+            data["seed"] = seed
+        return self.state_type.model_validate(data) if pydantic_state else data
 
-    def finish_run(self, manifest: Manifest, final: Any, error: BaseException | None, run_id: str) -> R:
-        """The result from the final state (or, after a recorded failure, the last checkpointed
-        state, which may be None)."""
-        opts = self.options(manifest.options)
-        value = self.input(manifest.input)
-        state = None
-        if final is not None and not (isinstance(self.state_type, type) and issubclass(self.state_type, BaseModel)):
-            state = final  # a TypedDict or dict state
-        elif final is not None:
-            state = final if isinstance(final, self.state_type) else self.state_type.model_validate(final)
-        if self._finish is not None:
-            out = _call_hook(self._finish, state, input=value, options=opts, error=error, run_id=run_id,
-                             seed=manifest.seed or 0)
-        elif state is None:
-            if error is not None:
-                raise error
-            raise UserError(f"graph '{self.name}' ended without a state")
-        elif self.result_type is StateResult:
-            out = {"state": state.model_dump(mode="json") if isinstance(state, BaseModel) else dict(state)}
-        elif isinstance(state, BaseModel):
-            out = {k: getattr(state, k) for k in type(state).model_fields if k in self.result_type.model_fields}
-        else:
-            out = {k: v for k, v in dict(state).items() if k in self.result_type.model_fields}
+    def _state_fields(self, state: Any) -> dict[str, Any]:
+        """With no finish hook: the final state's fields that the result type has (StateResult: all)."""
+        if self.result_type is StateResult:
+            return {"state": state.model_dump(mode="json") if isinstance(state, BaseModel) else dict(state)}
+        if isinstance(state, BaseModel):
+            return {k: getattr(state, k) for k in type(state).model_fields if k in self.result_type.model_fields}
+        return {k: v for k, v in dict(state).items() if k in self.result_type.model_fields}
+
+    def _as_result(self, out: Any) -> R:
+        """A finish hook's value (or the state's fields) as the result type, or one UserError saying why not."""
+        if isinstance(out, self.result_type):
+            return out
+        if not isinstance(out, (BaseModel, dict)):
+            raise UserError(f"graph '{self.name}': the finish hook returned {type(out).__name__}; return a "
+                            f"{self.result_type.__name__} or a dict of its fields")
         try:
-            if isinstance(out, self.result_type):
-                result = out
-            elif isinstance(out, BaseModel):
-                result = self.result_type.model_validate(out.model_dump())
-            elif isinstance(out, dict):
-                result = self.result_type.model_validate(out)
-            else:
-                raise UserError(f"graph '{self.name}': the finish hook returned {type(out).__name__}; return a "
-                                f"{self.result_type.__name__} or a dict of its fields")
+            return self.result_type.model_validate(out.model_dump() if isinstance(out, BaseModel) else out)
         except ValidationError as exc:
             raise UserError(f"graph '{self.name}': the run's end does not make a {self.result_type.__name__}: "
                             f"{exc}") from exc
+
+
+@dataclass(frozen=True)
+class RunPlan(Generic[R]):
+    """One run of a graph, decided once before it starts (`Graph.plan`): what `run_graph` executes,
+    whether the run is fresh, replayed, forked or resumed."""
+
+    graph: Graph[R]
+    manifest: Manifest
+    input: BaseModel
+    """The run's input, validated (after the `prepare` hook of a fresh run)."""
+    options: BaseModel | None
+    compiled: Any
+    """The compiled LangGraph graph for these options (shared by every run with them)."""
+    initial: Any
+    """The state the run starts from."""
+    recursion_limit: int
+
+    def finish(self, final: Any, error: BaseException | None, run_id: str) -> R:
+        """The run's result. Contract: the `finish` hook's value (a result or a dict of its fields)
+        when the graph has one, called even after a recorded failure; else the final state's
+        fields that the result type has, and a run that left no state re-raises its failure. The
+        result carries the run id, and a recorded failure as `status="error"` with its message."""
+        graph = self.graph
+        state = final
+        pydantic_state = isinstance(graph.state_type, type) and issubclass(graph.state_type, BaseModel)
+        if final is not None and pydantic_state and not isinstance(final, graph.state_type):
+            state = graph.state_type.model_validate(final)
+        if graph._finish is not None:
+            out = _call_hook(graph._finish, state, input=self.input, options=self.options, error=error, run_id=run_id,
+                             seed=self.manifest.seed or 0)
+        elif state is None:
+            raise error or UserError(f"graph '{graph.name}' ended without a state")
+        else:
+            out = graph._state_fields(state)
+        result = graph._as_result(out)
         result.trace_id = run_id
         if error is not None:
             result.status = "error"

@@ -9,13 +9,15 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 import aiosqlite
+import ormsgpack
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from rolegraph.graphs._serde import WIDE_INT, wide_msgpack
 from rolegraph.traces import Manifest, Redactor, set_output
 
 if TYPE_CHECKING:
-    from rolegraph.graphs._api import Graph
+    from rolegraph.graphs._api import Graph, RunPlan
     from rolegraph.runtime import Runtime
     from rolegraph.traces import Trace
 
@@ -69,16 +71,21 @@ def state_types(root: Any) -> frozenset[type]:
 class RedactingSerde:
     """Checkpoint serializer that keeps secrets out of the checkpoint database too. `types` (the
     graph's state classes, see `state_types`) are registered with LangGraph's msgpack allowlist, so
-    a resume neither warns about them now nor breaks when LangGraph blocks unregistered types."""
+    a resume neither warns about them now nor breaks when LangGraph blocks unregistered types.
+    A value LangGraph's msgpack refuses (an integer outside 64 bits, from a model's answer) is
+    written in the same format by `wide_msgpack`, so every value a model can produce is kept."""
 
     def __init__(self, redactor: Redactor, types: Collection[type] | None = None) -> None:
-        allowed = sorted((t.__module__, t.__qualname__) for t in types or ())
+        allowed = sorted({(t.__module__, t.__qualname__) for t in types or ()} | ({WIDE_INT} if types else set()))
         # none known: LangGraph's default (allow, warn), since None would block all but its own types
         self.inner = JsonPlusSerializer(allowed_msgpack_modules=allowed) if allowed else JsonPlusSerializer()
         self.redactor = redactor
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
-        kind, data = self.inner.dumps_typed(obj)
+        try:
+            kind, data = self.inner.dumps_typed(obj)
+        except ormsgpack.MsgpackEncodeError:
+            kind, data = "msgpack", wide_msgpack(obj)
         return kind, self.redactor.mask_bytes(data)
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
@@ -92,11 +99,12 @@ async def _current(runtime: Runtime) -> AsyncIterator[None]:
 
 
 async def run_graph(graph: Graph[Any], manifest: Manifest, runtime: Runtime, *, resume: Trace | None = None,
-                    checkpoint: bool = True) -> Any:
-    """Run (or, with `resume`, continue) one recorded, checkpointed run of `graph` from `manifest`.
-    `checkpoint=False` skips the checkpointer (replays: rerunning one is cheaper than resuming)."""
-    compiled = graph.compile(manifest.options)
-    initial, limit = graph.start_state(manifest)
+                    checkpoint: bool = True, plan: RunPlan[Any] | None = None) -> Any:
+    """Run (or, with `resume`, continue) one recorded, checkpointed run of `graph` from `manifest`,
+    as `plan` decided it (default: `graph.plan(manifest)`). `checkpoint=False` skips the
+    checkpointer (replays: rerunning one is cheaper than resuming)."""
+    plan = plan if plan is not None else graph.plan(manifest)
+    compiled, initial, limit = plan.compiled, plan.initial, plan.recursion_limit
     runtime = runtime.with_prompt_dirs(graph.prompt_dirs)
     async with runtime.record(manifest, resume=resume) as run, _current(runtime):
         config: dict[str, Any] = {"recursion_limit": limit, "configurable": {"thread_id": run.run_id}}
@@ -122,7 +130,7 @@ async def run_graph(graph: Graph[Any], manifest: Manifest, runtime: Runtime, *, 
                         final = snapshot.values or None
         except graph.recorded_failures as exc:
             failure = exc
-        result = graph.finish_run(manifest, final, failure, run.run_id)
+        result = plan.finish(final, failure, run.run_id)
         if run.writer is not None:
             result.trace_dir = str(run.writer.dir)
         result.prompt_tokens = run.totals.prompt_tokens

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from rolegraph.errors import ServerStartError
-from rolegraph.models.servers._child import terminate
+from rolegraph.models.servers._child import STOP_TIMEOUT_S, terminate
 
 SETUP_HINT = "run `make setup` (it builds llama.cpp's server once, ~8 min, and caches it)"
 DEFAULT_ALIAS = "smollm2-135m"
@@ -237,4 +237,6 @@ class EmbeddedServer:
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            terminate(proc)
+            # the watchdog first gets its own grace to kill a slow server: killed before that, it
+            # would leave the server only the SIGTERM of PR_SET_PDEATHSIG
+            terminate(proc, STOP_TIMEOUT_S + 5.0)
