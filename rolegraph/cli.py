@@ -209,18 +209,24 @@ def serve_tools(
         = Path("rolegraph-tools/out"),
     allow_urls: Annotated[bool, typer.Option(help="Let a request name an http(s) URL as its video: the server "
                                                   "then fetches it, so only on a trusted network.")] = False,
+    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body, MiB (an uploaded video "
+                                                                "takes 4/3 of its size); larger: HTTP 413.")] = 64.0,
+    max_seconds: Annotated[float, typer.Option(min=0.001, help="Longest audio a request asks for or sends, in "
+                                                                "seconds (an effect, a mix, each track); "
+                                                                "longer: HTTP 400.")] = 600.0,
 ) -> None:
     """Serve the heavy tools (sound effects, speech, mixing, muxing, diffusion pipelines) over
     typed HTTP endpoints; /docs lists them. Requests send videos as bytes or name files inside
     --work-dir, and get results as bytes or as files inside --out-dir; any other path, and any
-    URL unless --allow-urls, is refused with HTTP 400."""
+    URL unless --allow-urls, is refused with HTTP 400. A body over --max-body-mb is refused
+    with 413 before it is read, and audio over --max-seconds with 400."""
     import uvicorn
 
     from rolegraph.models.servers.vllm import parse_loras
-    from rolegraph.tools.server import Tools, create_app, pipelines_from_config
+    from rolegraph.tools.server import Limits, Tools, create_app, pipelines_from_config
 
     tools = Tools(pipelines_from_config(parse_loras(pipeline or [], option="--pipeline")), work_dir=work_dir,
-                  out_dir=out_dir, allow_urls=allow_urls)
+                  out_dir=out_dir, allow_urls=allow_urls, limits=Limits(max_body_mb=max_body_mb, max_seconds=max_seconds))
     console.print(f"tools at http://{host}:{port} (docs: /docs); pipelines: {', '.join(tools.pipelines) or 'none'}; "
                   f"files: {tools.work_dir} (in), {tools.out_dir} (out){'; URLs allowed' if allow_urls else ''}")
     uvicorn.run(create_app(tools), host=host, port=port, log_level="warning")

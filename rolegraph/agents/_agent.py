@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -166,8 +167,11 @@ class Agent(Generic[T]):
             return cast(T, response.text)
         if isinstance(out, type) and issubclass(out, BaseModel):
             if response.tool_calls and not response.text:
-                return cast(T, out.model_validate_json(response.tool_calls[0].arguments))
-            return cast(T, out.model_validate(decode_json(response.text)))
+                value = out.model_validate_json(response.tool_calls[0].arguments)
+            else:
+                value = out.model_validate(decode_json(response.text))
+            _refuse_non_finite(value, ())
+            return cast(T, value)
         return cast(Callable[[str], T], out)(response.text)
 
 
@@ -203,6 +207,26 @@ def _cut_off(response: ChatResponse, request: ChatRequest) -> str:
         return ""
     limit = f" of {request.max_tokens} tokens" if request.max_tokens else ""
     return f" (the answer was cut off at the length limit{limit}: give a shorter one)"
+
+
+def _refuse_non_finite(value: Any, loc: tuple[Any, ...]) -> None:
+    """Raise OutputInvalid at the first NaN or infinity in a parsed output: pydantic accepts them in
+    a float field (from "NaN", "inf", or a tool call's NaN), yet no score, comparison or JSON file can
+    use one, so the model is asked again, told where."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise OutputInvalid(f"{'.'.join(map(str, loc)) or 'value'}: Input should be a finite number, not {value}")
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _refuse_non_finite(getattr(value, name), (*loc, name))
+        for name, item in (value.model_extra or {}).items():
+            _refuse_non_finite(item, (*loc, name))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_non_finite(item, (*loc, key))
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for i, item in enumerate(value):
+            _refuse_non_finite(item, (*loc, i))
 
 
 def _describe(exc: Exception) -> str:

@@ -161,7 +161,7 @@ def eval_any_command(
     with runtime:
         summary = asyncio.run(go())
     report = write_report(store)
-    data_ = summarize(store)
+    data_ = store.redactor.data(summarize(store))  # the printed table holds no key (as the report)
     table = Table(title=f"{graph.name}: {run_dir.name}", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")

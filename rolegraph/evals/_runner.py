@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic_core import to_jsonable_python
 from rich.console import Console
@@ -19,9 +19,11 @@ from rolegraph.errors import ModelUnreachable, UserError
 from rolegraph.evals._core import RECORD_VERSION, Benchmark, Case, EvalRecord, SolverOutput
 from rolegraph.evals._store import EvalStore
 from rolegraph.graphs import EVAL_PAIR
+from rolegraph.traces import runs_started
 
 if TYPE_CHECKING:
     from rolegraph.runtime import Runtime
+    from rolegraph.traces import RunContext
 
 
 @dataclass
@@ -59,30 +61,41 @@ def _pairs(benchmark: Benchmark, repeats: int, limit: int | None, done: set[tupl
 async def run_one(benchmark: Benchmark, case: Case, repeat: int, runtime: Runtime, *, seed: int,
                   timeout_s: float | None) -> EvalRecord:
     """Solve and score one (case, repeat); failures become records, never exceptions, except
-    an unreachable model server, which stops the whole evaluation."""
+    an unreachable model server, which stops the whole evaluation. A timeout or an error keeps the
+    id of the run it cut off (its trace holds the calls made, a cancelled one included)."""
     started = time.perf_counter()
     base = {"case_id": case.id, "repeat": repeat, "target": to_jsonable_python(case.target, fallback=str),
             "category": case.category}
-    try:
-        async with asyncio.timeout(timeout_s):
-            solved = await benchmark.solver(case, runtime, repeat=repeat, seed=seed + repeat)
-            if not isinstance(solved, SolverOutput):  # a graph's RunResult (from graph.solver())
-                solved = _from_result(benchmark.solver, solved)
-            scores = {s.name: await s(case, solved.output) for s in benchmark.scorers}
-    except TimeoutError:
-        return EvalRecord(**base, status="timeout", error=f"timed out after {timeout_s} s",
-                          latency_s=time.perf_counter() - started)
-    except ModelUnreachable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - recorded as this case's failure; the run goes on
-        return EvalRecord(**base, status="error", error=f"{type(exc).__name__}: {exc}",
-                          latency_s=time.perf_counter() - started)
+    with runs_started() as runs:
+        try:
+            async with asyncio.timeout(timeout_s):
+                solved = await benchmark.solver(case, runtime, repeat=repeat, seed=seed + repeat)
+                if not isinstance(solved, SolverOutput):  # a graph's RunResult (from graph.solver())
+                    solved = _from_result(benchmark.solver, solved)
+                scores = {s.name: await s(case, solved.output) for s in benchmark.scorers}
+        except TimeoutError:
+            return EvalRecord(**base, status="timeout", error=f"timed out after {timeout_s} s",
+                              latency_s=time.perf_counter() - started, **_cut_off_run(runs))
+        except ModelUnreachable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded as this case's failure; the run goes on
+            return EvalRecord(**base, status="error", error=f"{type(exc).__name__}: {exc}",
+                              latency_s=time.perf_counter() - started, **_cut_off_run(runs))
     # every field is built here from typed values: skip re-validating them (this is the hot path)
     return EvalRecord.model_construct(**base, status="ok", output=to_jsonable_python(solved.output, fallback=str),
                                       scores=scores, error=None, trace_id=solved.trace_id, trace_dir=solved.trace_dir,
                                       latency_s=time.perf_counter() - started, prompt_tokens=solved.prompt_tokens,
                                       completion_tokens=solved.completion_tokens, format_version=RECORD_VERSION,
                                       kind="result", finished_at=0.0, adopted=solved.adopted)
+
+
+def _cut_off_run(runs: list[RunContext]) -> dict[str, Any]:
+    """A failed pair's record fields from the first run its solver started (none: no fields)."""
+    if not runs:
+        return {}
+    run = runs[0]
+    return {"trace_id": run.run_id, "trace_dir": str(run.writer.dir) if run.writer is not None else None,
+            "prompt_tokens": run.totals.prompt_tokens, "completion_tokens": run.totals.completion_tokens}
 
 
 def _from_result(solver: object, result: object) -> SolverOutput:

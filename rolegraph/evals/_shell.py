@@ -58,6 +58,7 @@ def print_summary(store: Any, directory: Path) -> dict[str, Any]:
     from rolegraph.evals.spin.elo import compute_elo
 
     records = list(store.records())
+    redact = store.redactor  # the traces' redaction: no key in the printed tables or summary.json
     scores: dict[str, list[float]] = {}
     for r in records:
         if r.status != "ok":  # errors and timeouts are counted apart, never scored
@@ -73,7 +74,7 @@ def print_summary(store: Any, directory: Path) -> dict[str, Any]:
     summary: dict[str, Any] = {"benchmark": store.meta().get("benchmark"), "metrics": {}, "errors": errors}
     for name, values in scores.items():
         binary = name in ("win", "draw", "loss", "valid")
-        table.add_row(name, estimate_text(values, binary), str(len(values)))
+        table.add_row(redact(name), estimate_text(values, binary), str(len(values)))
         summary["metrics"][name] = {"mean": sum(values) / len(values), "n": len(values)}
     out.print(table)
     counts = outcome_counts(records)
@@ -87,12 +88,12 @@ def print_summary(store: Any, directory: Path) -> dict[str, Any]:
         elo.add_column("player")
         elo.add_column("Elo", justify="right")
         for name, rating in sorted(ratings.items(), key=lambda kv: -kv[1]):
-            elo.add_row(name, f"{rating:.0f}")
+            elo.add_row(redact(name), f"{rating:.0f}")
         out.print(elo)
         summary["elo"] = ratings
     report = write_report(store)
     summary["report"] = str(report)
-    (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (directory / "summary.json").write_text(redact(json.dumps(summary, indent=2, default=str)))
     out.print(f"report: {report}   summary: {directory / 'summary.json'}")
     fail_if_all_errored(records, str(directory))
     return summary

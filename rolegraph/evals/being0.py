@@ -182,7 +182,7 @@ def eval_being0(
                       f"{row['planner_calls']:.0f}", f"{row['tokens']:.0f}", f"{row['wall_s']:.1f}")
     out.print(table)
     summary["per_task"] = per_task
-    (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (directory / "summary.json").write_text(store.redactor(json.dumps(summary, indent=2, default=str)))
 
 
 def register(run_app: typer.Typer, eval_app: typer.Typer) -> None:

@@ -138,7 +138,7 @@ def eval_mcq(
                              "mcnemar_p": cmp.mcnemar.p_value if cmp.mcnemar else None}
         summary[name] = entry
         table.add_row(name, _fmt(est), str(est.n), str(entry["errors"]), drop, p)
-    (suite / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (suite / "summary.json").write_text(runtime.redactor(json.dumps(summary, indent=2, default=str)))
     out.print(table)
     out.print(f"reports: {suite}/<run>/report/report.html   summary: {suite / 'summary.json'}")
     from rolegraph.evals._shell import fail_if_all_errored

@@ -7,7 +7,7 @@ from langgraph.graph import END, START
 
 from rolegraph.graphs._api import MAX_INPUT_BYTES, Graph, RunFailure, RunResult, StateGraph, StateResult, graph
 from rolegraph.graphs._find import find_graph, installed_graphs, load_graph
-from rolegraph.graphs._replay import StepReplay, replay_run, replay_step, resume_run
+from rolegraph.graphs._replay import PartialReplay, StepReplay, replay_run, replay_step, resume_run
 from rolegraph.graphs._run import run_graph
 from rolegraph.graphs._solver import EVAL_PAIR, GraphSolver
 from rolegraph.traces import run_totals
@@ -19,6 +19,7 @@ __all__ = [
     "START",
     "Graph",
     "GraphSolver",
+    "PartialReplay",
     "RunFailure",
     "RunResult",
     "StateGraph",

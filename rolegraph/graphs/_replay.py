@@ -78,7 +78,8 @@ async def resume_run(trace: Trace, *, store: TraceStore, live: Runtime, graph: G
     """Continue an interrupted run from its last checkpoint. Nodes that finished are not run
     again; in the node that was cut off, calls the trace recorded are answered from it. Any role
     the live runtime plays (its default included) may answer the rest. A resume that fails
-    leaves the run resumable."""
+    leaves the run resumable. A run whose log is behind its checkpoint (the log lost events) is
+    refused, saying why, before anything is touched."""
     if trace.complete:
         raise UserError(f"run {trace.run_id} already finished ({trace.status}); nothing to resume")
     if not (trace.dir / CHECKPOINTS).exists():

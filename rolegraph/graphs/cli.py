@@ -293,7 +293,9 @@ def run_command(hooks: Mapping[str, RunHooks] | None = None) -> Callable[..., No
                 bar = progress.add_task(graph.name, total=len(inputs) * len(seed_list))
                 async for index, seed, result in graph.run_batch(inputs, runtime=runtime, seeds=seed_list,
                                                                  options=options, concurrency=concurrency):
-                    rows.append(_row(index, seed, result, hook.exclude))
+                    # redacted as the traces are: the results file, the summary table and the error below
+                    # are made from these rows, so a key the model echoed or an input held reaches none
+                    rows.append(runtime.redactor.data(_row(index, seed, result, hook.exclude)))
                     fh.write(json.dumps(rows[-1]) + "\n")
                     fh.flush()
                     progress.update(bar, advance=1, description=f"{graph.name} line {index + 1}/seed {seed}")

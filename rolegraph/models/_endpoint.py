@@ -215,6 +215,9 @@ class Endpoint:
         except ModelError as exc:
             exc.retries = tuple(made)
             raise
+        except asyncio.CancelledError as exc:  # cut off (a case's timeout): the trace keeps the retries all the same
+            exc.retries = tuple(made)  # type: ignore[attr-defined]  # read by the recorder's ModelCall
+            raise
 
     def _raise(self, exc: BaseException) -> None:
         url = self.display_url

@@ -4,7 +4,8 @@ diffusers pipeline named in the config, when its weights (and, for real models, 
 
 Audio travels as base64 16-bit WAV; videos as uploaded bytes or as names of files inside the
 server's work directory, and results as bytes or as files it writes inside its output directory.
-No name a request carries reaches outside those two folders, and URLs only with `allow_urls`."""
+No name a request carries reaches outside those two folders, and URLs only with `allow_urls`.
+Every request is bounded (`Limits`): its body's size, and the seconds of audio it sends or asks for."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from rolegraph.errors import UserError
 from rolegraph.tools import _paths, audio
+from rolegraph.tools._limits import Limits as Limits  # public here: `rolegraph serve tools` sets them
 
 DEMUXER_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": "mov,matroska,avi,mpegts,flv,ogg"}
 """Keeps a local video from pulling in other files or URLs (an HLS playlist, an ffconcat list)."""
@@ -48,8 +50,8 @@ def from_wav_b64(data: str, field: str = "wav_b64") -> np.ndarray:
 
 class EffectRequest(BaseModel):
     family: str = Field(description="A sound family (envs.lvas.FAMILIES) or 'other'.")
-    seconds: float = Field(gt=0, le=600)
-    seed: int = 0
+    seconds: float = Field(gt=0, description="At most the server's --max-seconds.")
+    seed: int = Field(default=0, ge=0, lt=2**63)
 
 
 class SpeechRequest(BaseModel):
@@ -67,14 +69,14 @@ class MixLayer(BaseModel):
     kind: Literal["background", "effect", "speech"]
     start: float = Field(ge=0)
     wav_b64: str
-    gain_db: float = 0.0
+    gain_db: float = Field(default=0.0, ge=-120, le=60)
 
 
 class MixRequest(BaseModel):
-    seconds: float = Field(gt=0, le=36_000)
+    seconds: float = Field(gt=0, description="At most the server's --max-seconds.")
     layers: list[MixLayer]
-    duck_db: float = -12.0
-    target_dbfs: float = -20.0
+    duck_db: float = Field(default=-12.0, ge=-120, le=0)
+    target_dbfs: float = Field(default=-20.0, ge=-120, le=0)
 
 
 class MuxRequest(BaseModel):
@@ -101,7 +103,7 @@ class MuxResponse(BaseModel):
 class DiffusionRequest(BaseModel):
     prompt: str = ""
     steps: int = Field(default=20, ge=1, le=1000)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**63)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -116,16 +118,25 @@ class Tools:
     diffusers pipeline object (or a factory that builds it on first use). File names in requests
     are confined to `work_dir` (inputs; outputs may be read back too) and `out_dir` (outputs),
     by default `rolegraph-tools/work` and `rolegraph-tools/out` under the current directory
-    (created when first written); `allow_urls` lets a video be an http(s) URL."""
+    (created when first written); `allow_urls` lets a video be an http(s) URL; `limits` bounds
+    what one request may ask for (the server also refuses a larger body)."""
 
     def __init__(self, pipelines: dict[str, Any] | None = None, *, work_dir: str | Path | None = None,
-                 out_dir: str | Path | None = None, allow_urls: bool = False) -> None:
+                 out_dir: str | Path | None = None, allow_urls: bool = False, limits: Limits | None = None) -> None:
         self.pipelines: dict[str, Any] = dict(pipelines or {})
         self.work_dir = Path(work_dir if work_dir is not None else Path.cwd() / "rolegraph-tools" / "work").absolute()
         self.out_dir = Path(out_dir if out_dir is not None else Path.cwd() / "rolegraph-tools" / "out").absolute()
         self.allow_urls = allow_urls
+        self.limits = limits or Limits()
+
+    def track(self, data: str, field: str) -> np.ndarray:
+        """A WAV a request sent, refused when longer than the limit."""
+        x = from_wav_b64(data, field)
+        self.limits.check_samples(len(x), field)
+        return x
 
     def effect(self, req: EffectRequest) -> AudioResponse:
+        self.limits.check_seconds(req.seconds, "seconds")
         x = audio.synth_effect(req.family, req.seconds, seed=req.seed)
         return AudioResponse(seconds=len(x) / audio.RATE, wav_b64=wav_b64(x))
 
@@ -134,7 +145,11 @@ class Tools:
         return AudioResponse(seconds=len(x) / audio.RATE, wav_b64=wav_b64(x))
 
     def mix(self, req: MixRequest) -> AudioResponse:
-        layers = [(layer.kind, layer.start, from_wav_b64(layer.wav_b64), layer.gain_db) for layer in req.layers]
+        self.limits.check_seconds(req.seconds, "seconds")
+        for i, layer in enumerate(req.layers):
+            self.limits.check_seconds(layer.start, f"layers[{i}].start")
+        layers = [(layer.kind, layer.start, self.track(layer.wav_b64, f"layers[{i}].wav_b64"), layer.gain_db)
+                  for i, layer in enumerate(req.layers)]
         x = audio.mix(layers, req.seconds, duck_db=req.duck_db, target_dbfs=req.target_dbfs)
         return AudioResponse(seconds=len(x) / audio.RATE, wav_b64=wav_b64(x))
 
@@ -143,7 +158,7 @@ class Tools:
 
         if (req.video is None) == (req.video_b64 is None):
             raise UserError("video, video_b64: give exactly one (a file name in the work directory, or the bytes)")
-        track = from_wav_b64(req.wav_b64)
+        track = self.track(req.wav_b64, "wav_b64")
         out = None if req.out is None else _paths.output_file(req.out, "out", self.out_dir, overwrite=req.overwrite)
         with tempfile.TemporaryDirectory(prefix="rolegraph-mux-") as scratch:
             options = DEMUXER_OPTIONS
@@ -192,11 +207,15 @@ class Tools:
 
 
 def create_app(tools: Tools) -> Any:
-    """The FastAPI app: POST /tools/{effect,speech,mix,mux} and /tools/diffusion/{name}."""
+    """The FastAPI app: POST /tools/{effect,speech,mix,mux} and /tools/diffusion/{name}; a body over
+    `tools.limits` is refused with 413 before it is read."""
     from fastapi import FastAPI, HTTPException
+
+    from rolegraph.tools._body import BodyLimit
 
     app = FastAPI(title="rolegraph tools")
     app.state.tools = tools
+    app.add_middleware(BodyLimit, limits=tools.limits)
 
     def guard(fn: Any, *args: Any) -> Any:
         try:

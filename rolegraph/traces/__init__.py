@@ -34,6 +34,7 @@ from rolegraph.traces._recorder import (
     current_run,
     record_run,
     run_totals,
+    runs_started,
     set_output,
     takes_runtime,
     traced_node,
@@ -49,7 +50,7 @@ from rolegraph.traces._replay import (
     role_prompts,
 )
 from rolegraph.traces._show import StepSummary, steps
-from rolegraph.traces._store import SORT_COLUMNS, RunInfo, RunPage, TraceStore
+from rolegraph.traces._store import SORT_COLUMNS, IndexUnavailable, RunInfo, RunPage, TraceStore
 from rolegraph.traces._tools import ToolSource, record_tool
 from rolegraph.traces._trace import Trace
 from rolegraph.traces._view import ASSETS, SHARED_ASSETS, render_view, write_assets, write_view
@@ -71,6 +72,7 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "ForkOrigin",
+    "IndexUnavailable",
     "Manifest",
     "MemoryRead",
     "MemoryWrite",
@@ -114,6 +116,7 @@ __all__ = [
     "request_lines",
     "role_prompts",
     "run_totals",
+    "runs_started",
     "set_output",
     "state_differences",
     "steps",

@@ -3,6 +3,7 @@ tasks, so concurrent runs in one process never mix, and the wrappers that write 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import inspect
@@ -103,6 +104,21 @@ def current_run() -> RunContext | None:
     return _RUN.get()
 
 
+_STARTED: contextvars.ContextVar[list[RunContext] | None] = contextvars.ContextVar("rolegraph_started", default=None)
+
+
+@contextlib.contextmanager
+def runs_started() -> Iterator[list[RunContext]]:
+    """The runs recorded (started or resumed) inside this block, each listed as it starts: code that
+    may cancel the work (an evaluation's case timeout) still knows which trace holds it."""
+    started: list[RunContext] = []
+    token = _STARTED.set(started)
+    try:
+        yield started
+    finally:
+        _STARTED.reset(token)
+
+
 def current_node() -> NodeContext | None:
     return _NODE.get()
 
@@ -152,11 +168,15 @@ async def record_run(store: TraceStore | None, manifest: Manifest, *, parent: Fo
         ctx = RunContext(run_id, writer)
         manifest.packages = manifest.packages or package_versions()
         ctx.emit(RunStarted(run_id=run_id, manifest=manifest, parent=parent))
+    watchers = _STARTED.get()
+    if watchers is not None:
+        watchers.append(ctx)
     token = _RUN.set(ctx)
     try:
         yield ctx
     except BaseException as exc:
-        ctx.emit(ErrorEvent(type=type(exc).__name__, message=str(exc)))
+        cancelled = isinstance(exc, asyncio.CancelledError) and not str(exc)
+        ctx.emit(ErrorEvent(type=type(exc).__name__, message="cancelled" if cancelled else str(exc)))
         if resume is None:  # a failed resume leaves the run resumable: it does not finish it
             ctx.totals.duration_s = time.perf_counter() - ctx.started_at
             ctx.emit(RunFinished(status="error", totals=ctx.totals))
@@ -344,6 +364,10 @@ class RecordingModel:
             response = await self.inner.chat(request)
             retries = response.retries
             return response
+        except asyncio.CancelledError as exc:  # e.g. an evaluation case's timeout: the call is kept, unanswered
+            error = "cancelled"
+            retries = list(getattr(exc, "retries", ()))  # the transport retries made before it, if the client says
+            raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             retries = list(getattr(exc, "retries", ()))  # a ModelError carries the retries before it

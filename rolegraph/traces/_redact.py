@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from typing import Any
 
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET")
 REDACTED = "[REDACTED]"
@@ -47,6 +48,18 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text
+
+    def data(self, value: Any) -> Any:
+        """`value` (JSON-ready: dicts, lists, strings, numbers) with secrets removed from every string
+        in it, keys included, as a trace's text is: a `--out` row or a summary keeps its shape, and
+        what it prints or writes holds no key."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self(k) if isinstance(k, str) else k: self.data(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.data(v) for v in value]
+        return value
 
     def mask_bytes(self, data: bytes) -> bytes:
         """Overwrite secrets in binary data with '*' of the same byte length, so length-prefixed

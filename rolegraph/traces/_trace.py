@@ -1,10 +1,12 @@
 """A recorded run, loaded: its events in order, long strings put back from its blobs, and a log
-that a kill cut off read up to its last complete line."""
+that a kill cut off read up to its last complete line. A damaged line elsewhere (garbage, a line
+another program wrote) is reported, by file and line, and skipped: the events after it are kept."""
 
 from __future__ import annotations
 
 import builtins
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,10 @@ from rolegraph.traces._events import BlobRef, Event, ModelCall, NodeStarted, Run
 BLOB_KEY = "$rolegraph_blob"
 """An event's long string, replaced by {BLOB_KEY: sha256, "size": n} (see _store.FIELD_LIMIT)."""
 _BLOB_MARK = BLOB_KEY.encode()
+logger = logging.getLogger("rolegraph.traces")
+LOGGED_DAMAGE = 5
+"""Damaged lines logged one by one per load; the rest are counted in one more warning (all of them
+are on `Trace.damaged`)."""
 
 
 @dataclass
@@ -27,26 +33,35 @@ class Trace:
     complete: bool
     dropped_tail: bool = False
     """True when the last line was cut off (the writer was killed mid-line)."""
+    damaged: list[str] = field(default_factory=list)
+    """Complete lines that are no event, skipped, each as `path:line: why` (the events after them
+    are kept). A cut-off last line is `dropped_tail`, not damage."""
     _by_key: dict[tuple[str | None, int], ModelCall] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Trace:
         run_dir = Path(run_dir)
+        path = run_dir / "events.jsonl"
         events: list[Event] = []
+        damaged: list[str] = []
         dropped = False
-        with open(run_dir / "events.jsonl", "rb") as fh:
-            for raw in fh:
+        with open(path, "rb") as fh:
+            for line_no, raw in enumerate(fh, 1):
                 if not raw.endswith(b"\n"):
                     dropped = True  # a partial last line: the writer died while writing it
                     break
                 try:
                     line = _blobs_restored(raw, run_dir / "blobs") if _BLOB_MARK in raw else raw
                     events.append(parse_event(line))
-                except ValueError:
-                    dropped = True
-                    break
+                except ValueError as exc:  # not JSON, not UTF-8, or no event this version knows
+                    damaged.append(f"{path}:{line_no}: {_why(exc)}")
+        if damaged:
+            for where in damaged[:LOGGED_DAMAGE]:
+                logger.warning("%s; the line was skipped", where)
+            if len(damaged) > LOGGED_DAMAGE:
+                logger.warning("%s: %d more damaged lines skipped", path, len(damaged) - LOGGED_DAMAGE)
         complete = bool(events) and isinstance(events[-1], RunFinished)
-        trace = cls(run_dir, _without_cut_nodes(events), complete, dropped)
+        trace = cls(run_dir, _without_cut_nodes(events), complete, dropped, damaged)
         for e in events:
             if isinstance(e, ModelCall):
                 trace._by_key[(e.node_key, e.call_index)] = e
@@ -108,6 +123,20 @@ def _blobs_restored(raw: bytes, blobs: Path) -> bytes:
         return value
 
     return json.dumps(walk(json.loads(raw)), ensure_ascii=False).encode()
+
+
+def _why(exc: ValueError) -> str:
+    """Why a log line is no event, in one short line."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON ({exc.msg} at column {exc.colno})"
+    errors = getattr(exc, "errors", None)
+    if callable(errors):  # pydantic's ValidationError
+        first = errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return f"not an event ({where + ': ' if where else ''}{first.get('msg', '')})"[:300]
+    return f"not an event ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"[:300]
 
 
 def _without_cut_nodes(events: list[Event]) -> list[Event]:

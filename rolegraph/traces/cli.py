@@ -49,8 +49,9 @@ def show_run(run: Annotated[str, typer.Argument(help="Run id, id prefix, 'last',
     trace = _store(runs).load(run)  # type: ignore[attr-defined]
     show(trace, out, step=step, calls=calls)
     if trace.damaged:
-        out.print(f"[yellow]damaged: {len(trace.damaged)} lines of the log are no event and were skipped "
-                  "(the events after them are shown):[/]", highlight=False)
+        n = len(trace.damaged)
+        out.print(f"[yellow]damaged: {n} line{'s' if n > 1 else ''} of the log {'are' if n > 1 else 'is'} no event, "
+                  "skipped (the events after it are shown):[/]", highlight=False)
         for where in trace.damaged[:20]:
             out.print(f"  {where}", highlight=False, soft_wrap=True)
         if len(trace.damaged) > 20:

@@ -5,6 +5,7 @@ evaluations paired. Everything is rendered on the server from the package's temp
 from __future__ import annotations
 
 import datetime as dt
+import html
 import math
 import urllib.parse
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 
 import jinja2
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from rolegraph.errors import UserError
@@ -31,14 +33,17 @@ from rolegraph.traces import (
     render_view,
     role_prompts,
 )
+from rolegraph.ui._cache import PageCache
 from rolegraph.ui._compare import compare_evals, compare_runs, preview
 from rolegraph.ui._forks import ForkJobs
+from rolegraph.ui._guard import Guard
 from rolegraph.ui._paths import NotFound, inside
 
 UI_ASSETS = Path(__file__).parent / "assets"
 STATIC = {**{name: ASSETS / name for name in SHARED_ASSETS}, "ui.css": UI_ASSETS / "ui.css"}
 """Every file the app serves from disk: the package's own, by name."""
 PER_PAGE = (25, 50, 100, 200)
+MAX_PAGE = 1_000_000
 STATUSES = ("ok", "error", "running", "incomplete")
 NAV = {"Runs": "/runs", "Evaluations": "/evals"}
 EVAL_DEPTH = 3
@@ -62,16 +67,20 @@ def _when(ts: float | None) -> str:
 
 def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: Callable[[], Runtime] | None = None,
                live_description: str = "the models of rolegraph.toml, or the embedded CPU model",
-               config: str | Path | None = None, redactor: Redactor | None = None) -> FastAPI:
+               config: str | Path | None = None, redactor: Redactor | None = None, host: str = "127.0.0.1") -> FastAPI:
     """The app over `runs` (a trace store) and `evals` (evaluation directories). `live()` makes the
     runtime a fork calls (default: `Runtime.load(config)`, what `rolegraph replay` loads), and
-    `live_description` says on the page which models that is before a fork starts."""
+    `live_description` says on the page which models that is before a fork starts. It answers only
+    requests addressed to `host` (the address it is served on), loopback or the socket's own address,
+    and a POST only from its own pages (`ui._guard`)."""
     runs_root, evals_root = Path(runs), Path(evals)
     redact = redactor or Redactor()
     store = TraceStore(runs_root, redactor=redact)
     jobs = ForkJobs(runs_root, live or (lambda: Runtime.load(config)), redact)
     app = FastAPI(title="rolegraph", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.jobs = jobs
+    app.add_middleware(Guard, host=host)
+    reports = PageCache()
 
     def page(template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         html = _env().get_template(template).render(nav=NAV, **values)
@@ -96,6 +105,12 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
     async def bad_request(request: Request, exc: UserError) -> HTMLResponse:
         return page("message.html.j2", 400, title="Cannot do that", message=str(exc))
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "not a valid request"}
+        where = ".".join(str(part) for part in first["loc"][1:]) or "request"
+        return page("message.html.j2", 400, title="Cannot do that", message=f"{where}: {first['msg']}")
+
     @app.get("/")
     async def home() -> RedirectResponse:
         return RedirectResponse("/runs", status_code=307)
@@ -109,21 +124,31 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
 
     @app.get("/runs", response_class=HTMLResponse)
     def runs_list(graph: str = "", status: str = "", q: str = "", sort: str = "started", order: str = "desc",
-                  page_no: Annotated[int, Query(alias="page")] = 1, per: int = 50, parent: str = "") -> HTMLResponse:
+                  page_no: Annotated[int, Query(alias="page", ge=1, le=MAX_PAGE)] = 1,
+                  per: Annotated[int, Query(ge=1, le=max(PER_PAGE))] = 50, parent: str = "") -> HTMLResponse:
         per = per if per in PER_PAGE else 50
         if sort not in SORT_COLUMNS:
             sort = "started"
-        result = store.page(graph=graph or None, status=status or None, search=q or None, parent=parent or None,
-                            sort=sort, descending=order != "asc", offset=(max(page_no, 1) - 1) * per, limit=per)
+        try:
+            result = store.page(graph=graph or None, status=status or None, search=q or None, parent=parent or None,
+                                sort=sort, descending=order != "asc", offset=(max(page_no, 1) - 1) * per, limit=per)
+            graphs = store.graphs()
+        except UserError as exc:  # the index is damaged and could not be rebuilt (a read-only folder, say)
+            return page("message.html.j2", 503, title="The run list cannot be read", message=str(exc))
         pages = max(1, math.ceil(result.total / per))
         params = {"graph": graph, "status": status, "q": q, "sort": sort, "order": order, "per": per, "parent": parent}
 
         def url(**change: Any) -> str:
             return "/runs?" + urllib.parse.urlencode({k: v for k, v in {**params, **change}.items() if v not in ("", None)})
 
-        return page("runs.html.j2", runs=result.runs, total=result.total, page_no=min(max(page_no, 1), pages),
-                    pages=pages, per=per, per_options=PER_PAGE, graphs=store.graphs(), statuses=STATUSES, f=params,
-                    url=url, columns=("run", "graph", "status", "calls", "tokens", "duration", "started"))
+        listed = page("runs.html.j2", runs=result.runs, total=result.total, page_no=min(max(page_no, 1), pages),
+                      pages=pages, per=per, per_options=PER_PAGE, graphs=graphs, statuses=STATUSES, f=params,
+                      url=url, columns=("run", "graph", "status", "calls", "tokens", "duration", "started"))
+        notice = store.take_notice()  # the index was damaged and has just been rebuilt: say so, once
+        if notice:
+            text = f'<main><p class="message notice" id="index-notice">{html.escape(redact(notice))}</p>'
+            listed = HTMLResponse(bytes(listed.body).decode().replace("<main>", text, 1), status_code=listed.status_code)
+        return listed
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(run_id: str) -> HTMLResponse:
@@ -215,14 +240,18 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
 
     @app.get("/evals/{eval_id:path}", response_class=HTMLResponse)
     def eval_page(eval_id: str) -> HTMLResponse:
-        ev = open_eval(eval_id)
+        folder = inside(evals_root, eval_id, must_have="results.sqlite", depth=EVAL_DEPTH)
 
         def link(r: EvalRecord) -> str | None:
             return f"/runs/{urllib.parse.quote(str(r.trace_id))}" if has_run(r.trace_id) else None
 
-        url = f"/evals/{urllib.parse.quote(eval_id)}/progress.json"
-        html = render_report(ev, link=link, app={"nav": NAV, "progress_url": url})
-        return HTMLResponse(redact(html))
+        def render() -> str:
+            url = f"/evals/{urllib.parse.quote(eval_id)}/progress.json"
+            return redact(render_report(open_eval(eval_id), link=link, app={"nav": NAV, "progress_url": url}))
+
+        # rendered once per change of its results (2,000 results take ~50 ms), not once per visitor
+        sources = [folder / "results.sqlite", folder / "results.sqlite-wal"]
+        return HTMLResponse(reports.get(eval_id, sources, render, extra=redact.values))
 
     return app
 

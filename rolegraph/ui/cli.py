@@ -21,7 +21,8 @@ def ui_command(
     evals: EvalsDirOpt = Path("evals"),
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free one).", min=0, max=65535)] = 8765,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback lets others read runs "
-                                           "and start forks.")] = "127.0.0.1",
+                                           "and start forks. A request's Host must be this name (or a loopback "
+                                           "one) and this port.")] = "127.0.0.1",
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in a browser.")] = False,
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml for the live models of forks.")] = None,
 ) -> None:
@@ -33,7 +34,7 @@ def ui_command(
     console = Console(stderr=True)
     description = (f"the models of {config}" if config
                    else "the models of rolegraph.toml if present, else the embedded CPU model")
-    app = create_app(runs=runs, evals=evals, config=config, live_description=description)
+    app = create_app(runs=runs, evals=evals, config=config, live_description=description, host=host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     if host not in LOOPBACK:
         console.print(f"[yellow]listening on {host}: anyone who reaches this address can read the runs and start forks[/]")

@@ -30,7 +30,8 @@ async def test_a_fork_from_the_page_calls_the_embedded_model_after_its_step(tmp_
     assert recorded.status == "ok"
 
     ui = TestClient(create_app(runs=store.root, evals=tmp_path / "evals", live=lambda: Runtime(config),
-                               live_description=f"smollm2-135m at {embedded_url}"))
+                               live_description=f"smollm2-135m at {embedded_url}"),
+                    headers={"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"})  # as the page's form
     assert f"smollm2-135m at {embedded_url}" in ui.get(f"/runs/{recorded.run_id}").text
     prompt = "{% block user %}Reply with JSON. Is this answer to {{ question }} right? {{ draft }}{% endblock %}"
     sent = ui.post(f"/runs/{recorded.run_id}/fork", data={"step": "1", "role": "critic", "prompt": prompt},

@@ -176,3 +176,54 @@ def test_redactor_add_covers_raw_and_json_forms_and_skips_short_values() -> None
     assert r(json.dumps({"k": 'we"ird\\value'})) == '{"k": "[REDACTED]"}'
     assert r.mask_bytes(b'xx we"ird\\value') == b"xx " + b"*" * len('we"ird\\value')
     assert r.values == frozenset({'we"ird\\value'})
+
+
+def test_cli_outputs_hold_no_key_the_model_echoed_or_an_input_held(
+        tmp_path: Path, stub_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rolegraph run FILE:NAME --out`, `rolegraph run refinebot --out` and `rolegraph eval FILE:NAME`:
+    their results files, summaries and printed tables are redacted as the traces are."""
+    from typer.testing import CliRunner
+
+    from rolegraph.cli import app
+
+    monkeypatch.setenv("STUB_CRED", PLANT)
+    work = tmp_path / "work"
+    (work / "prompts").mkdir(parents=True)
+    (work / "prompts" / "write.j2").write_text("{% block user %}Answer: {{ question }}{% endblock %}")
+    (work / "cli_leaky_graph.py").write_text(GRAPH)
+    config = work / "rolegraph.toml"
+    config.write_text(f"""
+[traces]
+dir = "{(work / 'runs').as_posix()}"
+[memory]
+dir = "{(work / 'memory').as_posix()}"
+[endpoints.stub]
+base_url = "{stub_url}"
+api_key_env = "STUB_CRED"
+dialect = "openai"
+retries = 1
+[roles.default]
+endpoint = "stub"
+model = "stub-model"
+""")
+    inputs = tmp_path / "inputs"  # the only files that may hold the key: scanned apart
+    inputs.mkdir()
+    (inputs / "questions.jsonl").write_text(json.dumps({"question": f"is {PLANT} your key?"}) + "\n")
+    (inputs / "mcqs.jsonl").write_text(json.dumps({"question": f"Which key is {PLANT}?", "correct_index": 0,
+                                                 "choices": ["this one", "another", "none", "all"]}) + "\n")
+    graph = f"{work / 'cli_leaky_graph.py'}:leaky"
+    runner = CliRunner()
+    printed = []
+    for args in (["run", graph, "--input", str(inputs / "questions.jsonl"), "--out", str(work / "out" / "run.jsonl")],
+                 ["run", "refinebot", "--input", str(inputs / "mcqs.jsonl"), "--seeds", "0", "--max-iters", "1",
+                  "--out", str(work / "out" / "refine.jsonl")],
+                 ["eval", graph, "--data", str(inputs / "questions.jsonl"), "--out", str(work / "evals")]):
+        done = runner.invoke(app, [*args, "--config", str(config)])
+        assert done.exit_code == 0, done.output
+        printed.append(done.output)
+
+    rows = [json.loads(line) for name in ("run", "refine") for line in (work / "out" / f"{name}.jsonl").open()]
+    assert "[REDACTED]" in rows[0]["draft"]  # the model's echo, redacted
+    assert "[REDACTED]" in rows[1]["original"]["question"]  # the input's key, redacted where RefineBot copied it
+    assert not [p for p in printed if PLANT in p or json.dumps(PLANT)[1:-1] in p]
+    assert _leaks(work) == []

@@ -47,10 +47,14 @@ def live() -> Runtime:
     return Runtime.from_models({"default": FunctionModel(answer)})
 
 
+BROWSER = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
+"""What a browser sends with a form on the UI's own page (the app refuses a POST without it)."""
+
+
 def client(tmp_path: Path, **options: Any) -> TestClient:
     app = create_app(runs=tmp_path / "runs", evals=tmp_path / "evals", live=live, live_description="a scripted model",
                      **options)
-    return TestClient(app)
+    return TestClient(app, headers=BROWSER)
 
 
 def dead_pid() -> int:
@@ -206,7 +210,7 @@ async def test_a_fork_that_fails_says_why_on_its_page(tmp_path: Path, graph: Any
     def unreachable() -> Runtime:
         raise ConfigError("endpoint 'gpu' at http://127.0.0.1:9/v1 does not answer")
 
-    ui = TestClient(create_app(runs=store.root, evals=tmp_path / "evals", live=unreachable))
+    ui = TestClient(create_app(runs=store.root, evals=tmp_path / "evals", live=unreachable), headers=BROWSER)
     sent = ui.post(f"/runs/{parent}/fork", data={"step": "1", "role": "critic", "model": "critic-v2"},
                    follow_redirects=False)
     ui.app.state.jobs.join(timeout=30)  # type: ignore[attr-defined]

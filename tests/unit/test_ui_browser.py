@@ -1,6 +1,7 @@
 """`rolegraph ui` in a real browser (Playwright driving Debian's chromium): the run list, a filter, a
 run's page, two runs side by side with the first divergence marked, and a fork started from a step
-on a scripted model, which then opens beside its parent. No console errors on any page.
+on a scripted model, which then opens beside its parent. No console errors on any page. A form on
+another origin's page that posts to a fork URL is refused (403) and starts nothing.
 Screenshots go to $ROLEGRAPH_SCREENSHOTS when it is set."""
 
 from __future__ import annotations
@@ -151,3 +152,65 @@ def _run_browser(base: str, why: str, how: str, running: EvalStore) -> None:
             assert page.evaluate("document.body.dataset.errors") == "0", url
         browser.close()
     assert problems == []
+
+
+async def test_a_form_on_another_sites_page_cannot_start_a_fork(tmp_path: Path, graph: Any) -> None:  # noqa: F811
+    import http.server
+
+    import uvicorn
+
+    store = TraceStore(tmp_path / "runs")
+    why = await record(graph, store, "why is the sky blue?")
+    started: list[int] = []
+
+    def spy() -> Any:
+        started.append(1)
+        return live()
+
+    app = create_app(runs=store.root, evals=tmp_path / "evals", live=spy)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "the ui server did not start"
+        time.sleep(0.02)
+    target = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/runs/{why}/fork"
+    page_html = (f'<form method="post" action="{target}"><input name="step" value="1"><input name="role" '
+                 'value="critic"></form><script>document.forms[0].submit()</script>').encode()
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the name http.server calls
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page_html)))
+            self.end_headers()
+            self.wfile.write(page_html)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)  # another origin: same address, another port
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        answer = await asyncio.to_thread(_submit_from, f"http://127.0.0.1:{evil.server_address[1]}/", target)
+    finally:
+        evil.shutdown()
+        server.should_exit = True
+        thread.join(10)
+        app.state.jobs.join(10)
+    assert answer[0] == 403 and answer[1].startswith("POST refused: "), answer
+    assert "from another origin (Sec-Fetch-Site: same-site)" in answer[1] and started == []
+
+
+def _submit_from(evil_url: str, target: str) -> tuple[int, str]:
+    """The status and text the browser got for the form another site's page posted to `target`."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        with page.expect_response(target) as reply:
+            page.goto(evil_url)
+        status = reply.value.status
+        page.wait_for_load_state()
+        text = page.inner_text("body")
+        browser.close()
+    return status, text
