@@ -35,8 +35,9 @@ from rolegraph.traces._events import (
     ToolCall,
     Totals,
 )
-from rolegraph.traces._store import RunWriter, TraceStore, new_run_id
+from rolegraph.traces._store import TraceStore, new_run_id
 from rolegraph.traces._trace import Trace
+from rolegraph.traces._writer import RunWriter
 
 PACKAGES = ("rolegraph", "langgraph", "openai", "pydantic", "llama-cpp-python")
 

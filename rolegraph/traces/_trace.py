@@ -16,7 +16,7 @@ from rolegraph.errors import UserError
 from rolegraph.traces._events import BlobRef, Event, ModelCall, NodeStarted, RunFinished, RunStarted, parse_event
 
 BLOB_KEY = "$rolegraph_blob"
-"""An event's long string, replaced by {BLOB_KEY: sha256, "size": n} (see _store.FIELD_LIMIT)."""
+"""An event's long string, replaced by {BLOB_KEY: sha256, "size": n} (see _writer.FIELD_LIMIT)."""
 _BLOB_MARK = BLOB_KEY.encode()
 logger = logging.getLogger("rolegraph.traces")
 LOGGED_DAMAGE = 5

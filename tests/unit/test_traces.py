@@ -294,7 +294,7 @@ def test_state_written_straight_to_json_matches_the_jsonable_form(tmp_path: Path
     the event would give with the value made JSON-ready first (odd values and a lone surrogate too)."""
     from pydantic_core import to_jsonable_python
 
-    from rolegraph.traces._store import _event_json, _event_json_raw
+    from rolegraph.traces._writer import _event_json, _event_json_raw
 
     odd = object()
     values = [{"t": (1, 2)}, {"s": {3}}, {"f": float("inf")}, {"b": b"xy"}, {"k": {1: "a"}}, {"o": odd},

@@ -1,0 +1,129 @@
+"""A run's log as it is written: one event a line, appended unbuffered (a killed process has lost
+none it wrote), secrets redacted, long strings and large tool payloads stored once as
+content-addressed blobs beside it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
+
+from rolegraph.models import clean_value
+from rolegraph.traces._events import BlobRef, Event, RunFinished, RunStarted
+from rolegraph.traces._trace import BLOB_KEY
+
+if TYPE_CHECKING:
+    from rolegraph.traces._store import TraceStore
+
+INLINE_LIMIT = 16 * 1024
+"""A tool's input or output larger than this (as JSON) is stored as a blob, referenced by a BlobRef."""
+FIELD_LIMIT = 64 * 1024
+"""A string in an event longer than this (a huge input, a long prompt built from it) is stored once
+per run as a content-addressed blob and put back when the trace is loaded: a value repeated in
+every step's state and request takes its size on disk once, not once per event."""
+
+
+class RunWriter:
+    """Appends events to one run's log, line by line, flushed at once."""
+
+    def __init__(self, store: TraceStore, run_id: str, run_dir: Path) -> None:
+        self.store, self.run_id, self.dir = store, run_id, run_dir
+        # unbuffered: each event is one write(2) to the OS, so a killed process has lost none of it
+        self._fh = open(run_dir / "events.jsonl", "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def write(self, event: Event, raw: tuple[str, Any] | None = None) -> Event:
+        """Append `event`. `raw` = (field, value): a value (a graph's state, a node's update) to
+        serialize straight to JSON in that field, rather than convert to JSON-ready Python first."""
+        with self._lock:
+            event.seq = self._seq
+            self._seq += 1
+            line = self.store.redactor(_event_json(event) if raw is None else _event_json_raw(event, *raw))
+            if len(line) > FIELD_LIMIT:
+                line = self._long_strings_to_blobs(line)
+            data = (line + "\n").encode()
+            while data:  # a regular file takes it all at once; a short write is finished, not dropped
+                n = self._fh.write(data)
+                if not n:
+                    raise OSError(f"could not append to {self.dir / 'events.jsonl'}")
+                data = data[n:]
+        if isinstance(event, RunStarted):
+            self.store._index_start(event)
+        elif isinstance(event, RunFinished):
+            self.store._index_finish(self.run_id, event)
+        return event
+
+    def _long_strings_to_blobs(self, line: str) -> str:
+        def walk(value: Any) -> Any:
+            if isinstance(value, str) and len(value) > FIELD_LIMIT:
+                return {BLOB_KEY: self._blob(value), "size": len(value)}
+            if isinstance(value, dict):
+                return {k: walk(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [walk(v) for v in value]
+            return value
+
+        return json.dumps(walk(json.loads(line)), ensure_ascii=False, separators=(",", ":"))
+
+    def _blob(self, text: str) -> str:
+        sha = hashlib.sha256(text.encode()).hexdigest()
+        blobs = self.dir / "blobs"
+        blobs.mkdir(exist_ok=True)
+        path = blobs / sha
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        return sha
+
+    def payload(self, value: Any) -> Any:
+        """Inline JSON, or a BlobRef to a content-addressed file when large."""
+        data = to_jsonable_python(value, fallback=str)
+        # keys keep their order: a replayed tool answer must come back as the tool gave it
+        text = self.store.redactor(json.dumps(data, separators=(",", ":")))
+        if len(text) <= INLINE_LIMIT:
+            return json.loads(text)
+        return BlobRef(blob=self._blob(text), size=len(text)).model_dump()
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+def _event_json(event: Event) -> str:
+    """One log line. A string no UTF-8 file can hold (a lone surrogate, from a tool's output or a
+    JSON input file's escapes) is written with U+FFFD in its place rather than failing the run."""
+    try:
+        return event.model_dump_json(exclude_none=True)
+    except PydanticSerializationError:
+        data = clean_value(event.model_dump(mode="json", exclude_none=True))
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+_RAW = "\x00rolegraph:raw\x00"
+_RAW_JSON = '"\\u0000rolegraph:raw\\u0000"'  # how both JSON writers above spell _RAW
+
+
+def _event_json_raw(event: Event, name: str, value: Any) -> str:
+    """`_event_json` with field `name` set to `value`, which is serialized once, in Rust: the same
+    JSON as `to_jsonable_python(value, fallback=str)` in that field, for a third of the work (a
+    step's whole state is written with every node start)."""
+    if value is None:  # left out, as exclude_none leaves it out
+        return _event_json(event)
+    setattr(event, name, _RAW)
+    try:
+        line = _event_json(event)
+    finally:
+        setattr(event, name, value)
+    try:
+        text = to_json(value, fallback=str, inf_nan_mode="null").decode()
+    except PydanticSerializationError:  # a lone surrogate: the same U+FFFD path as _event_json
+        text = json.dumps(clean_value(to_jsonable_python(value, fallback=str)), ensure_ascii=False,
+                          separators=(",", ":"))
+    return line.replace(_RAW_JSON, text, 1)
