@@ -5,7 +5,7 @@ Each has `async run(...)` and `run_sync(...)`."""
 
 from langgraph.graph import END, START
 
-from rolegraph.graphs._api import MAX_INPUT_BYTES, Graph, RunFailure, RunResult, StateGraph, StateResult, graph
+from rolegraph.graphs._api import MAX_INPUT_BYTES, Graph, RunFailure, RunPlan, RunResult, StateGraph, StateResult, graph
 from rolegraph.graphs._find import find_graph, installed_graphs, load_graph
 from rolegraph.graphs._replay import PartialReplay, StepReplay, replay_run, replay_step, resume_run
 from rolegraph.graphs._run import run_graph
@@ -21,6 +21,7 @@ __all__ = [
     "GraphSolver",
     "PartialReplay",
     "RunFailure",
+    "RunPlan",
     "RunResult",
     "StateGraph",
     "StateResult",
