@@ -20,6 +20,7 @@ from rolegraph.models import ChatModel, ChatRequest, Endpoint, OpenAICompatModel
 from rolegraph.models.servers import EmbeddedConfig, EmbeddedServer
 from rolegraph.prompts import OverlayLibrary, PromptLibrary
 from rolegraph.traces import (
+    Attempt,
     ForkOrigin,
     Manifest,
     RecordingModel,
@@ -31,7 +32,6 @@ from rolegraph.traces import (
     RunContext,
     Trace,
     TraceStore,
-    attempt_scope,
     current_node,
     record_run,
     record_tool,
@@ -99,7 +99,7 @@ class Runtime:
         self._fallback = fallback if fallback is not None or replay is None else self._replay_model
         self._made: dict[str, ChatModel] = {}
         """Makes the model for a role that neither `models` nor the config names (replays use it)."""
-        self._models: dict[str, ChatModel] = {}
+        self._models: dict[str, RecordingModel] = {}
         self._endpoints: dict[str, Endpoint] = {}
         self._embedded: EmbeddedServer | None = None
         self._resources: dict[str, Any] = {}
@@ -161,7 +161,7 @@ class Runtime:
     def roles(self) -> list[str]:
         return sorted(set(self._given) | set(self.config.roles))
 
-    def model(self, role: str) -> ChatModel:
+    def model(self, role: str) -> RecordingModel:
         """The model that plays `role` (falling back to the "default" role), recorded in traces."""
         if role not in self._models:
             self._models[role] = RecordingModel(role, self._resolve(role))
@@ -230,9 +230,10 @@ class Runtime:
     async def _summarize(self, previous: str, items: list[str]) -> str:
         """A summary memory's default summarizer: the "summarizer" role with prompts/memory/summary.j2."""
         rendered = self.prompts.render("memory/summary", previous=previous, items=items)
-        with attempt_scope("summarizer", 0, rendered.name, rendered.sha256):
-            response = await self.model("summarizer").chat(ChatRequest(messages=rendered.messages, max_tokens=256))
-        return response.text
+        request = ChatRequest(messages=rendered.messages, max_tokens=256)
+        async with self.model("summarizer").recorded(request, attempt=Attempt("summarizer", 0, rendered.name,
+                                                                              rendered.sha256)) as call:
+            return call.response.text
 
     @property
     def memory_store(self) -> MemoryStore | None:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from rolegraph.errors import AgentOutputError
 from rolegraph.memory import MemoryFeed
 from rolegraph.models import ChatRequest, ChatResponse, Message, ToolSpec, UnsafeJSON, Usage, decode_json
-from rolegraph.traces import attempt_result, attempt_scope
+from rolegraph.traces import Attempt
 
 if TYPE_CHECKING:
     from rolegraph.runtime import Runtime
@@ -142,19 +142,20 @@ class Agent(Generic[T]):
                 seed=seed,
                 top_logprobs=self.top_logprobs,
             )
-            with attempt_scope(self.name, index, rendered.name, rendered.sha256) as scope:
-                response = await model.chat(request)
+            # the recorder writes the call once, with this attempt's verdict (accept / reject)
+            async with model.recorded(request, attempt=Attempt(self.name, index, rendered.name, rendered.sha256)) as call:
+                response = call.response
                 try:
                     value = self._parse(response)
                 except (OutputInvalid, ValidationError, json.JSONDecodeError) as exc:
                     error = _describe(exc) + _cut_off(response, request)
-                    attempt_result(scope, error=error)
+                    call.reject(error)
                     attempts.append(AgentAttempt(index, response.text, error, response.usage))
                     feedback = runtime.prompts.render(self.retry_prompt, error=error, schema=schema,
                                                       attempt=index + 1, max_attempts=self.max_attempts)
                     messages += [response.as_message(), *feedback.messages]
                     continue
-                attempt_result(scope, parsed=value)
+                call.accept(value)
             attempts.append(AgentAttempt(index, response.text, None, response.usage))
             messages.append(response.as_message())
             return AgentResult(value, tuple(messages), response, tuple(attempts),

@@ -86,19 +86,17 @@ class NodeContext:
 
 
 @dataclass
-class AttemptScope:
-    """Set by an agent around one attempt, so its model call is written with the parsed output."""
+class Attempt:
+    """An agent's attempt, as the model call it makes records it: which agent, which try, which prompt."""
 
     agent: str
-    attempt: int
+    index: int
     prompt: str | None = None
     prompt_sha256: str | None = None
-    pending: ModelCall | None = None
 
 
 _RUN: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("rolegraph_run", default=None)
 _NODE: contextvars.ContextVar[NodeContext | None] = contextvars.ContextVar("rolegraph_node", default=None)
-_ATTEMPT: contextvars.ContextVar[AttemptScope | None] = contextvars.ContextVar("rolegraph_attempt", default=None)
 
 
 def current_run() -> RunContext | None:
@@ -312,31 +310,35 @@ async def as_node(run: RunContext, name: str, key: str, step: int) -> AsyncItera
         _RUN.reset(run_token)
 
 
-@contextlib.contextmanager
-def attempt_scope(agent: str, attempt: int, prompt: str | None, prompt_sha256: str | None) -> Iterator[AttemptScope]:
-    """Around one agent attempt: the model call inside it is written when the attempt ends,
-    with what the agent parsed from it (or why it rejected it)."""
-    scope = AttemptScope(agent, attempt, prompt, prompt_sha256)
-    token = _ATTEMPT.set(scope)
-    try:
-        yield scope
-    finally:
-        _ATTEMPT.reset(token)
-        run = _RUN.get()
-        if run is not None and scope.pending is not None:
-            run.emit(scope.pending)
+class RecordedCall:
+    """One model call being recorded (`RecordingModel.recorded`): its response, and the verdict of the
+    agent attempt it belongs to (`accept` / `reject`, the agent's hook). The call's ModelCall event
+    is written once, by the recorder, when the `recorded` block ends."""
 
+    def __init__(self, response: ChatResponse | None, attempt: Attempt | None) -> None:
+        self._response, self.attempt = response, attempt
+        self.parsed: Any = None
+        self.rejected: str | None = None
 
-def attempt_result(scope: AttemptScope, *, parsed: Any = None, error: str | None = None) -> None:
-    if scope.pending is not None:
-        if error is None:
-            scope.pending.parsed = to_jsonable_python(parsed, fallback=str)
-        else:
-            scope.pending.error = scope.pending.error or error
-    run, node = _RUN.get(), _NODE.get()
-    if error is not None and run is not None and not (node is not None and node.silent):
-        run.totals.retries += 1
-        run.emit(AgentRetry(agent=scope.agent, attempt=scope.attempt, error=error, node_key=node.key if node else None))
+    @property
+    def response(self) -> ChatResponse:
+        assert self._response is not None  # a failed call raises before its block runs
+        return self._response
+
+    def accept(self, parsed: Any) -> None:
+        """The attempt's output, as the agent parsed it: written with the call."""
+        self.parsed = to_jsonable_python(parsed, fallback=str)
+
+    def reject(self, error: str) -> None:
+        """The attempt's answer was invalid: written with the call, counted as a retry, and an
+        AgentRetry event written now (the agent asks again with this error as feedback)."""
+        self.rejected = error
+        run, node = _RUN.get(), _NODE.get()
+        if run is not None and not (node is not None and node.silent):
+            run.totals.retries += 1
+            agent = self.attempt.agent if self.attempt else ""
+            index = self.attempt.index if self.attempt else 0
+            run.emit(AgentRetry(agent=agent, attempt=index, error=error, node_key=node.key if node else None))
 
 
 class RecordingModel:
@@ -350,33 +352,45 @@ class RecordingModel:
         return f"RecordingModel({self.role!r}, {self.inner!r})"
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
+        async with self.recorded(request) as call:
+            return call.response
+
+    @contextlib.asynccontextmanager
+    async def recorded(self, request: ChatRequest, *, attempt: Attempt | None = None) -> AsyncIterator[RecordedCall]:
+        """Make one call, numbered within its node, and write its ModelCall when the block ends, with
+        the verdict the block gave (`accept` / `reject`): an agent parses its answer inside the block.
+        A call that fails is written with its error (and the transport retries before it) and raises."""
         run = _RUN.get()
         node = _NODE.get()
         index = 0
         if node is not None:
             index = node.calls
             node.calls += 1
-        call = CallContext(node.key if node else None, node.step if node else None, index, self.role)
-        token = _CALL.set(call)
+        where = CallContext(node.key if node else None, node.step if node else None, index, self.role)
+        token = _CALL.set(where)
         error: str | None = None
         response: ChatResponse | None = None
         retries: list[Any] = []
+        call = RecordedCall(None, attempt)
         try:
-            response = await self.inner.chat(request)
-            retries = response.retries
-            return response
-        except asyncio.CancelledError as exc:  # e.g. an evaluation case's timeout: the call is kept, unanswered
-            error = "cancelled"
-            retries = list(getattr(exc, "retries", ()))  # the transport retries made before it, if the client says
-            raise
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            retries = list(getattr(exc, "retries", ()))  # a ModelError carries the retries before it
-            raise
+            try:
+                response = await self.inner.chat(request)
+                retries = response.retries
+            except asyncio.CancelledError as exc:  # e.g. an evaluation case's timeout: the call is kept, unanswered
+                error = "cancelled"
+                retries = list(getattr(exc, "retries", ()))  # the transport retries made before it, if the client says
+                raise
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                retries = list(getattr(exc, "retries", ()))  # a ModelError carries the retries before it
+                raise
+            finally:
+                _CALL.reset(token)
+            call._response = response
+            yield call
         finally:
-            _CALL.reset(token)
             if run is not None and not (node is not None and node.silent):
-                replayed = call.replayed
+                replayed = where.replayed
                 if response is not None:
                     if replayed:
                         run.totals.replayed_calls += 1
@@ -384,19 +398,15 @@ class RecordingModel:
                         run.totals.model_calls += 1
                     run.totals.prompt_tokens += response.usage.prompt_tokens
                     run.totals.completion_tokens += response.usage.completion_tokens
-                scope = _ATTEMPT.get()
                 if run.writer is not None:  # without a writer: numbering and totals only
-                    event = ModelCall(
-                        role=self.role, node_key=node.key if node else None, step=node.step if node else None,
-                        call_index=index, fingerprint=request.fingerprint, request=request, response=response,
-                        agent=scope.agent if scope else None, attempt=scope.attempt if scope else None,
-                        prompt=scope.prompt if scope else None, prompt_sha256=scope.prompt_sha256 if scope else None,
-                        error=error, replayed=replayed, retries=retries,
-                    )
-                    if scope is not None:
-                        scope.pending = event
-                    else:
-                        run.emit(event)
+                    run.emit(ModelCall(
+                        role=self.role, node_key=where.node_key, step=where.step, call_index=index,
+                        fingerprint=request.fingerprint, request=request, response=response,
+                        agent=attempt.agent if attempt else None, attempt=attempt.index if attempt else None,
+                        prompt=attempt.prompt if attempt else None,
+                        prompt_sha256=attempt.prompt_sha256 if attempt else None,
+                        parsed=call.parsed, error=error or call.rejected, replayed=replayed, retries=retries,
+                    ))
 
     async def aclose(self) -> None:
         await self.inner.aclose()
