@@ -127,6 +127,9 @@ class ModelCall(_Event):
 
 
 class BlobRef(BaseModel):
+    """How traces written before the one blob reference (`$rolegraph_blob`) pointed at a large tool
+    value: read (a replay resolves it), never written."""
+
     blob: str
     """sha256 of the payload's JSON, stored under the run's blobs/."""
     size: int
@@ -140,7 +143,7 @@ class ToolCall(_Event):
     call_index: int
     input: Any = None
     output: Any = None
-    """Inline JSON, or a BlobRef when larger than the store's inline limit."""
+    """The tool's value as JSON (a large one is kept in the run's blobs and put back on load)."""
     duration_s: float = 0.0
     error: str | None = None
     replayed: bool = False

@@ -16,7 +16,8 @@ from rolegraph.errors import UserError
 from rolegraph.traces._events import BlobRef, Event, ModelCall, NodeStarted, RunFinished, RunStarted, parse_event
 
 BLOB_KEY = "$rolegraph_blob"
-"""An event's long string, replaced by {BLOB_KEY: sha256, "size": n} (see _writer.FIELD_LIMIT)."""
+"""The one blob reference: an event's long string is replaced by {BLOB_KEY: sha256, "size": n}, a
+large tool value by {BLOB_KEY: sha256, "size": n, "json": true} (see _writer.FIELD_LIMIT)."""
 _BLOB_MARK = BLOB_KEY.encode()
 logger = logging.getLogger("rolegraph.traces")
 LOGGED_DAMAGE = 5
@@ -113,10 +114,12 @@ def _blobs_restored(raw: bytes, blobs: Path) -> bytes:
     def walk(value: Any) -> Any:
         if isinstance(value, dict):
             sha = value.get(BLOB_KEY)
-            if (len(value) == 2 and "size" in value and isinstance(sha, str) and len(sha) == 64
+            is_json = value.get("json") is True
+            if (len(value) == 2 + is_json and "size" in value and isinstance(sha, str) and len(sha) == 64
                     and all(c in "0123456789abcdef" for c in sha) and (blobs / sha).is_file()
                     and not (blobs / sha).is_symlink() and not blobs.is_symlink()):  # never a link out of the run
-                return (blobs / sha).read_text(encoding="utf-8")
+                text = (blobs / sha).read_text(encoding="utf-8")
+                return json.loads(text) if is_json else text
             return {k: walk(v) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v) for v in value]

@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from rolegraph.models import clean_value
-from rolegraph.traces._events import BlobRef, Event, RunFinished, RunStarted
+from rolegraph.traces._events import Event, RunFinished, RunStarted
 from rolegraph.traces._trace import BLOB_KEY
 
 if TYPE_CHECKING:
     from rolegraph.traces._store import TraceStore
 
-INLINE_LIMIT = 16 * 1024
-"""A tool's input or output larger than this (as JSON) is stored as a blob, referenced by a BlobRef."""
 FIELD_LIMIT = 64 * 1024
-"""A string in an event longer than this (a huge input, a long prompt built from it) is stored once
-per run as a content-addressed blob and put back when the trace is loaded: a value repeated in
-every step's state and request takes its size on disk once, not once per event."""
+"""The one blob threshold: a string in an event longer than this (a huge input, a long prompt built
+from it), and a tool's input or output whose JSON is longer, is stored once per run as a
+content-addressed blob, referenced by `{BLOB_KEY: sha256, "size": n}` (plus `"json": true` for a
+tool's value), and put back when the trace is loaded: a value repeated in every step's state and
+request takes its size on disk once, not once per event."""
 
 
 class RunWriter:
@@ -83,13 +83,14 @@ class RunWriter:
         return sha
 
     def payload(self, value: Any) -> Any:
-        """Inline JSON, or a BlobRef to a content-addressed file when large."""
+        """A tool's input or output: inline JSON, or (over FIELD_LIMIT) a blob reference that the
+        loaded trace resolves back to the value."""
         data = to_jsonable_python(value, fallback=str)
         # keys keep their order: a replayed tool answer must come back as the tool gave it
         text = self.store.redactor(json.dumps(data, separators=(",", ":")))
-        if len(text) <= INLINE_LIMIT:
+        if len(text) <= FIELD_LIMIT:
             return json.loads(text)
-        return BlobRef(blob=self._blob(text), size=len(text)).model_dump()
+        return {BLOB_KEY: self._blob(text), "size": len(text), "json": True}
 
     def close(self) -> None:
         with self._lock:

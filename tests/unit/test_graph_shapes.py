@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import re
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -40,7 +41,7 @@ summarize_agent = Agent(name="summarizer", prompt="shapes/summary", output=str)
 
 async def lookup(topic: str) -> dict[str, Any]:  # a tool with a large answer (goes to a blob)
     await asyncio.sleep(0)
-    return {"topic": topic, "facts": [f"{topic} fact {i}" for i in range(2000)]}
+    return {"topic": topic, "facts": [f"{topic} fact {i}" for i in range(5000)]}
 
 
 async def write_note(state: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
@@ -116,7 +117,10 @@ async def test_send_subgraph_tool_and_loop_are_recorded_and_replayed(tmp_path: P
     assert len({n.key for n in nodes}) == len(nodes)  # every execution has its own identity
     assert all("[" in n.key for n in nodes if n.node == "note")  # Send index in the key
     tools = trace.of_kind(ToolCall)
-    assert len(tools) == 6 and all(isinstance(t.output, dict) and "blob" in t.output for t in tools)
+    # each large answer is stored once as a blob (the one reference shape) and put back on load
+    assert len(tools) == 6 and all(len(t.output["facts"]) == 5000 for t in tools)
+    log = (trace.dir / "events.jsonl").read_text()
+    assert log.count('"$rolegraph_blob"') >= 6 and '"facts"' not in log.split('"tool_call"')[1][:500]
     assert len(trace.of_kind(ModelCall)) == 8
 
     replayed = await replay_run(trace, store=store, library=prompts)
@@ -125,8 +129,16 @@ async def test_send_subgraph_tool_and_loop_are_recorded_and_replayed(tmp_path: P
     assert new.finished is not None and new.finished.totals.model_calls == 0
     assert all(t.replayed for t in new.of_kind(ToolCall))  # answered from the trace: the tool did not run
     # the recorded tool output came back from the blob store, not from running the tool
-    blob = trace.blob(tools[0].output)
-    assert len(blob["facts"]) == 2000
+    assert [t.output for t in new.of_kind(ToolCall)] == [t.output for t in tools]
+
+    # a trace written with the former reference shape ({"blob", "size"}) still replays
+    log = trace.dir / "events.jsonl"
+    old_shape = re.sub(r'\{"\$rolegraph_blob":"([0-9a-f]{64})","size":(\d+),"json":true\}', r'{"blob":"\1","size":\2}',
+                       log.read_text())
+    assert old_shape.count('{"blob":') == 6
+    log.write_text(old_shape)
+    again = await replay_run(store.load(trace.run_id), store=store, library=prompts)
+    assert again.summary == result.summary
 
 
 async def test_changed_tool_input_is_a_mismatch(tmp_path: Path, prompts: PromptLibrary) -> None:
