@@ -102,20 +102,14 @@ def stub_url() -> Iterator[str]:
     server.server_close()
 
 
-def _leaks(root: Path) -> list[str]:
-    forms = [PLANT.encode(), json.dumps(PLANT)[1:-1].encode()]
-    return [str(p.relative_to(root)) for p in sorted(root.rglob("*"))
-            if p.is_file() and any(f in p.read_bytes() for f in forms)]
-
-
-async def test_configured_key_reaches_no_file(tmp_path: Path, stub_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STUB_CRED", PLANT)
-    assert not any(m in "STUB_CRED" for m in ("KEY", "TOKEN", "SECRET"))
-    work = tmp_path / "work"
+def _leaky_work(work: Path, graph_file: str, stub_url: str) -> Path:
+    """A work folder with the leaky graph, its prompt, and a rolegraph.toml whose endpoint reads its
+    key from STUB_CRED; returns the config's path."""
     (work / "prompts").mkdir(parents=True)
     (work / "prompts" / "write.j2").write_text("{% block user %}Answer: {{ question }}{% endblock %}")
-    (work / "leaky_graph.py").write_text(GRAPH)
-    (work / "rolegraph.toml").write_text(f"""
+    (work / graph_file).write_text(GRAPH)
+    config = work / "rolegraph.toml"
+    config.write_text(f"""
 [traces]
 dir = "{(work / 'runs').as_posix()}"
 [memory]
@@ -129,6 +123,20 @@ retries = 1
 endpoint = "stub"
 model = "stub-model"
 """)
+    return config
+
+
+def _leaks(root: Path) -> list[str]:
+    forms = [PLANT.encode(), json.dumps(PLANT)[1:-1].encode()]
+    return [str(p.relative_to(root)) for p in sorted(root.rglob("*"))
+            if p.is_file() and any(f in p.read_bytes() for f in forms)]
+
+
+async def test_configured_key_reaches_no_file(tmp_path: Path, stub_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUB_CRED", PLANT)
+    assert not any(m in "STUB_CRED" for m in ("KEY", "TOKEN", "SECRET"))
+    work = tmp_path / "work"
+    _leaky_work(work, "leaky_graph.py", stub_url)
     graph = load_graph(f"{work / 'leaky_graph.py'}:leaky")
 
     async def has_answer(case: Case, output: Any) -> Score:
@@ -188,24 +196,7 @@ def test_cli_outputs_hold_no_key_the_model_echoed_or_an_input_held(
 
     monkeypatch.setenv("STUB_CRED", PLANT)
     work = tmp_path / "work"
-    (work / "prompts").mkdir(parents=True)
-    (work / "prompts" / "write.j2").write_text("{% block user %}Answer: {{ question }}{% endblock %}")
-    (work / "cli_leaky_graph.py").write_text(GRAPH)
-    config = work / "rolegraph.toml"
-    config.write_text(f"""
-[traces]
-dir = "{(work / 'runs').as_posix()}"
-[memory]
-dir = "{(work / 'memory').as_posix()}"
-[endpoints.stub]
-base_url = "{stub_url}"
-api_key_env = "STUB_CRED"
-dialect = "openai"
-retries = 1
-[roles.default]
-endpoint = "stub"
-model = "stub-model"
-""")
+    config = _leaky_work(work, "cli_leaky_graph.py", stub_url)
     inputs = tmp_path / "inputs"  # the only files that may hold the key: scanned apart
     inputs.mkdir()
     (inputs / "questions.jsonl").write_text(json.dumps({"question": f"is {PLANT} your key?"}) + "\n")

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +16,7 @@ from typer.testing import CliRunner
 
 from rolegraph.tools import audio
 from rolegraph.tools.server import Limits, MixRequest, Tools, create_app, wav_b64
+from tests.conftest import serve_app
 
 SMALL = Limits(max_body_mb=0.01)  # 10 KiB
 SHORT = Limits(max_seconds=5)
@@ -27,24 +24,6 @@ SHORT = Limits(max_seconds=5)
 
 def client(tmp_path: Path, limits: Limits) -> TestClient:
     return TestClient(create_app(Tools(work_dir=tmp_path / "work", out_dir=tmp_path / "out", limits=limits)))
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[int]:
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the tool server did not start"
-        time.sleep(0.02)
-    try:
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def answer(sock: socket.socket) -> tuple[int, str]:
@@ -69,7 +48,7 @@ def _length(data: bytes) -> int:
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
     app = create_app(Tools(work_dir=tmp_path / "work", out_dir=tmp_path / "out", limits=SMALL))
-    with serving(app) as port:
+    with serve_app(app) as port:
         # a 64 MiB upload announced: answered at once, without one byte of it sent
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(b"POST /tools/mux HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"

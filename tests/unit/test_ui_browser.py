@@ -10,7 +10,6 @@ import asyncio
 import os
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from rolegraph.evals import EvalStore
 from rolegraph.traces import TraceStore
 from rolegraph.ui import create_app
+from tests.conftest import serve_app
 from tests.unit.test_ui import graph, live, record, write_eval  # noqa: F401 - `graph` is a fixture
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -33,20 +33,9 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    import uvicorn
-
     app = create_app(runs=tmp_path / "runs", evals=tmp_path / "evals", live=live, live_description="a scripted model")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the ui server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(app) as port:
+        yield f"http://127.0.0.1:{port}"
     app.state.jobs.join(10)
 
 
@@ -157,8 +146,6 @@ def _run_browser(base: str, why: str, how: str, running: EvalStore) -> None:
 async def test_a_form_on_another_sites_page_cannot_start_a_fork(tmp_path: Path, graph: Any) -> None:  # noqa: F811
     import http.server
 
-    import uvicorn
-
     store = TraceStore(tmp_path / "runs")
     why = await record(graph, store, "why is the sky blue?")
     started: list[int] = []
@@ -168,36 +155,29 @@ async def test_a_form_on_another_sites_page_cannot_start_a_fork(tmp_path: Path, 
         return live()
 
     app = create_app(runs=store.root, evals=tmp_path / "evals", live=spy)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the ui server did not start"
-        time.sleep(0.02)
-    target = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/runs/{why}/fork"
-    page_html = (f'<form method="post" action="{target}"><input name="step" value="1"><input name="role" '
-                 'value="critic"></form><script>document.forms[0].submit()</script>').encode()
+    with serve_app(app) as port:
+        target = f"http://127.0.0.1:{port}/runs/{why}/fork"
+        page_html = (f'<form method="post" action="{target}"><input name="step" value="1"><input name="role" '
+                     'value="critic"></form><script>document.forms[0].submit()</script>').encode()
 
-    class Evil(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # the name http.server calls
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(page_html)))
-            self.end_headers()
-            self.wfile.write(page_html)
+        class Evil(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # the name http.server calls
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page_html)))
+                self.end_headers()
+                self.wfile.write(page_html)
 
-        def log_message(self, *args: Any) -> None:
-            pass
+            def log_message(self, *args: Any) -> None:
+                pass
 
-    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)  # another origin: same address, another port
-    threading.Thread(target=evil.serve_forever, daemon=True).start()
-    try:
-        answer = await asyncio.to_thread(_submit_from, f"http://127.0.0.1:{evil.server_address[1]}/", target)
-    finally:
-        evil.shutdown()
-        server.should_exit = True
-        thread.join(10)
-        app.state.jobs.join(10)
+        evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)  # another origin: same address, another port
+        threading.Thread(target=evil.serve_forever, daemon=True).start()
+        try:
+            answer = await asyncio.to_thread(_submit_from, f"http://127.0.0.1:{evil.server_address[1]}/", target)
+        finally:
+            evil.shutdown()
+    app.state.jobs.join(10)
     assert answer[0] == 403 and answer[1].startswith("POST refused: "), answer
     assert "from another origin (Sec-Fetch-Site: same-site)" in answer[1] and started == []
 

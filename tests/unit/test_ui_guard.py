@@ -7,11 +7,8 @@ results change, however many clients ask at once."""
 from __future__ import annotations
 
 import http.client
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +19,10 @@ from rolegraph import Runtime
 from rolegraph.evals import EvalRecord, Score
 from rolegraph.traces import TraceStore
 from rolegraph.ui import create_app
+from tests.conftest import serve_app
 from tests.unit.test_ui import graph, live, record, write_eval  # noqa: F401 - `graph` is a fixture
 
 FORM = {"step": "1", "role": "critic", "model": "", "prompt": ""}
-
-
-@contextmanager
-def serve(app: Any) -> Iterator[int]:
-    """`app` on a real socket of 127.0.0.1; yields its port."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the ui server did not start"
-        time.sleep(0.02)
-    try:
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def ask(port: int, method: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
@@ -98,7 +77,7 @@ async def test_a_post_from_another_site_starts_no_fork(tmp_path: Path, graph: An
 
 def test_a_request_for_another_host_is_refused(tmp_path: Path) -> None:
     app = create_app(runs=tmp_path / "runs", evals=tmp_path / "evals", host="ui.lan")
-    with serve(app) as port:
+    with serve_app(app) as port:
         for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"ui.lan:{port}", f"LOCALHOST:{port}"):
             assert ask(port, "GET", "/runs", {"Host": host})[0] == 200, host
         for host in (f"rebind.example:{port}", "rebind.example", f"127.0.0.1:{port + 1}", "127.0.0.1",
