@@ -5,9 +5,10 @@ Each has `async run(...)` and `run_sync(...)`."""
 
 from langgraph.graph import END, START
 
-from rolegraph.graphs._api import MAX_INPUT_BYTES, Graph, RunFailure, RunPlan, RunResult, StateGraph, StateResult, graph
+from rolegraph.graphs._api import MAX_INPUT_BYTES, Graph, RunPlan, RunResult, StateGraph, StateResult, graph
 from rolegraph.graphs._find import find_graph, installed_graphs, load_graph
 from rolegraph.graphs._replay import PartialReplay, StepReplay, replay_run, replay_step, resume_run
+from rolegraph.graphs._result import RunFailure
 from rolegraph.graphs._run import run_graph
 from rolegraph.graphs._solver import EVAL_PAIR, GraphSolver
 from rolegraph.traces import run_totals

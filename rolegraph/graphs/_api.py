@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from langchain_core.runnables import Runnable
 from langgraph.graph import END, START
@@ -21,8 +21,10 @@ from pydantic_core import to_json
 from rolegraph._langgraph import RunnableCallable, is_async_callable, is_async_generator, node_functions
 from rolegraph.agents import Agent, agents_made
 from rolegraph.errors import UserError
+from rolegraph.graphs._hooks import call_hook, check_hook
+from rolegraph.graphs._result import FRAMEWORK_FIELDS, RunFailure, RunResult, StateResult
 from rolegraph.runtime import Runtime
-from rolegraph.traces import Manifest, RoleInfo, Trace, traced_node
+from rolegraph.traces import Manifest, RoleInfo, traced_node
 
 if TYPE_CHECKING:
     from rolegraph.graphs._solver import GraphSolver
@@ -42,50 +44,6 @@ def _json_len(value: Any) -> int:
 
 def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB"
-
-
-FRAMEWORK_FIELDS = frozenset({"trace_id", "trace_dir", "status", "prompt_tokens", "completion_tokens"})
-
-
-class RunResult(BaseModel):
-    """What every graph run returns: where it was recorded, how it ended, and its token usage.
-    A graph's result type extends this; the framework fills these fields."""
-
-    trace_id: str | None = None
-    """The run id (`rolegraph trace show RUN_ID`)."""
-    trace_dir: str | None = None
-    """The run's trace directory (None when the runtime keeps no traces)."""
-    status: Literal["ok", "error"] = "ok"
-    """`error` when one of the graph's `recorded_failures` ended the run."""
-    error: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def run_id(self) -> str | None:
-        return self.trace_id
-
-    @property
-    def trace(self) -> Trace:
-        """The recorded run's events (needs a runtime with a trace store)."""
-        if self.trace_dir is None:
-            raise UserError("this run was not recorded: give the runtime a trace store (Runtime.load() does)")
-        return Trace.load(self.trace_dir)
-
-
-class StateResult(RunResult):
-    """The result of a graph that declares none: its final state."""
-
-    state: dict[str, Any] = {}
-
-
-class RunFailure(RunResult):
-    """A run of `Graph.run_many` that raised instead of returning the graph's result, kept as a
-    value so that the other runs go on. (A graph's `recorded_failures` end with its own result.)"""
-
-    status: Literal["ok", "error"] = "error"
-    error: str | None = None
-    """The exception's class and first line, e.g. `ConnectionError: endpoint 'gpu' does not answer`."""
 
 
 class StateGraph(_LangGraphStateGraph[Any]):
@@ -120,53 +78,6 @@ def _inline_route(fn: Callable[..., Any]) -> Any:
 
     # func's signature tells LangGraph what to pass (config, runtime) and its return hint the path map
     return RunnableCallable(fn, inline, name=getattr(fn, "__name__", None), trace=False)
-
-
-def _accepts(fn: Callable[..., Any]) -> tuple[set[str], bool]:
-    params = inspect.signature(fn).parameters.values()
-    return {p.name for p in params}, any(p.kind is p.VAR_KEYWORD for p in params)
-
-
-HOOK_ARGUMENTS: dict[str, frozenset[str]] = {
-    "prepare": frozenset({"options", "seed", "runtime"}),
-    "start": frozenset({"options", "seed"}),
-    "finish": frozenset({"input", "options", "error", "run_id", "seed"}),
-    "roles": frozenset({"options"}),
-    "templates": frozenset({"options"}),
-    "recursion_limit": frozenset({"options"}),
-    "solver input": frozenset({"repeat", "seed"}),
-    "solver seed": frozenset({"repeat", "seed"}),
-}
-"""The keyword arguments rolegraph passes to each hook (after its one positional argument: the
-input, the state or the case). A hook names those it uses."""
-
-
-def check_hook(where: str, hook: str, fn: Any) -> None:
-    """Refuse, when the graph is declared, a hook whose parameters rolegraph would not fill: a
-    misspelt `opitons=None` would otherwise be None on every run, and `opitons` without a default a
-    TypeError mid-run."""
-    if not callable(fn):
-        return
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return  # a builtin or C callable: nothing to check
-    allowed = HOOK_ARGUMENTS[hook]
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    first = positional[0].name if positional else None
-    unknown = [p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-               and p.name != first and p.name not in allowed]
-    if unknown:
-        raise UserError(f"{where}: the {hook} hook {getattr(fn, '__qualname__', fn)!r} takes "
-                        f"{', '.join(repr(u) for u in unknown)}, which rolegraph does not pass; it passes "
-                        f"{', '.join(sorted(allowed))} (by name) after the first argument")
-
-
-def _call_hook(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a hook with the keyword arguments its signature names (all of them with **kwargs),
-    so a hook asks only for what it uses and new arguments break no hook."""
-    names, var_kw = _accepts(fn)
-    return fn(*args, **(kwargs if var_kw else {k: v for k, v in kwargs.items() if k in names}))
 
 
 def _agents_referenced(fn: Any, seen: set[int], depth: int = 0) -> list[Agent[Any]]:
@@ -291,7 +202,7 @@ class Graph(Generic[R]):
         opts = self.options(options)
         found = {a.model_role for a in self._build(opts)[1]}
         if self._roles is not None:
-            found |= set(_call_hook(self._roles, input, options=opts) if callable(self._roles) else self._roles)
+            found |= set(call_hook(self._roles, input, options=opts) if callable(self._roles) else self._roles)
         return sorted(found)
 
     def templates(self, input: Any = None, options: Any = None) -> list[str]:
@@ -301,7 +212,7 @@ class Graph(Generic[R]):
         names = {a.prompt for a in agents} | {a.retry_prompt for a in agents if a.max_attempts > 1}
         if self._templates is not None:
             extra = self._templates
-            names |= set(_call_hook(extra, input, options=opts) if callable(extra) else extra)
+            names |= set(call_hook(extra, input, options=opts) if callable(extra) else extra)
         return sorted(names)
 
     # -- running --------------------------------------------------------------------------
@@ -320,7 +231,7 @@ class Graph(Generic[R]):
         opts = self.options(options)
         value = self.input(input)
         if self._prepare is not None:
-            value = self.input(_call_hook(self._prepare, value, options=opts, seed=seed, runtime=runtime))
+            value = self.input(call_hook(self._prepare, value, options=opts, seed=seed, runtime=runtime))
         data = value.model_dump(mode="json")
         self._check_size(data)
         roles = self.roles(value, opts)
@@ -422,13 +333,13 @@ class Graph(Generic[R]):
         seed = manifest.seed or 0
         limit = self._recursion_limit
         return RunPlan(self, manifest, value, opts, self._build(opts)[0], self._initial_state(value, opts, seed),
-                       _call_hook(limit, value, options=opts) if callable(limit) else limit)
+                       call_hook(limit, value, options=opts) if callable(limit) else limit)
 
     def _initial_state(self, value: BaseModel, opts: BaseModel | None, seed: int) -> Any:
         """The `start` hook's state, else the input's fields that the state has (and the seed)."""
         pydantic_state = isinstance(self.state_type, type) and issubclass(self.state_type, BaseModel)
         if self._start is not None:
-            state = _call_hook(self._start, value, options=opts, seed=seed)
+            state = call_hook(self._start, value, options=opts, seed=seed)
             return self.state_type.model_validate(state) if isinstance(state, dict) and pydantic_state else state
         if pydantic_state and isinstance(value, self.state_type):
             return value
@@ -487,7 +398,7 @@ class RunPlan(Generic[R]):
         if final is not None and pydantic_state and not isinstance(final, graph.state_type):
             state = graph.state_type.model_validate(final)
         if graph._finish is not None:
-            out = _call_hook(graph._finish, state, input=self.input, options=self.options, error=error, run_id=run_id,
+            out = call_hook(graph._finish, state, input=self.input, options=self.options, error=error, run_id=run_id,
                              seed=self.manifest.seed or 0)
         elif state is None:
             raise error or UserError(f"graph '{graph.name}' ended without a state")

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 
-from rolegraph.graphs._api import RunResult, _call_hook
+from rolegraph.graphs._api import RunResult
+from rolegraph.graphs._hooks import call_hook
 from rolegraph.models import OpenAICompatModel
 
 if TYPE_CHECKING:
@@ -42,8 +43,8 @@ class GraphSolver(Generic[R]):
         """Run ids of the results this solver rebuilt from an earlier try's runs (the runner counts them)."""
 
     async def __call__(self, case: Any, runtime: Runtime, *, repeat: int, seed: int) -> R:
-        value = case.input if self._input is None else _call_hook(self._input, case, repeat=repeat, seed=seed)
-        run_seed = seed if self._seed is None else _call_hook(self._seed, case, repeat=repeat, seed=seed)
+        value = case.input if self._input is None else call_hook(self._input, case, repeat=repeat, seed=seed)
+        run_seed = seed if self._seed is None else call_hook(self._seed, case, repeat=repeat, seed=seed)
         pair = EVAL_PAIR.get()
         if pair is None or runtime.traces is None:
             return await self.graph.run(value, runtime=runtime, seed=run_seed, options=self.options)

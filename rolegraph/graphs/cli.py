@@ -242,7 +242,7 @@ class RunHooks:
 
 
 def _row(index: int, seed: int, result: RunResult, exclude: frozenset[str]) -> dict[str, Any]:
-    from rolegraph.graphs._api import RunFailure
+    from rolegraph.graphs._result import RunFailure
 
     if isinstance(result, RunFailure):
         return {"line": index + 1, "seed": seed, "status": "error", "error": result.error}

@@ -54,6 +54,7 @@ from rolegraph.traces._store import SORT_COLUMNS, IndexUnavailable, RunInfo, Run
 from rolegraph.traces._tools import ToolSource, record_tool
 from rolegraph.traces._trace import Trace
 from rolegraph.traces._view import ASSETS, SHARED_ASSETS, render_view, write_assets, write_view
+from rolegraph.traces._writer import write_once
 
 
 def load(ref: str, root: str = "runs") -> Trace:
@@ -123,5 +124,6 @@ __all__ = [
     "takes_runtime",
     "traced_node",
     "write_assets",
+    "write_once",
     "write_view",
 ]

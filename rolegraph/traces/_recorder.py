@@ -315,15 +315,10 @@ class RecordedCall:
     agent attempt it belongs to (`accept` / `reject`, the agent's hook). The call's ModelCall event
     is written once, by the recorder, when the `recorded` block ends."""
 
-    def __init__(self, response: ChatResponse | None, attempt: Attempt | None) -> None:
-        self._response, self.attempt = response, attempt
+    def __init__(self, response: ChatResponse, attempt: Attempt | None) -> None:
+        self.response, self.attempt = response, attempt
         self.parsed: Any = None
         self.rejected: str | None = None
-
-    @property
-    def response(self) -> ChatResponse:
-        assert self._response is not None  # a failed call raises before its block runs
-        return self._response
 
     def accept(self, parsed: Any) -> None:
         """The attempt's output, as the agent parsed it: written with the call."""
@@ -371,7 +366,7 @@ class RecordingModel:
         error: str | None = None
         response: ChatResponse | None = None
         retries: list[Any] = []
-        call = RecordedCall(None, attempt)
+        call: RecordedCall | None = None  # made once the model answered; a failed call raises before its block
         try:
             try:
                 response = await self.inner.chat(request)
@@ -386,7 +381,7 @@ class RecordingModel:
                 raise
             finally:
                 _CALL.reset(token)
-            call._response = response
+            call = RecordedCall(response, attempt)
             yield call
         finally:
             if run is not None and not (node is not None and node.silent):
@@ -405,7 +400,8 @@ class RecordingModel:
                         agent=attempt.agent if attempt else None, attempt=attempt.index if attempt else None,
                         prompt=attempt.prompt if attempt else None,
                         prompt_sha256=attempt.prompt_sha256 if attempt else None,
-                        parsed=call.parsed, error=error or call.rejected, replayed=replayed, retries=retries,
+                        parsed=call.parsed if call else None, error=error or (call.rejected if call else None),
+                        replayed=replayed, retries=retries,
                     ))
 
     async def aclose(self) -> None:

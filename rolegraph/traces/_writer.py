@@ -75,11 +75,7 @@ class RunWriter:
         sha = hashlib.sha256(text.encode()).hexdigest()
         blobs = self.dir / "blobs"
         blobs.mkdir(exist_ok=True)
-        path = blobs / sha
-        if not path.exists():
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
+        write_once(blobs / sha, text)
         return sha
 
     def payload(self, value: Any) -> Any:
@@ -128,3 +124,12 @@ def _event_json_raw(event: Event, name: str, value: Any) -> str:
         text = json.dumps(clean_value(to_jsonable_python(value, fallback=str)), ensure_ascii=False,
                           separators=(",", ":"))
     return line.replace(_RAW_JSON, text, 1)
+
+
+def write_once(path: Path, text: str) -> None:
+    """A content-addressed file: written (atomically, through a temporary file) unless it exists,
+    since the same name always holds the same text."""
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)

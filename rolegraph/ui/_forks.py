@@ -18,7 +18,7 @@ import jinja2
 from rolegraph.errors import UserError
 from rolegraph.graphs import replay_run
 from rolegraph.runtime import Runtime
-from rolegraph.traces import ModelCall, NodeStarted, Redactor, Trace, TraceStore, steps
+from rolegraph.traces import ModelCall, NodeStarted, Redactor, Trace, TraceStore, steps, write_once
 
 PROMPTS = ".prompts"
 """Under the runs folder: prompts written in the page for forks."""
@@ -111,10 +111,7 @@ class ForkJobs:
         folder = self.runs / PROMPTS
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.j2"
-        if not path.exists():
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
+        write_once(path, text)
         return path
 
     def update(self, job: ForkJob) -> ForkJob:

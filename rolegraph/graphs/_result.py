@@ -1,0 +1,55 @@
+"""What a graph run returns: `RunResult` (where it was recorded, how it ended, its tokens), which a
+graph's result type extends; `StateResult` for a graph that declares none; `RunFailure` for a run of
+a batch that raised."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from rolegraph.errors import UserError
+from rolegraph.traces import Trace
+
+FRAMEWORK_FIELDS = frozenset({"trace_id", "trace_dir", "status", "prompt_tokens", "completion_tokens"})
+
+
+class RunResult(BaseModel):
+    """What every graph run returns: where it was recorded, how it ended, and its token usage.
+    A graph's result type extends this; the framework fills these fields."""
+
+    trace_id: str | None = None
+    """The run id (`rolegraph trace show RUN_ID`)."""
+    trace_dir: str | None = None
+    """The run's trace directory (None when the runtime keeps no traces)."""
+    status: Literal["ok", "error"] = "ok"
+    """`error` when one of the graph's `recorded_failures` ended the run."""
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def run_id(self) -> str | None:
+        return self.trace_id
+
+    @property
+    def trace(self) -> Trace:
+        """The recorded run's events (needs a runtime with a trace store)."""
+        if self.trace_dir is None:
+            raise UserError("this run was not recorded: give the runtime a trace store (Runtime.load() does)")
+        return Trace.load(self.trace_dir)
+
+
+class StateResult(RunResult):
+    """The result of a graph that declares none: its final state."""
+
+    state: dict[str, Any] = {}
+
+
+class RunFailure(RunResult):
+    """A run of `Graph.run_many` that raised instead of returning the graph's result, kept as a
+    value so that the other runs go on. (A graph's `recorded_failures` end with its own result.)"""
+
+    status: Literal["ok", "error"] = "error"
+    error: str | None = None
+    """The exception's class and first line, e.g. `ConnectionError: endpoint 'gpu' does not answer`."""
