@@ -50,7 +50,7 @@ async def planted_accuracy(runs: int, samples: int, q: float, root: Path) -> lis
             fault = seed % (STEPS - 1)  # the fault moves: steps 0..4
             result = await planted.run(Task(fault=fault, q=q), runtime=rt, seed=seed)
             if not result.success:
-                failed.append((store.load(result.trace_id or ""), fault))
+                failed.append((store.load(result.run_id or ""), fault))
             seed += 1
     rows: list[tuple[str, ...]] = []
     for adaptive in (False, True):
@@ -120,13 +120,13 @@ async def tictactoe(games: int, samples: int, root: Path, max_games: int) -> lis
             result = await spin.run(spec, runtime=rt)
             played += 1
             ply = blunder_ply(result)
-            if result.returns[0] < 0 and ply is not None and result.trace_id:
+            if result.returns[0] < 0 and ply is not None and result.run_id:
                 lost.append((result, ply))
         hits = {"blame": 0, "last LLM move": 0, "LLM judge": 0}
         calls: list[int] = []
         started = time.perf_counter()
         for k, (result, ply) in enumerate(lost):
-            trace = rt.traces.load(result.trace_id)
+            trace = rt.traces.load(result.run_id)
             steps = ply_steps(trace)
             llm_plies = [t.ply for t in result.turns if t.seat.startswith("llm")]
             report = await blame(trace, live=rt, out=root / f"ttt-{k}", samples=samples, progress=False)

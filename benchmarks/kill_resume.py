@@ -91,7 +91,7 @@ def tally(work: Path) -> dict[str, int]:
     db = work / "suite" / "mcq-question" / "results.sqlite"
     with sqlite3.connect(db) as con:
         rows = con.execute("SELECT case_id, repeat FROM results").fetchall()
-    referenced = {r.trace_id for r in EvalStore(db).records()}
+    referenced = {r.run_id for r in EvalStore(db).records()}
     infos = TraceStore(work / "runs").list(limit=10**9)
     return {"results": len(rows), "distinct": len(set(rows)), "traces": len(infos),
             "incomplete": sum(i.status in ("incomplete", "running") for i in infos),

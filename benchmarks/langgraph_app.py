@@ -4,7 +4,7 @@ the same SQLite checkpointer, in alternating trials; and the replay speed of the
 and tool calls answered from the trace, nothing written).
 
 Both arms of the overhead run use LangChain's own fake chat model, so they run identical nodes; the
-replay uses a prebuilt ReAct agent with the rolegraph ChatModel and two recorded tools.
+replay uses a prebuilt ReAct agent with the rolegraph RoleChatModel and two recorded tools.
 
     .venv/bin/python benchmarks/langgraph_app.py [--trials 5] [--runs 30] [--replays 200]
 """
@@ -105,14 +105,14 @@ async def replay_speed(replays: int, folder: Path) -> tuple[float, int]:
         warnings.simplefilter("ignore")
         from langgraph.prebuilt import create_react_agent
 
-        agent = rg.langchain.app(create_react_agent(rg.langchain.ChatModel(role="agent"),
+        agent = rg.langchain.app(create_react_agent(rg.langchain.RoleChatModel(role="agent"),
                                                     rg.langchain.tools([double])), name="bench_react")
     script: list[Any] = [ChatResponse(tool_calls=[ToolCall(id=f"c{i}", name="double", arguments=f'{{"x": {i}}}')])
                          for i in range(ROUNDS)] + ["done"]
     store = TraceStore(folder / "replay-runs")
     async with rg.Runtime.from_models({"agent": ScriptedModel(script)}, traces=store) as rt:
         result = await agent.run(INPUT, runtime=rt)
-    trace = store.load(result.trace_id or "")
+    trace = store.load(result.run_id or "")
     started = time.perf_counter()
     for _ in range(replays):
         await replay_run(trace, graph=agent)

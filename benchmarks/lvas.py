@@ -39,8 +39,8 @@ async def main(n: int) -> None:
             for path, spans in videos:
                 r = await lvas.run(path, tmp / "out" / path.stem, runtime=rt)
                 video_s += r.duration
-                assert r.trace_id is not None  # the runtime keeps traces
-                for e in TraceStore(tmp / "runs").load(r.trace_id).of_kind(NodeFinished):
+                assert r.run_id is not None  # the runtime keeps traces
+                for e in TraceStore(tmp / "runs").load(r.run_id).of_kind(NodeFinished):
                     stage_s[e.node] += e.duration_s
                 p, rec = boundary_scores([Shot(start=s, end=e) for s, e in r.shots], spans)
                 script = json.loads(Path(r.outputs["script"]).read_text())

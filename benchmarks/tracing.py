@@ -83,7 +83,7 @@ async def untraced_run(options: refinebot.RefineBotOptions, db: Path) -> int:
 async def traced_run(options: refinebot.RefineBotOptions, store: TraceStore) -> str:
     rt = Runtime.from_models({"default": FunctionModel(instant)}, traces=store)
     result = await refinebot.run(MCQ_A, runtime=rt, options=options)
-    return result.trace_id or ""
+    return result.run_id or ""
 
 
 class FloorState(refinebot.RefineState):

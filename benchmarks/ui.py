@@ -43,7 +43,7 @@ GRAPHS = ("refinebot", "mcq", "spin", "videomind", "being0")
 async def real_run(store: TraceStore) -> str:
     async with Runtime.from_models({"default": FunctionModel(instant)}, traces=store) as rt:
         result = await refinebot.run(MCQ_A, runtime=rt, options=refinebot.RefineBotOptions(max_iters=10))
-    return result.trace_id or ""
+    return result.run_id or ""
 
 
 def synthetic(root: Path, n: int) -> None:
@@ -71,7 +71,7 @@ def evaluation(folder: Path, n: int) -> None:
                               error=None if ok else "ModelError: the server answered 503", category=f"organelle-{i % 7}",
                               scores={"accuracy": Score(value=float(i % 3 != 0))} if ok else {},
                               output={"answer": "(b)", "rationale": f"case {i}: the labelled structure is a ribosome"},
-                              target="(b)", trace_id=f"20260101-000000-synthetic-{i:06x}", latency_s=0.4 + i % 13 / 10,
+                              target="(b)", run_id=f"20260101-000000-synthetic-{i:06x}", latency_s=0.4 + i % 13 / 10,
                               prompt_tokens=300 + i % 50, completion_tokens=40 + i % 20, finished_at=1.7e9 + i))
     writer.close()
 

@@ -52,8 +52,8 @@ async def latency(console: Console, tmp: Path, questions: int) -> None:
         for it in items:
             r = await vm.run(vm.VideoQuestion(video=it.video, question=it.question or "", options=it.options),
                              runtime=rt)
-            assert r.trace_id is not None  # the runtime keeps traces
-            for call in TraceStore(tmp / "runs").load(r.trace_id).of_kind(ModelCall):
+            assert r.run_id is not None  # the runtime keeps traces
+            for call in TraceStore(tmp / "runs").load(r.run_id).of_kind(ModelCall):
                 if call.response is not None:
                     per_role.setdefault(call.role, []).append(call.response.latency_s)
     finally:

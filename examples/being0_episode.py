@@ -20,5 +20,5 @@ with Runtime.load() as rt:  # rolegraph.toml if present, else the embedded CPU m
     result = being0.run_sync(task, runtime=rt, seed=0, options=being0.Being0Options(constrained=True, max_steps=6))
 for r in result.records:
     print(f"{r.step + 1}. {r.action} -> {'ok' if r.ok else 'failed'}: {r.message} ({len(r.skills)} skills)")
-print(f"success {result.success}, sub-tasks {result.subtasks_done}/{result.subtasks_total}, trace {result.trace_id}")
+print(f"success {result.success}, sub-tasks {result.subtasks_done}/{result.subtasks_total}, trace {result.run_id}")
 print("GIF:", render_episode(result, Path(tempfile.mkdtemp()) / task))

@@ -22,7 +22,7 @@ async def main() -> None:
         game = spin.GameSpec(game="tictactoe", seats=[spin.Seat.parse("llm"), spin.Seat.parse("minimax")],
                              mode="constrained")
         result = await spin.run(game, runtime=rt)
-        print("moves:", " ".join(result.moves), "| returns:", result.returns, "| trace:", result.trace_id)
+        print("moves:", " ".join(result.moves), "| returns:", result.returns, "| trace:", result.run_id)
         for turn in result.turns:
             if turn.seat.startswith("llm"):
                 print(f"  {turn.move}: {turn.reason[:70]!r}")

@@ -25,4 +25,4 @@ with Runtime.load() as rt:
 print("mode:", result.mode, "| route:", " -> ".join(result.route), "| plan read:", result.plan_parsed)
 if result.best_span:
     print("best moment:", result.best_span, f"(IoU with the truth {iou(result.best_span, spans[1]):.2f})")
-print("answer:", result.answer_index, repr(result.answer_text), "| trace:", result.trace_id)
+print("answer:", result.answer_index, repr(result.answer_text), "| trace:", result.run_id)

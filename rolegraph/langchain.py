@@ -1,6 +1,6 @@
 """Existing LangGraph apps on rolegraph, changed only in how their models and tools are made.
 
-- `ChatModel(role="writer")`: a LangChain chat model whose calls go through the run's Runtime (the
+- `RoleChatModel(role="writer")`: a LangChain chat model (a `BaseChatModel`) whose calls go through the run's Runtime (the
   role's endpoint and model from rolegraph.toml, or the embedded default; dialects, transport
   retries, recording, replay and fork). `invoke`/`ainvoke`, `bind_tools` (with `tool_choice`),
   `with_structured_output(PydanticModel)` and histories with tool messages.
@@ -50,7 +50,7 @@ from rolegraph.models import ToolCall as RGToolCall
 from rolegraph.runtime import Runtime
 from rolegraph.traces import current_node
 
-__all__ = ["ChatModel", "Messages", "RecordedTool", "app", "tools"]
+__all__ = ["Messages", "RecordedTool", "RoleChatModel", "app", "tools"]
 
 T = TypeVar("T")
 _REQUEST_KEYS = frozenset({"tools", "tool_choice", "response_schema", "schema_name", "temperature", "top_p",
@@ -172,7 +172,7 @@ def _tool_choice(choice: Any, names: list[str]) -> str | None:
 # -- the chat model ------------------------------------------------------------------------------
 
 
-class ChatModel(BaseChatModel):
+class RoleChatModel(BaseChatModel):
     """A LangChain chat model played by a rolegraph role. Inside a rolegraph run it uses the
     run's Runtime (recorded, replayed, forked); elsewhere a Runtime loaded from rolegraph.toml."""
 
@@ -203,7 +203,7 @@ class ChatModel(BaseChatModel):
     def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> ChatRequest:
         unknown = sorted(k for k in kwargs if k not in _REQUEST_KEYS and not k.startswith("ls_"))
         if unknown:
-            raise UserError(f"ChatModel(role={self.role!r}) does not take {', '.join(unknown)}; "
+            raise UserError(f"RoleChatModel(role={self.role!r}) does not take {', '.join(unknown)}; "
                             f"it takes {', '.join(sorted(_REQUEST_KEYS))}")
         specs = tuple(ToolSpec(name=t["function"]["name"], description=t["function"].get("description", ""),
                                parameters=t["function"].get("parameters") or {"type": "object", "properties": {}})
@@ -229,7 +229,7 @@ class ChatModel(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        return _sync(lambda: self._agenerate(messages, stop, None, **kwargs), f"ChatModel(role={self.role!r}).invoke")
+        return _sync(lambda: self._agenerate(messages, stop, None, **kwargs), f"RoleChatModel(role={self.role!r}).invoke")
 
     def with_structured_output(self, schema: dict[str, Any] | type, *, include_raw: bool = False,
                                **kwargs: Any) -> Runnable[LanguageModelInput, Any]:
@@ -274,7 +274,7 @@ class ChatModel(BaseChatModel):
             raise failure
 
         def answer_sync(value: LanguageModelInput) -> Any:
-            return _sync(lambda: answer(value), f"ChatModel(role={self.role!r}).with_structured_output(...).invoke")
+            return _sync(lambda: answer(value), f"RoleChatModel(role={self.role!r}).with_structured_output(...).invoke")
 
         return RunnableLambda(answer_sync, afunc=answer, name=f"{name}Output")
 
@@ -330,7 +330,9 @@ class Messages(BaseModel):
 def _chat_models(root: Any, limit: int = 4000) -> set[str]:
     """Roles of the rolegraph ChatModels a compiled app reaches (node runnables, bindings,
     sequences, closures, the module globals a node's code names), so the manifest lists them
-    and a run fails early on a missing role."""
+    and a run fails early on a missing role. A compiled graph met on the way (a supervisor's
+    members, a swarm's agents, a `create_agent` or `create_react_agent` graph a node calls) is
+    searched from its own nodes, at any depth."""
     roles: set[str] = set()
     seen: set[int] = set()
     todo: list[tuple[Any, int]] = [(root, 0)]
@@ -339,9 +341,12 @@ def _chat_models(root: Any, limit: int = 4000) -> set[str]:
         if id(obj) in seen or depth > 8 or obj is None or isinstance(obj, (str, bytes, int, float, bool, type)):
             continue
         seen.add(id(obj))
-        if isinstance(obj, ChatModel):
+        if isinstance(obj, RoleChatModel):
             roles.add(obj.role)
             continue
+        nested = builder_of(obj) if isinstance(obj, Runnable) else None
+        if nested is not None:  # an agent inside the app: its nodes, counted from depth 0 again
+            todo.append((node_specs(nested), 0))
         if isinstance(obj, dict):
             todo += [(v, depth + 1) for v in obj.values()]
         elif isinstance(obj, (list, tuple, set, frozenset)):
@@ -382,3 +387,14 @@ def app(compiled: Any, *, name: str, input: type[BaseModel] = Messages, roles: I
     file = frame.f_globals.get("__file__")
     made.file = str(Path(file).resolve()) if file else None
     return made
+
+
+def __getattr__(name: str) -> object:
+    """Names kept for code written before they changed."""
+    if name == "ChatModel":
+        import warnings
+
+        warnings.warn("rolegraph.langchain.ChatModel is now rolegraph.langchain.RoleChatModel (a LangChain chat "
+                      "model bound to a rolegraph role)", DeprecationWarning, stacklevel=2)
+        return RoleChatModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

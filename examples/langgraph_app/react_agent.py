@@ -49,7 +49,7 @@ def lookup(topic: Topic) -> str:
 SYSTEM = ("You answer questions about distances, heights and weights. Call lookup to find a fact, then "
           "convert_units to change its unit, then answer in one sentence.")
 TOOLS = rg.langchain.tools([convert_units, lookup])
-model = rg.langchain.ChatModel(role="agent", max_tokens=160, seed=0)
+model = rg.langchain.RoleChatModel(role="agent", max_tokens=160, seed=0)
 
 
 def pick_model(state: dict, runtime: object) -> object:
@@ -73,7 +73,7 @@ def main() -> None:
     for message in result.state["messages"]:
         calls = ", ".join(f"{c['name']}({c['args']})" for c in getattr(message, "tool_calls", []))
         print(f"{message.type:>6}: {message.content or calls}")
-    print(f"run {result.trace_id}: rolegraph trace show {result.trace_id}")
+    print(f"run {result.run_id}: rolegraph trace show {result.run_id}")
 
 
 if __name__ == "__main__":

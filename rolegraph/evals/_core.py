@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 if TYPE_CHECKING:
     from rolegraph.runtime import Runtime
@@ -38,7 +38,8 @@ class SolverOutput(BaseModel):
     """What a solver returns: the answer, and where its run was recorded."""
 
     output: Any
-    trace_id: str | None = None
+    run_id: str | None = Field(default=None, validation_alias=AliasChoices("run_id", "trace_id"))
+    """The run's id (`rolegraph trace show RUN_ID`); results written before it was named so read `trace_id`."""
     trace_dir: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -49,7 +50,7 @@ class SolverOutput(BaseModel):
     @classmethod
     def of(cls, result: Any, *, exclude: Iterable[str] = ()) -> SolverOutput:
         """From a graph's result model: its trace and token counts, and the rest as the output."""
-        return cls(output=result.model_dump(mode="json", exclude={"trace_dir", *exclude}), trace_id=result.trace_id,
+        return cls(output=result.model_dump(mode="json", exclude={"trace_dir", *exclude}), run_id=result.run_id,
                    trace_dir=result.trace_dir, prompt_tokens=result.prompt_tokens,
                    completion_tokens=result.completion_tokens)
 
@@ -95,7 +96,8 @@ class EvalRecord(BaseModel):
     category: str = ""
     scores: dict[str, Score] = Field(default_factory=dict)
     error: str | None = None
-    trace_id: str | None = None
+    run_id: str | None = Field(default=None, validation_alias=AliasChoices("run_id", "trace_id"))
+    """The run's id (`rolegraph trace show RUN_ID`); results written before it was named so read `trace_id`."""
     trace_dir: str | None = None
     latency_s: float = 0.0
     prompt_tokens: int = 0

@@ -122,7 +122,7 @@ def render_report(store: EvalStore, *, link: Callable[[EvalRecord], str | None] 
         rows.append({"case": r.case_id, "repeat": r.repeat, "status": r.status, "category": r.category,
                      "scores": {k: s.value for k, s in r.scores.items()}, "output": json.dumps(r.output),
                      "target": json.dumps(r.target), "error": r.error or "", "latency": r.latency_s,
-                     "trace_id": r.trace_id or "", "link": link(r) if link else None})
+                     "run_id": r.run_id or "", "link": link(r) if link else None})
     return _template().render(s=summary, plots=[p for p in plots if p], rows=rows,
                               truncated=max(0, summary["results"] - len(rows)), app=dict(app) if app else None)
 

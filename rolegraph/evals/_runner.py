@@ -83,7 +83,7 @@ async def run_one(benchmark: Benchmark, case: Case, repeat: int, runtime: Runtim
                               latency_s=time.perf_counter() - started, **_cut_off_run(runs))
     # every field is built here from typed values: skip re-validating them (this is the hot path)
     return EvalRecord.model_construct(**base, status="ok", output=to_jsonable_python(solved.output, fallback=str),
-                                      scores=scores, error=None, trace_id=solved.trace_id, trace_dir=solved.trace_dir,
+                                      scores=scores, error=None, run_id=solved.run_id, trace_dir=solved.trace_dir,
                                       latency_s=time.perf_counter() - started, prompt_tokens=solved.prompt_tokens,
                                       completion_tokens=solved.completion_tokens, format_version=RECORD_VERSION,
                                       kind="result", finished_at=0.0, adopted=solved.adopted)
@@ -94,18 +94,18 @@ def _cut_off_run(runs: list[RunContext]) -> dict[str, Any]:
     if not runs:
         return {}
     run = runs[0]
-    return {"trace_id": run.run_id, "trace_dir": str(run.writer.dir) if run.writer is not None else None,
+    return {"run_id": run.run_id, "trace_dir": str(run.writer.dir) if run.writer is not None else None,
             "prompt_tokens": run.totals.prompt_tokens, "completion_tokens": run.totals.completion_tokens}
 
 
 def _from_result(solver: object, result: object) -> SolverOutput:
     """A graph run's result as a solver output: the solver's `output(result)` picks what is scored."""
     pick = getattr(solver, "output", None)
-    trace_id = getattr(result, "trace_id", None)
-    return SolverOutput(output=pick(result) if callable(pick) else result, trace_id=trace_id,
+    run_id = getattr(result, "run_id", None)
+    return SolverOutput(output=pick(result) if callable(pick) else result, run_id=run_id,
                         trace_dir=getattr(result, "trace_dir", None), prompt_tokens=getattr(result, "prompt_tokens", 0),
                         completion_tokens=getattr(result, "completion_tokens", 0),
-                        adopted=trace_id is not None and trace_id in getattr(solver, "adopted", ()))
+                        adopted=run_id is not None and run_id in getattr(solver, "adopted", ()))
 
 
 class Executor(Protocol):

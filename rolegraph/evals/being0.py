@@ -132,7 +132,7 @@ def run_being0(
     out.print(f"success: {result.success}   sub-tasks: {result.subtasks_done}/{result.subtasks_total}   "
               f"walked {result.distance:.1f} m (shortest {result.reference_distance:.1f} m)   "
               f"planner calls: {result.planner_calls}   tokens: {result.prompt_tokens + result.completion_tokens}")
-    out.print(f"trace: {result.trace_id}  (rolegraph trace view {result.trace_id})")
+    out.print(f"trace: {result.run_id}  (rolegraph trace view {result.run_id})")
     if render is not None:
         out.print(f"frames and GIF: {render_episode(result, render)}")
 

@@ -210,7 +210,7 @@ class _ForkSolver:
         result = await replay_run(self.trace, store=self.store, live=live, live_from=spec["step"],
                                   live_from_call=spec["call_index"], graph=self.graph, library=self.base.prompts)
         return SolverOutput(output={"score": _score(self.scorer, result), "live_calls": counter[0]},
-                            trace_id=getattr(result, "trace_id", None), trace_dir=getattr(result, "trace_dir", None))
+                            run_id=getattr(result, "run_id", None), trace_dir=getattr(result, "trace_dir", None))
 
 
 @dataclass(frozen=True)
@@ -298,8 +298,8 @@ def _tally(store: EvalStore) -> dict[int, dict[str, Any]]:
         t["n"] += 1
         t["s"] += float(r.output["score"])
         t["live"] += int(r.output.get("live_calls", 0))
-        if r.trace_id:
-            t["traces"].append(r.trace_id)
+        if r.run_id:
+            t["traces"].append(r.run_id)
     return by
 
 

@@ -125,7 +125,7 @@ class _ArmSolver:
                                   prompts=prompts, graph=find_graph(trace.started.manifest), library=self.base.prompts)
         return SolverOutput(output={"score": _call_scorer(self.scorer, result, self.targets[spec["pair"]]),
                                     "live_calls": counter[0]},
-                            trace_id=getattr(result, "trace_id", None), trace_dir=getattr(result, "trace_dir", None))
+                            run_id=getattr(result, "run_id", None), trace_dir=getattr(result, "trace_dir", None))
 
 
 async def fork_compare(eval_dir: str | Path, *, live: Runtime, at: str, model: str | None = None,
@@ -190,8 +190,8 @@ async def fork_compare(eval_dir: str | Path, *, live: Runtime, at: str, model: s
         pair, arm, j = r.case_id.rsplit("/", 2)
         arms[arm][f"{pair}/{j}"] = float(r.output["score"])
         per_case.setdefault(pair, {a: [] for a in ARMS})[arm].append(float(r.output["score"]))
-        if r.trace_id:
-            links.setdefault(pair, {a: [] for a in ARMS})[arm].append(r.trace_id)
+        if r.run_id:
+            links.setdefault(pair, {a: [] for a in ARMS})[arm].append(r.run_id)
     comparison = paired_comparison(arms["recorded"], arms["changed"])
     flipped = []
     for pair, scores in sorted(per_case.items()):

@@ -174,7 +174,7 @@ def run_lvas(
     out.print(table)
     for k, v in r.outputs.items():
         out.print(f"{k}: {v}")
-    out.print(f"trace: {r.trace_id}")
+    out.print(f"trace: {r.run_id}")
 
 
 def eval_lvas(

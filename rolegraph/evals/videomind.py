@@ -127,7 +127,7 @@ def run_videomind(
     if q.options:
         letter = "-" if r.answer_index is None else "ABCDEFGHIJ"[r.answer_index]
         out.print(f"answer: {letter} ({r.answer_text.strip()[:120]!r}) from the clip {r.clip}")
-    out.print(f"trace: {r.trace_id}")
+    out.print(f"trace: {r.run_id}")
 
 
 def eval_videomind(

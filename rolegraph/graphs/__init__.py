@@ -9,7 +9,7 @@ from rolegraph.graphs._api import MAX_INPUT_BYTES, Graph, RunPlan, RunResult, St
 from rolegraph.graphs._find import find_graph, installed_graphs, load_graph
 from rolegraph.graphs._replay import PartialReplay, StepReplay, replay_run, replay_step, resume_run
 from rolegraph.graphs._result import RunFailure
-from rolegraph.graphs._run import run_graph
+from rolegraph.graphs._run import RunStream, run_graph
 from rolegraph.graphs._solver import EVAL_PAIR, GraphSolver
 from rolegraph.traces import run_totals
 
@@ -24,6 +24,7 @@ __all__ = [
     "RunFailure",
     "RunPlan",
     "RunResult",
+    "RunStream",
     "StateGraph",
     "StateResult",
     "StepReplay",

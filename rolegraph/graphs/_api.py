@@ -27,6 +27,7 @@ from rolegraph.runtime import Runtime
 from rolegraph.traces import Manifest, RoleInfo, traced_node
 
 if TYPE_CHECKING:
+    from rolegraph.graphs._run import RunStream
     from rolegraph.graphs._solver import GraphSolver
 
 R = TypeVar("R", bound="RunResult")
@@ -273,6 +274,20 @@ class Graph(Generic[R]):
         manifest.tags.update(tags or {})
         return cast(R, await run_graph(self, manifest, runtime, plan=self.plan(manifest, input=value, options=opts)))
 
+    def astream(self, input: Any, *, runtime: Runtime, seed: int = 0, options: Any = None,
+                stream_mode: str | Sequence[str] = "updates", subgraphs: bool = False,
+                tags: dict[str, str] | None = None) -> RunStream:
+        """`run`, streamed: iterate the returned `RunStream` for LangGraph's chunks of `stream_mode`
+        (`updates`, `values`, `messages`, `custom`, `debug`; a list for several, each chunk then
+        `(mode, chunk)`); its `result` is the run's result once the stream ends. The run is recorded
+        exactly as `run` records it, so it replays, forks and resumes the same way."""
+        from rolegraph.graphs._run import RunStream
+
+        manifest, value, opts = self._fresh(input, runtime=runtime, seed=seed, options=options)
+        manifest.tags.update(tags or {})
+        return RunStream(self, manifest, runtime, stream_mode=stream_mode, subgraphs=subgraphs,
+                         plan=self.plan(manifest, input=value, options=opts))
+
     def run_sync(self, input: Any, *, runtime: Runtime, seed: int = 0, options: Any = None) -> R:
         """`run` from synchronous code (a fresh event loop)."""
         return runtime.run_sync(self.run(input, runtime=runtime, seed=seed, options=options))
@@ -405,7 +420,7 @@ class RunPlan(Generic[R]):
         else:
             out = graph._state_fields(state)
         result = graph._as_result(out)
-        result.trace_id = run_id
+        result.run_id = run_id
         if error is not None:
             result.status = "error"
             result.error = result.error or str(error)

@@ -4,21 +4,22 @@ a batch that raised."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel, Field
 
 from rolegraph.errors import UserError
 from rolegraph.traces import Trace
 
-FRAMEWORK_FIELDS = frozenset({"trace_id", "trace_dir", "status", "prompt_tokens", "completion_tokens"})
+FRAMEWORK_FIELDS = frozenset({"run_id", "trace_dir", "status", "prompt_tokens", "completion_tokens"})
 
 
 class RunResult(BaseModel):
     """What every graph run returns: where it was recorded, how it ended, and its token usage.
     A graph's result type extends this; the framework fills these fields."""
 
-    trace_id: str | None = None
+    run_id: str | None = Field(default=None, validation_alias=AliasChoices("run_id", "trace_id"))
     """The run id (`rolegraph trace show RUN_ID`)."""
     trace_dir: str | None = None
     """The run's trace directory (None when the runtime keeps no traces)."""
@@ -29,8 +30,10 @@ class RunResult(BaseModel):
     completion_tokens: int = 0
 
     @property
-    def run_id(self) -> str | None:
-        return self.trace_id
+    def trace_id(self) -> str | None:
+        """Deprecated: the run id is `run_id`."""
+        warnings.warn("RunResult.trace_id is now RunResult.run_id", DeprecationWarning, stacklevel=2)
+        return self.run_id
 
     @property
     def trace(self) -> Trace:

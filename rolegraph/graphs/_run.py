@@ -4,7 +4,7 @@ and replayable."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
@@ -103,38 +103,101 @@ async def run_graph(graph: Graph[Any], manifest: Manifest, runtime: Runtime, *, 
     """Run (or, with `resume`, continue) one recorded, checkpointed run of `graph` from `manifest`,
     as `plan` decided it (default: `graph.plan(manifest)`). `checkpoint=False` skips the
     checkpointer (replays: rerunning one is cheaper than resuming)."""
-    plan = plan if plan is not None else graph.plan(manifest)
-    compiled, initial, limit = plan.compiled, plan.initial, plan.recursion_limit
-    runtime = runtime.with_prompt_dirs(graph.prompt_dirs)
-    async with runtime.record(manifest, resume=resume) as run, _current(runtime):
-        config: dict[str, Any] = {"recursion_limit": limit, "configurable": {"thread_id": run.run_id}}
-        final: Any = None
-        failure: BaseException | None = None
-        try:
-            if run.writer is None or not checkpoint:
-                final = await compiled.ainvoke(initial, config=config, context=runtime)
-            else:
-                async with aiosqlite.connect(str(run.writer.dir / CHECKPOINTS)) as conn:
-                    for pragma in SQLITE_PRAGMAS:
-                        await conn.execute(pragma)
-                    saver = AsyncSqliteSaver(conn, serde=RedactingSerde(run.writer.store.redactor,
-                                                                          types=state_types(cast(Any, graph.state_type))))
-                    g = compiled.copy(update={"checkpointer": saver})
-                    # a run killed before its first checkpoint resumes from its input
-                    start = initial if resume is None or await saver.aget_tuple(cast(Any, config)) is None else None
-                    try:
-                        final = await g.ainvoke(start, config=config, context=runtime, durability=DURABILITY)
-                    except graph.recorded_failures as exc:
-                        failure = exc
-                        snapshot = await g.aget_state(config)  # the state the failure left, for the finish hook
-                        final = snapshot.values or None
-        except graph.recorded_failures as exc:
-            failure = exc
-        result = plan.finish(final, failure, run.run_id)
-        if run.writer is not None:
-            result.trace_dir = str(run.writer.dir)
-        result.prompt_tokens = run.totals.prompt_tokens
-        result.completion_tokens = run.totals.completion_tokens
-        exclude = set(graph.output_exclude) | ({"error"} if result.error is None else set())
-        set_output(run, result.model_dump(mode="json", exclude=exclude))
-    return result
+    stream = RunStream(graph, manifest, runtime, resume=resume, checkpoint=checkpoint, plan=plan)
+    async for _ in stream:
+        pass
+    return stream.result
+
+
+class RunStream:
+    """One recorded run, driven as a LangGraph stream: iterate it for the chunks of `stream_mode`
+    (LangGraph's shapes: a chunk for one mode, `(mode, chunk)` for a list of modes, with the
+    namespace first when `subgraphs`); `result` is the run's result once the iteration ends. The
+    run is recorded exactly as `run_graph` records it (the same trace, the same replay): a plain
+    run is this stream with no mode asked for."""
+
+    def __init__(self, graph: Graph[Any], manifest: Manifest, runtime: Runtime, *,
+                 stream_mode: str | Sequence[str] | None = None, subgraphs: bool = False,
+                 resume: Trace | None = None, checkpoint: bool = True, plan: RunPlan[Any] | None = None) -> None:
+        self.graph, self.manifest, self.runtime = graph, manifest, runtime
+        self.modes: tuple[str, ...] = () if stream_mode is None else (
+            (stream_mode,) if isinstance(stream_mode, str) else tuple(stream_mode))
+        self._single = isinstance(stream_mode, str)
+        self.subgraphs = subgraphs
+        self._resume, self._checkpoint, self._plan = resume, checkpoint, plan
+        self._result: Any = None
+        self._iter: AsyncIterator[Any] | None = None
+
+    @property
+    def result(self) -> Any:
+        """The run's result (the graph's result type); an error until the stream has ended."""
+        if self._result is None:
+            from rolegraph.errors import UserError
+
+            raise UserError("the run's result is there once its stream has been read to the end")
+        return self._result
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        if self._iter is None:
+            self._iter = self._chunks()
+        return self._iter
+
+    async def _chunks(self) -> AsyncIterator[Any]:
+        graph, manifest, resume = self.graph, self.manifest, self._resume
+        plan = self._plan if self._plan is not None else graph.plan(manifest)
+        compiled, initial, limit = plan.compiled, plan.initial, plan.recursion_limit
+        runtime = self.runtime.with_prompt_dirs(graph.prompt_dirs)
+        # "values" is always asked for: its last chunk at the top level is the run's final state
+        modes = list(dict.fromkeys(("values", *self.modes)))
+        async with runtime.record(manifest, resume=resume) as run, _current(runtime):
+            config: dict[str, Any] = {"recursion_limit": limit, "configurable": {"thread_id": run.run_id}}
+            final: Any = None
+            failure: BaseException | None = None
+
+            async def drive(g: Any, start: Any, **kwargs: Any) -> AsyncIterator[Any]:
+                nonlocal final
+                async for part in g.astream(start, config=config, context=runtime, stream_mode=modes,
+                                            subgraphs=self.subgraphs, **kwargs):
+                    ns, mode, chunk = part if self.subgraphs else ((), *part)
+                    if mode == "values" and not ns:
+                        final = chunk
+                    if mode in self.modes:
+                        yield self._shape(ns, mode, chunk)
+
+            try:
+                if run.writer is None or not self._checkpoint:
+                    async for part in drive(compiled, initial):
+                        yield part
+                else:
+                    async with aiosqlite.connect(str(run.writer.dir / CHECKPOINTS)) as conn:
+                        for pragma in SQLITE_PRAGMAS:
+                            await conn.execute(pragma)
+                        saver = AsyncSqliteSaver(conn, serde=RedactingSerde(
+                            run.writer.store.redactor, types=state_types(cast(Any, graph.state_type))))
+                        g = compiled.copy(update={"checkpointer": saver})
+                        # a run killed before its first checkpoint resumes from its input
+                        start = initial if resume is None or await saver.aget_tuple(cast(Any, config)) is None else None
+                        try:
+                            async for part in drive(g, start, durability=DURABILITY):
+                                yield part
+                        except graph.recorded_failures as exc:
+                            failure = exc
+                            snapshot = await g.aget_state(config)  # the state the failure left, for the finish hook
+                            final = snapshot.values or None
+            except graph.recorded_failures as exc:
+                failure = exc
+            result = plan.finish(final, failure, run.run_id)
+            if run.writer is not None:
+                result.trace_dir = str(run.writer.dir)
+            result.prompt_tokens = run.totals.prompt_tokens
+            result.completion_tokens = run.totals.completion_tokens
+            exclude = set(graph.output_exclude) | ({"error"} if result.error is None else set())
+            set_output(run, result.model_dump(mode="json", exclude=exclude))
+        self._result = result
+
+    def _shape(self, ns: tuple[str, ...], mode: str, chunk: Any) -> Any:
+        """A chunk in the shape LangGraph's own `astream` gives for the modes asked."""
+        body = chunk if self._single else (mode, chunk)
+        if not self.subgraphs:
+            return body
+        return (ns, body) if self._single else (ns, mode, chunk)

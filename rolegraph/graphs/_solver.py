@@ -51,8 +51,8 @@ class GraphSolver(Generic[R]):
         tags = {"pair": pair, "request": self.fingerprint(value, runtime=runtime, seed=run_seed)}
         adopted = await self._adopt(runtime, tags)
         if adopted is not None:
-            if adopted.trace_id is not None:
-                self.adopted.add(adopted.trace_id)
+            if adopted.run_id is not None:
+                self.adopted.add(adopted.run_id)
             return adopted
         return await self.graph.run(value, runtime=runtime, seed=run_seed, options=self.options, tags=tags)
 
@@ -91,7 +91,7 @@ class GraphSolver(Generic[R]):
                     log.info("pair %s: adopted finished run %s from this evaluation's earlier try (replayed offline)",
                              tags["pair"], info.run_id)
                     result = await replay_run(trace, graph=self.graph, library=runtime.prompts)
-                    result.trace_id, result.trace_dir = trace.run_id, str(trace.dir)
+                    result.run_id, result.trace_dir = trace.run_id, str(trace.dir)
                     totals = trace.finished.totals if trace.finished else None
                     if totals is not None:
                         result.prompt_tokens, result.completion_tokens = totals.prompt_tokens, totals.completion_tokens

@@ -77,7 +77,7 @@ def replay_command(
     if isinstance(result, PartialReplay):
         out.print(result.message if result.identical else f"[yellow]{result.message}[/]", highlight=False, soft_wrap=True)
         return
-    new_id = getattr(result, "trace_id", None)
+    new_id = getattr(result, "run_id", None)
     new = store.load(new_id) if new_id else None
     totals = new.finished.totals if new and new.finished else None
     kind = "fork" if live_from is not None else "replay"

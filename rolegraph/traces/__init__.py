@@ -20,7 +20,7 @@ from rolegraph.traces._events import (
     RunFinished,
     RunResumed,
     RunStarted,
-    ToolCall,
+    ToolInvocation,
     Totals,
     parse_event,
 )
@@ -48,6 +48,7 @@ from rolegraph.traces._replay import (
     request_diff,
     request_lines,
     role_prompts,
+    same_request,
 )
 from rolegraph.traces._show import StepSummary, steps
 from rolegraph.traces._store import SORT_COLUMNS, IndexUnavailable, RunInfo, RunPage, TraceStore
@@ -97,7 +98,7 @@ __all__ = [
     "RunResumed",
     "RunStarted",
     "StepSummary",
-    "ToolCall",
+    "ToolInvocation",
     "ToolSource",
     "Totals",
     "Trace",
@@ -116,6 +117,7 @@ __all__ = [
     "request_diff",
     "request_lines",
     "role_prompts",
+    "same_request",
     "run_totals",
     "runs_started",
     "set_output",
@@ -127,3 +129,14 @@ __all__ = [
     "write_once",
     "write_view",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Names kept for code written before they changed (each warns once where it is used)."""
+    if name == "ToolCall":
+        import warnings
+
+        warnings.warn("rolegraph.traces.ToolCall (the event) is now ToolInvocation; rolegraph.models.ToolCall "
+                      "is a tool call in a model's answer", DeprecationWarning, stacklevel=2)
+        return ToolInvocation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -135,7 +135,7 @@ class BlobRef(BaseModel):
     size: int
 
 
-class ToolCall(_Event):
+class ToolInvocation(_Event):
     kind: Literal["tool_call"] = "tool_call"
     name: str
     node_key: str | None
@@ -210,7 +210,7 @@ class RunFinished(_Event):
 
 
 Event = Annotated[
-    RunStarted | RunResumed | NodeStarted | NodeFinished | ModelCall | ToolCall | MemoryRead | MemoryWrite
+    RunStarted | RunResumed | NodeStarted | NodeFinished | ModelCall | ToolInvocation | MemoryRead | MemoryWrite
     | AgentRetry | ErrorEvent | RunFinished,
     Field(discriminator="kind"),
 ]

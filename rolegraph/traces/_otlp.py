@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from rolegraph.traces._events import ModelCall, ToolCall
+from rolegraph.traces._events import ModelCall, ToolInvocation
 from rolegraph.traces._recorder import package_versions
 from rolegraph.traces._redact import Redactor
 from rolegraph.traces._show import steps
@@ -83,7 +83,7 @@ def _model_span(trace_id: str, parent: str, c: ModelCall) -> dict[str, Any]:
                  c.ts - c.latency_s, c.ts, attrs, c.error, SPAN_KIND_CLIENT)
 
 
-def _tool_span(trace_id: str, parent: str, t: ToolCall) -> dict[str, Any]:
+def _tool_span(trace_id: str, parent: str, t: ToolInvocation) -> dict[str, Any]:
     attrs = {"openinference.span.kind": "TOOL", "tool.name": t.name, "gen_ai.operation.name": "execute_tool",
              "gen_ai.tool.name": t.name, "input.value": t.input, "output.value": t.output,
              "rolegraph.replayed": t.replayed}

@@ -32,7 +32,7 @@ from rolegraph.traces._events import (
     RunFinished,
     RunResumed,
     RunStarted,
-    ToolCall,
+    ToolInvocation,
     Totals,
 )
 from rolegraph.traces._store import TraceStore, new_run_id
@@ -202,7 +202,7 @@ def totals_of(trace: Trace) -> Totals:
                 t.model_calls += 1
             t.prompt_tokens += e.usage.prompt_tokens
             t.completion_tokens += e.usage.completion_tokens
-        elif isinstance(e, ToolCall):
+        elif isinstance(e, ToolInvocation):
             t.tool_calls += 1
         elif isinstance(e, AgentRetry):
             t.retries += 1

@@ -14,7 +14,7 @@ from pydantic_core import to_jsonable_python
 
 from rolegraph.errors import ModelError, ReplayMismatch, RolegraphError
 from rolegraph.models import ChatModel, ChatRequest, ChatResponse
-from rolegraph.traces._events import ForkOrigin, ModelCall, ToolCall
+from rolegraph.traces._events import ForkOrigin, ModelCall, ToolInvocation
 from rolegraph.traces._recorder import current_call
 from rolegraph.traces._trace import Trace
 
@@ -150,7 +150,7 @@ class ReplayTools:
 
     def __init__(self, replay: Replay) -> None:
         self.replay, self.trace = replay, replay.trace
-        self._calls = {(e.node_key, e.call_index): e for e in replay.trace.of_kind(ToolCall)}
+        self._calls = {(e.node_key, e.call_index): e for e in replay.trace.of_kind(ToolInvocation)}
 
     def answer(self, name: str, node_key: str | None, step: int | None, index: int, value: Any) -> tuple[bool, Any]:
         if not self.replay.answers(step):

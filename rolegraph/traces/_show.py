@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from rolegraph.traces._events import AgentRetry, ErrorEvent, ModelCall, NodeFinished, NodeStarted, ToolCall
+from rolegraph.traces._events import AgentRetry, ErrorEvent, ModelCall, NodeFinished, NodeStarted, ToolInvocation
 from rolegraph.traces._replay import request_lines
 from rolegraph.traces._store import RunInfo
 from rolegraph.traces._trace import Trace
@@ -53,7 +53,7 @@ class StepSummary:
     key: str
     duration_s: float = 0.0
     calls: list[ModelCall] = field(default_factory=list)
-    tools: list[ToolCall] = field(default_factory=list)
+    tools: list[ToolInvocation] = field(default_factory=list)
     retries: int = 0
     error: str | None = None
     delta: Any = None
@@ -74,7 +74,7 @@ def steps(trace: Trace) -> list[StepSummary]:
             s.duration_s, s.error, s.delta, s.end_ts = e.duration_s, e.error, e.delta, e.ts
         elif isinstance(e, ModelCall) and e.node_key in by_key:
             by_key[e.node_key].calls.append(e)
-        elif isinstance(e, ToolCall) and e.node_key in by_key:
+        elif isinstance(e, ToolInvocation) and e.node_key in by_key:
             by_key[e.node_key].tools.append(e)
         elif isinstance(e, AgentRetry) and e.node_key in by_key:
             by_key[e.node_key].retries += 1

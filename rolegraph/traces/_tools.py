@@ -1,5 +1,5 @@
 """Tool calls in traces: run a tool (or take its recorded answer when replaying) and write a
-ToolCall event, large payloads going to the run's blob store."""
+ToolInvocation event, large payloads going to the run's blob store."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from rolegraph.traces._events import ToolCall
+from rolegraph.traces._events import ToolInvocation
 from rolegraph.traces._recorder import current_node, current_run
 
 
@@ -19,7 +19,7 @@ class ToolSource(Protocol):
 
 async def record_tool(name: str, fn: Callable[[Any], Awaitable[Any]], value: Any,
                       replay: ToolSource | None = None) -> Any:
-    """Run a tool (or take its recorded answer from `replay`) and write a ToolCall event
+    """Run a tool (or take its recorded answer from `replay`) and write a ToolInvocation event
     (large payloads go to the blob store)."""
     run, node = current_run(), current_node()
     index = 0
@@ -41,7 +41,7 @@ async def record_tool(name: str, fn: Callable[[Any], Awaitable[Any]], value: Any
         if run is not None and not (node is not None and node.silent):
             run.totals.tool_calls += 1
             if run.writer is not None:
-                run.emit(ToolCall(name=name, node_key=node.key if node else None, step=node.step if node else None,
+                run.emit(ToolInvocation(name=name, node_key=node.key if node else None, step=node.step if node else None,
                                   call_index=index, input=run.writer.payload(value),
                                   output=run.writer.payload(output), duration_s=time.perf_counter() - started,
                                   error=error, replayed=replayed))

@@ -243,7 +243,7 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
         folder = inside(evals_root, eval_id, must_have="results.sqlite", depth=EVAL_DEPTH)
 
         def link(r: EvalRecord) -> str | None:
-            return f"/runs/{urllib.parse.quote(str(r.trace_id))}" if has_run(r.trace_id) else None
+            return f"/runs/{urllib.parse.quote(str(r.run_id))}" if has_run(r.run_id) else None
 
         def render() -> str:
             url = f"/evals/{urllib.parse.quote(eval_id)}/progress.json"

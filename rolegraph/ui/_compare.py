@@ -17,6 +17,7 @@ from rolegraph.traces import (
     Trace,
     first_divergence,
     request_lines,
+    same_request,
     state_differences,
     steps,
 )
@@ -107,12 +108,12 @@ def compare_runs(a: Trace, b: Trace) -> RunComparison:
         for k in range(max(len(cx), len(cy))):
             p = cx[k] if k < len(cx) else None
             q = cy[k] if k < len(cy) else None
-            same_request = p is not None and q is not None and p.fingerprint == q.fingerprint
+            same = p is not None and q is not None and same_request(p, q)
             same_answer = p is not None and q is not None and answer_text(p) == answer_text(q)
             either = p or q
             assert either is not None  # k is below the longer list's length
-            pair = CallPair(k, either.role, p, q, same_request, same_answer)
-            if not same_request:
+            pair = CallPair(k, either.role, p, q, same, same_answer)
+            if not same:
                 pair.request_diff = diff_lines(request_lines(p.request) if p else [], request_lines(q.request) if q else [])
             if not same_answer:
                 pair.answer_diff = diff_lines(answer_text(p).splitlines() if p else [],
@@ -167,8 +168,8 @@ def _first_traces(store: EvalStore) -> dict[str, str]:
     """Case -> the trace of its first ok repeat (the run a flipped case opens)."""
     out: dict[str, str] = {}
     for r in store.records():
-        if r.status == "ok" and r.trace_id and r.case_id not in out:
-            out[r.case_id] = r.trace_id
+        if r.status == "ok" and r.run_id and r.case_id not in out:
+            out[r.case_id] = r.run_id
     return out
 
 

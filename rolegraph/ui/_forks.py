@@ -97,7 +97,7 @@ class ForkJobs:
                 result = asyncio.run(go())
             finally:
                 live.close()
-            job.run_id = getattr(result, "trace_id", None) or job.run_id
+            job.run_id = getattr(result, "run_id", None) or job.run_id
             self.update(job)
             job.state = "done"
         except Exception as exc:  # noqa: BLE001 - a failed fork is shown on its page, the server goes on

@@ -60,8 +60,8 @@ async def test_a_trained_planner_adapter_changes_its_role_only_on_one_llama_serv
     finally:
         await rt.aclose()
     assert result.plan_parsed  # the adapter's plan is readable: the route came from it, not the fallback
-    calls = TraceStore(tmp_path / "runs").load(result.trace_id).of_kind(ModelCall)
-    trace = TraceStore(tmp_path / "runs").load(result.trace_id)
+    calls = TraceStore(tmp_path / "runs").load(result.run_id).of_kind(ModelCall)
+    trace = TraceStore(tmp_path / "runs").load(result.run_id)
     # llama-server names its one model in every answer; the role's model name is what picks the adapter
     assert trace.started.manifest.roles["planner"].model == "planner"
     assert trace.started.manifest.roles["answerer"].model == "smollm2-135m"

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from rolegraph import Runtime
-from rolegraph.langchain import ChatModel
+from rolegraph.langchain import RoleChatModel
 from rolegraph.traces import ModelCall, TraceStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ class Forecast(BaseModel):
 
 
 async def test_structured_output_on_the_embedded_model_returns_the_type_every_time(embedded_runtime: Runtime) -> None:
-    structured = ChatModel(max_tokens=80).with_structured_output(Forecast)
+    structured = RoleChatModel(max_tokens=80).with_structured_output(Forecast)
     with embedded_runtime.activate():
         answers = [await structured.ainvoke(f"Give a plausible forecast for {city} as JSON.") for city in CITIES]
     assert len(answers) == 20 and all(isinstance(a, Forecast) for a in answers)

@@ -26,7 +26,7 @@ async def test_a_fork_from_the_page_calls_the_embedded_model_after_its_step(tmp_
     store = TraceStore(tmp_path / "runs")
     async with Runtime(config, traces=store) as rt:
         parent = await graph.run({"question": "What colour is the sky?", "seed": 1}, runtime=rt)
-    recorded = store.load(parent.trace_id or "")
+    recorded = store.load(parent.run_id or "")
     assert recorded.status == "ok"
 
     ui = TestClient(create_app(runs=store.root, evals=tmp_path / "evals", live=lambda: Runtime(config),

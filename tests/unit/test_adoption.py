@@ -52,8 +52,8 @@ async def test_a_second_evaluation_never_reports_the_first_ones_results(tmp_path
     assert {r.output for r in first.records()} == {0} and {r.output for r in second.records()} == {1}
     assert not any(r.adopted for r in second.records())
     assert first.uid() != second.uid()
-    b_runs = {r.trace_id for r in second.records()}
-    assert len(b_runs) == LIMIT and not b_runs & {r.trace_id for r in first.records()}
+    b_runs = {r.run_id for r in second.records()}
+    assert len(b_runs) == LIMIT and not b_runs & {r.run_id for r in first.records()}
 
 
 async def test_resume_adopts_its_own_runs_only_while_nothing_that_decides_them_changed(tmp_path: Path) -> None:
@@ -66,14 +66,14 @@ async def test_resume_adopts_its_own_runs_only_while_nothing_that_decides_them_c
     async with LoadTestServer(delay_s=0, reply="The answer is (a)") as server, \
             LoadTestServer(delay_s=0, reply="The answer is (a)") as other:
         await _evaluate(_runtime(server.base_url, runs), store)
-        first = {r.case_id: r.trace_id for r in store.records()}
+        first = {r.case_id: r.run_id for r in store.records()}
         assert server.requests == LIMIT
 
         _forget_results(store)
         same = await _evaluate(_runtime(server.base_url, runs), store, resume=True)
         assert server.requests == LIMIT and same.adopted == LIMIT  # type: ignore[attr-defined]
         records = list(store.records())
-        assert all(r.adopted for r in records) and {r.case_id: r.trace_id for r in records} == first
+        assert all(r.adopted for r in records) and {r.case_id: r.run_id for r in records} == first
 
         changes = {"model": {"model": "model-B"}, "temperature": {"temperature": 0.7},
                    "prompt": {"prompts": prompts}}

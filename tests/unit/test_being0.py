@@ -30,7 +30,7 @@ from rolegraph.evals.being0 import being0_benchmark, options_for, render_episode
 from rolegraph.graphs import being0
 from rolegraph.models._testing import FunctionModel
 from rolegraph.runtime import Runtime
-from rolegraph.traces import MemoryRead, ToolCall, TraceStore
+from rolegraph.traces import MemoryRead, ToolInvocation, TraceStore
 
 LAYOUT = default_office()
 
@@ -223,8 +223,8 @@ async def test_a_scripted_planner_completes_a_task(tmp_path: Path) -> None:
     # the unreadable first call went back to the planner with the grammar's complaint
     retry = next(r for r in model.requests if "could not be used" in (r.messages[-1].content or ""))
     assert "not a single call" in retry.messages[-1].content or "one call" in retry.messages[-1].content
-    trace = TraceStore(tmp_path).load(result.trace_id)
-    assert [t.name for t in trace.of_kind(ToolCall)] == ["being0.skill"] * len(result.records)
+    trace = TraceStore(tmp_path).load(result.run_id)
+    assert [t.name for t in trace.of_kind(ToolInvocation)] == ["being0.skill"] * len(result.records)
     assert any(e.memory == being0.HISTORY_MEMORY for e in trace.of_kind(MemoryRead))
     assert result.planner_calls == 4 * len(result.records) - 1  # no reflection before the first step
 
@@ -294,7 +294,7 @@ async def test_an_episode_replays_offline_even_when_the_summary_memory_called_it
     result = await being0.run("fetch_bottle", runtime=rt, seed=2, options=being0.Being0Options(history_tokens=60))
     assert summarizer.requests  # the memory's own model calls happened inside the infer node
     store = TraceStore(tmp_path)
-    replayed = await replay_run(store.load(result.trace_id), store=store)  # no live model at all
+    replayed = await replay_run(store.load(result.run_id), store=store)  # no live model at all
     assert [r.action for r in replayed.records] == [r.action for r in result.records]
     assert replayed.success == result.success and replayed.distance == result.distance
 
@@ -309,5 +309,5 @@ async def test_constrained_episode_replays_offline(tmp_path: Path) -> None:
     rt = Runtime.from_models({"planner": scripted_planner(PLANS["fetch_bottle"])}, traces=store)
     result = await being0.run("fetch_bottle", runtime=rt, seed=0,
                               options=being0.Being0Options(constrained=True, max_steps=6))
-    replayed = await replay_run(store.load(result.trace_id or ""), store=store)
+    replayed = await replay_run(store.load(result.run_id or ""), store=store)
     assert replayed.success == result.success and replayed.steps == result.steps >= 2

@@ -35,7 +35,7 @@ async def failed_run(store: TraceStore, fault: int) -> Trace:
         for seed in range(200):
             result = await planted.run(Task(fault=fault), runtime=rt, seed=seed)
             if not result.success:
-                return store.load(result.trace_id or "")
+                return store.load(result.run_id or "")
     raise AssertionError("no failed run in 200 seeds")
 
 

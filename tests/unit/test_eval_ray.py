@@ -41,7 +41,7 @@ async def test_ray_executor_runs_cases_on_workers_exactly_once(tmp_path: Path) -
     assert all(r.status == "ok" and r.output == 2 for r in records)
     assert server.requests == 22 and server.max_in_flight <= 6
     # each case was recorded as a trace by a worker process, into the runtime's trace store
-    pids = {_pid(r.trace_id, tmp_path) for r in records}
+    pids = {_pid(r.run_id, tmp_path) for r in records}
     assert os.getpid() not in pids and len(pids) >= 1
 
 
@@ -55,9 +55,9 @@ def _write(tmp_path: Path, config: RuntimeConfig) -> Path:
     return path
 
 
-def _pid(trace_id: str | None, tmp_path: Path) -> int:
+def _pid(run_id: str | None, tmp_path: Path) -> int:
     import sqlite3
 
     con = sqlite3.connect(tmp_path / "runs" / "index.sqlite")
-    (pid,) = con.execute("SELECT pid FROM runs WHERE run_id = ?", (trace_id,)).fetchone()
+    (pid,) = con.execute("SELECT pid FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     return int(pid)

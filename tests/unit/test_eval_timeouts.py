@@ -70,9 +70,9 @@ async def test_a_timed_out_case_keeps_its_trace_and_the_cancelled_call(tmp_path:
     store = TraceStore(tmp_path / "runs")
     record = await _evaluate(tmp_path, Runtime.from_models({"default": FunctionModel(never)}, prompts=library,
                                                            traces=store))
-    assert record.status == "timeout" and record.trace_id is not None
-    assert record.trace_dir == str(store.load(record.trace_id).dir)
-    trace = store.load(record.trace_id)
+    assert record.status == "timeout" and record.run_id is not None
+    assert record.trace_dir == str(store.load(record.run_id).dir)
+    trace = store.load(record.run_id)
     assert trace.status == "error" and trace.complete
     [call] = trace.of_kind(ModelCall)
     assert call.error == "cancelled" and call.response is None and call.agent == "writer"
@@ -93,7 +93,7 @@ async def test_a_timed_out_case_keeps_the_transport_retries_made_before_it(
                                 retry=RetryPolicy(attempts=5))
     store = TraceStore(tmp_path / "runs")
     record = await _evaluate(tmp_path, Runtime.from_models({"default": refused}, prompts=library, traces=store))
-    assert record.status == "timeout" and record.trace_id is not None
-    [call] = store.load(record.trace_id).of_kind(ModelCall)
+    assert record.status == "timeout" and record.run_id is not None
+    [call] = store.load(record.run_id).of_kind(ModelCall)
     assert call.error == "cancelled"
     assert [r.attempt for r in call.retries] == [1, 2, 3]  # each refused connection, noted before its wait

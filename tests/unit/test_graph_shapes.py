@@ -20,7 +20,7 @@ from rolegraph import Agent, Runtime
 from rolegraph.graphs import replay_run
 from rolegraph.models import ChatRequest, FunctionModel
 from rolegraph.prompts import PromptLibrary
-from rolegraph.traces import ModelCall, NodeStarted, ReplayMismatch, ToolCall, TraceStore
+from rolegraph.traces import ModelCall, NodeStarted, ReplayMismatch, ToolInvocation, TraceStore
 
 
 class State(TypedDict, total=False):
@@ -109,14 +109,14 @@ async def test_send_subgraph_tool_and_loop_are_recorded_and_replayed(tmp_path: P
     store = TraceStore(tmp_path / "runs")
     rt = Runtime.from_models({"default": FunctionModel(answer)}, prompts=prompts, traces=store)
     result = await shapes.run(Topics(topics=["mitosis", "actin", "cilia"]), runtime=rt)
-    trace = store.load(result.trace_id or "")
+    trace = store.load(result.run_id or "")
     nodes = trace.of_kind(NodeStarted)
     # two rounds of: count, three Send'd notes, the subgraph's summarize
     assert [n.node for n in nodes].count("note") == 6 and [n.node for n in nodes].count("summarize") == 2
     assert {tuple(n.path) for n in nodes if n.node == "summarize"} == {("report", "summarize")}
     assert len({n.key for n in nodes}) == len(nodes)  # every execution has its own identity
     assert all("[" in n.key for n in nodes if n.node == "note")  # Send index in the key
-    tools = trace.of_kind(ToolCall)
+    tools = trace.of_kind(ToolInvocation)
     # each large answer is stored once as a blob (the one reference shape) and put back on load
     assert len(tools) == 6 and all(len(t.output["facts"]) == 5000 for t in tools)
     log = (trace.dir / "events.jsonl").read_text()
@@ -125,11 +125,11 @@ async def test_send_subgraph_tool_and_loop_are_recorded_and_replayed(tmp_path: P
 
     replayed = await replay_run(trace, store=store, library=prompts)
     assert replayed.summary == result.summary and sorted(replayed.notes) == sorted(result.notes)
-    new = store.load(replayed.trace_id or "")
+    new = store.load(replayed.run_id or "")
     assert new.finished is not None and new.finished.totals.model_calls == 0
-    assert all(t.replayed for t in new.of_kind(ToolCall))  # answered from the trace: the tool did not run
+    assert all(t.replayed for t in new.of_kind(ToolInvocation))  # answered from the trace: the tool did not run
     # the recorded tool output came back from the blob store, not from running the tool
-    assert [t.output for t in new.of_kind(ToolCall)] == [t.output for t in tools]
+    assert [t.output for t in new.of_kind(ToolInvocation)] == [t.output for t in tools]
 
     # a trace written with the former reference shape ({"blob", "size"}) still replays
     log = trace.dir / "events.jsonl"
@@ -145,7 +145,7 @@ async def test_changed_tool_input_is_a_mismatch(tmp_path: Path, prompts: PromptL
     store = TraceStore(tmp_path / "runs")
     rt = Runtime.from_models({"default": FunctionModel(answer)}, prompts=prompts, traces=store)
     result = await shapes.run({"topics": ["a", "b"]}, runtime=rt)
-    trace = store.load(result.trace_id or "")
+    trace = store.load(result.run_id or "")
     trace.started.manifest.input = {"topics": ["a", "B"]}  # as if the input had changed
     with pytest.raises(ReplayMismatch, match="input of tool 'lookup'"):
         await replay_run(trace, store=store, library=prompts)

@@ -101,7 +101,7 @@ def test_any_answer_ends_valid_or_agent_output_error_and_trace_loads(
     result = rt.run_sync(hostile_graph.run(Question(q=question, asks=len(answers)), runtime=rt))
     assert result.error is None
     assert result.state["accepted"] + result.state["refused"] == len(answers)
-    trace = Trace.load(tmp_path / "runs" / (result.trace_id or ""))
+    trace = Trace.load(tmp_path / "runs" / (result.run_id or ""))
     assert trace.complete and not trace.dropped_tail
     calls = trace.of_kind(ModelCall)
     assert len(calls) >= len(answers) and all(c.response is not None for c in calls)  # answers recorded
@@ -138,7 +138,7 @@ def test_trace_writer_records_a_lone_surrogate_it_is_given(tmp_path: Path, libra
                              traces=store)
     result = rt.run_sync(hostile_graph.run(Question(q="x\ud83d"), runtime=rt))
     assert result.error is None and result.state["accepted"] == 1
-    trace = store.load(result.trace_id or "")
+    trace = store.load(result.run_id or "")
     assert trace.complete and trace.started.manifest.input["q"] == "x\ufffd"
 
 

@@ -20,10 +20,10 @@ from pydantic import BaseModel
 
 from rolegraph import Runtime, UserError
 from rolegraph.graphs import load_graph, replay_run
-from rolegraph.langchain import ChatModel, to_ai_message, to_message
+from rolegraph.langchain import RoleChatModel, to_ai_message, to_message
 from rolegraph.models import ChatResponse, ScriptedModel, ToolCall
 from rolegraph.traces import ModelCall, NodeFinished, NodeStarted, TraceStore, first_divergence
-from rolegraph.traces import ToolCall as ToolEvent
+from rolegraph.traces import ToolInvocation as ToolEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,7 @@ def population(city: str) -> str:
 
 
 TOOLS = rg.langchain.tools([convert, population])
-react = rg.langchain.app(create_react_agent(rg.langchain.ChatModel(role="agent"), TOOLS), name="react_{suffix}")
+react = rg.langchain.app(create_react_agent(rg.langchain.RoleChatModel(role="agent"), TOOLS), name="react_{suffix}")
 
 
 class State(TypedDict):
@@ -67,7 +67,7 @@ class State(TypedDict):
     rounds: int
 
 
-llm = rg.langchain.ChatModel(role="assistant").bind_tools(TOOLS)
+llm = rg.langchain.RoleChatModel(role="assistant").bind_tools(TOOLS)
 
 
 def assistant(state: State) -> dict:  # a sync node: LangGraph runs it in a worker thread
@@ -127,7 +127,7 @@ async def test_react_agent_replays_in_a_fresh_process_with_no_model_and_no_tool(
     assert executed(tmp_path) == ["convert", "population"]
     final = result.state["messages"][-1]
     assert final.content == "3 mi is 4.83 km; Paris has 2.1 million people."
-    trace = store.load(result.trace_id or "")
+    trace = store.load(result.run_id or "")
     assert [e.node for e in trace.of_kind(NodeStarted)] == ["agent", "tools", "agent", "tools", "agent"]
     assert [(t.name, t.output) for t in trace.of_kind(ToolEvent)] == [
         ("langchain.convert", "4.83 km"), ("langchain.population", "2.1 million")]
@@ -140,7 +140,7 @@ async def test_react_agent_replays_in_a_fresh_process_with_no_model_and_no_tool(
               "def cut(*a, **k):\n    raise OSError('network cut off')\n"
               "socket.socket.connect = cut\nsocket.socket.connect_ex = cut\n"
               "import sys\nfrom rolegraph.cli import main\nsys.argv = ['rolegraph', *sys.argv[1:]]\nmain()\n")
-    done = subprocess.run([sys.executable, "-c", script, "replay", result.trace_id or "", "--runs", str(store.root)],
+    done = subprocess.run([sys.executable, "-c", script, "replay", result.run_id or "", "--runs", str(store.root)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
@@ -153,7 +153,7 @@ async def test_react_agent_replays_in_a_fresh_process_with_no_model_and_no_tool(
     live = ScriptedModel([call("population", '{"city": "Lyon"}', "c9"), "Lyon has 0.5 million people."])
     async with Runtime.from_models({"agent": live}) as live_rt:
         forked = await replay_run(trace, store=store, live=live_rt, live_from=second)
-    fork = store.load(forked.trace_id or "")
+    fork = store.load(forked.run_id or "")
     assert [(c.step, c.replayed) for c in fork.of_kind(ModelCall)] == [(0, True), (2, False), (4, False)]
     assert executed(tmp_path) == ["convert", "population", "population"]  # only the tool after the fork ran
     assert forked.state["messages"][-1].content == "Lyon has 0.5 million people."
@@ -167,7 +167,7 @@ async def test_a_handwritten_typeddict_graph_is_recorded_step_by_step_and_diffed
         script = [call("convert", '{"value": 3, "unit": "mi"}', "c1"), answer]
         async with Runtime.from_models({"assistant": ScriptedModel(script)}, traces=store) as rt:
             runs.append(await handmade.run({"messages": [{"role": "user", "content": "3 mi in km?"}]}, runtime=rt))
-    a, b = (store.load(r.trace_id or "") for r in runs)
+    a, b = (store.load(r.run_id or "") for r in runs)
     finished = a.of_kind(NodeFinished)
     assert [e.node for e in finished] == ["assistant", "tools", "assistant"]
     assert finished[0].delta["rounds"] == 1 and finished[2].delta["rounds"] == 2
@@ -190,16 +190,16 @@ class Weather(BaseModel):
 async def test_structured_output_retries_with_the_error_then_fails_typed() -> None:
     model = ScriptedModel(["it is warm", {"city": "Paris", "celsius": 21}])
     async with Runtime.from_models({"default": model}) as rt, rt_current(rt):
-        weather = await ChatModel().with_structured_output(Weather).ainvoke("Weather in Paris?")
+        weather = await RoleChatModel().with_structured_output(Weather).ainvoke("Weather in Paris?")
     assert weather == Weather(city="Paris", celsius=21)
     retry = model.requests[1]
     assert retry.response_schema is not None and "not a valid Weather" in (retry.messages[-1].content or "")
     bad = ScriptedModel(["no", "still no", '{"city": 1}'])
     async with Runtime.from_models({"default": bad}) as rt, rt_current(rt):
         with pytest.raises(OutputParserException, match="no valid Weather after 3 attempts"):
-            await ChatModel().with_structured_output(Weather).ainvoke("Weather?")
+            await RoleChatModel().with_structured_output(Weather).ainvoke("Weather?")
     async with Runtime.from_models({"default": ScriptedModel(["nope"])}) as rt, rt_current(rt):
-        raw = await ChatModel(structured_attempts=1).with_structured_output(Weather, include_raw=True).ainvoke("W?")
+        raw = await RoleChatModel(structured_attempts=1).with_structured_output(Weather, include_raw=True).ainvoke("W?")
     assert raw["parsed"] is None and raw["raw"].content == "nope"
     assert isinstance(raw["parsing_error"], OutputParserException)
 
@@ -217,10 +217,10 @@ def rt_current(rt: Runtime) -> Any:
 
 def test_unknown_options_and_tool_choice_are_refused_by_name() -> None:
     with pytest.raises(UserError, match="names no bound tool; tools: convert"):
-        ChatModel().bind_tools([{"type": "function", "function": {"name": "convert", "parameters": {}}}],
+        RoleChatModel().bind_tools([{"type": "function", "function": {"name": "convert", "parameters": {}}}],
                                tool_choice="weather")
     with pytest.raises(UserError, match="does not take parallel_tool_calls"):
-        ChatModel()._request([HumanMessage(content="hi")], None, {"parallel_tool_calls": False})
+        RoleChatModel()._request([HumanMessage(content="hi")], None, {"parallel_tool_calls": False})
 
 
 def test_messages_round_trip_with_tool_calls() -> None:
@@ -249,7 +249,7 @@ def test_any_answer_to_structured_output_is_the_type_or_a_parser_error(text: str
 
     async def go() -> Any:
         async with Runtime.from_models({"default": ScriptedModel([text])}) as rt, rt_current(rt):
-            return await ChatModel(structured_attempts=1).with_structured_output(Weather).ainvoke("W?")
+            return await RoleChatModel(structured_attempts=1).with_structured_output(Weather).ainvoke("W?")
 
     try:
         out = asyncio.run(go())

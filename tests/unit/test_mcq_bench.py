@@ -65,7 +65,7 @@ async def test_paraphrase_transform_rewords_the_stem_first(tmp_path: Path) -> No
     answered = [r for r in model.requests if r.response_schema is None]
     assert len(answered) == 2 and all("A reworded stem about stained nuclei?" in (r.messages[-1].content or "")
                                       for r in answered)
-    assert all(r.trace_id for r in store.records())  # each case is a recorded run
+    assert all(r.run_id for r in store.records())  # each case is a recorded run
 
 
 async def test_refine_pipeline(tmp_path: Path) -> None:

@@ -174,7 +174,7 @@ async def test_replay_reproduces_memory_reads(tmp_path: Path) -> None:
     await rt.memory("moves").add("opening from an earlier game", role="me")
     out = await memgame.run({}, runtime=rt)
     store = TraceStore(tmp_path / "runs")
-    trace = store.load(out.trace_id or "")
+    trace = store.load(out.run_id or "")
     reads = trace.of_kind(MemoryRead)
     assert len(reads) == 3 and reads[0].items[0]["content"] == "opening from an earlier game"
     assert [len(r.items) for r in reads] == [1, 2, 3]
@@ -182,7 +182,7 @@ async def test_replay_reproduces_memory_reads(tmp_path: Path) -> None:
     # request matches the recorded one and the run is identical
     replayed = await replay_run(trace, store=store, library=lib)
     assert replayed.said == out.said == ["move 0", "move 1", "move 2"]
-    assert all(r.replayed for r in store.load(replayed.trace_id or "").of_kind(MemoryRead))
+    assert all(r.replayed for r in store.load(replayed.run_id or "").of_kind(MemoryRead))
 
 
 async def test_a_fork_answers_memory_reads_before_its_live_step_from_the_trace(tmp_path: Path) -> None:
@@ -227,10 +227,10 @@ async def test_a_fork_answers_memory_reads_before_its_live_step_from_the_trace(t
                                       memory_store=MemoryStore(tmp_path / "memory.sqlite")) as rt:
         await probe.run(In(topic="a"), runtime=rt)
         second = await probe.run(In(topic="b"), runtime=rt)  # reads what the first run left
-    trace = store.load(second.trace_id or "")
+    trace = store.load(second.run_id or "")
     live = FunctionModel(lambda r: "live")
     async with rg.Runtime.from_models({"default": live}) as live_rt:
         forked = await replay_run(trace, store=store, live=live_rt, live_from=2)
-    calls = store.load(forked.trace_id or "").of_kind(ModelCall)
+    calls = store.load(forked.run_id or "").of_kind(ModelCall)
     assert [c.replayed for c in calls] == [True, True, False] and len(live.requests) == 1
     assert forked.state["said"][-1] == "live"

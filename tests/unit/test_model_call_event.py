@@ -52,7 +52,7 @@ async def test_an_agents_rejected_and_accepted_attempts_are_each_one_call_event(
     store = TraceStore(tmp_path / "runs")
     async with rg.Runtime.from_models({"default": FunctionModel(lambda r: next(answers))}, traces=store) as rt:
         result = await _graph(tmp_path, "judged", node).run({"text": "x"}, runtime=rt)
-    trace = store.load(result.trace_id or "")
+    trace = store.load(result.run_id or "")
     calls = trace.of_kind(ModelCall)
     assert [(c.agent, c.attempt, c.parsed, bool(c.error)) for c in calls] == [
         ("judge", 0, None, True), ("judge", 1, {"ok": True}, False)]

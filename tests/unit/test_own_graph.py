@@ -73,7 +73,7 @@ async def test_runs_and_replays_offline_in_a_fresh_process(tmp_path: Path, graph
         result = await graph.run({"question": "why?"}, runtime=rt)
     assert (result.draft, result.approved, result.rounds, result.status) == ("draft 2", True, 2, "ok")
     assert result.prompt_tokens > 0 and result.completion_tokens > 0
-    trace = store.load(result.trace_id or "")
+    trace = store.load(result.run_id or "")
     manifest = trace.started.manifest
     assert manifest.ref == f"{graph_file.stem}:{graph_file.stem}" and manifest.file == str(graph_file)
     assert set(manifest.roles) == {"writer", "critic"} and set(manifest.prompts) >= {"write", "critique"}
@@ -81,7 +81,7 @@ async def test_runs_and_replays_offline_in_a_fresh_process(tmp_path: Path, graph
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    done = cli("replay", result.trace_id or "", "--runs", str(store.root), cwd=elsewhere)
+    done = cli("replay", result.run_id or "", "--runs", str(store.root), cwd=elsewhere)
     assert done.returncode == 0, done.stderr
     assert "4 calls answered from the trace, 0 live" in done.stdout
     assert "output: identical to the recorded run" in done.stdout
@@ -93,7 +93,7 @@ async def test_unknown_graph_says_where_it_was_recorded(tmp_path: Path, graph_fi
     async with Runtime.from_models({"default": FunctionModel(answer)}, traces=store) as rt:
         result = await graph.run({"question": "why?"}, runtime=rt)
     graph_file.rename(graph_file.with_suffix(".moved"))
-    done = cli("replay", result.trace_id or "", "--runs", str(store.root), cwd=tmp_path)
+    done = cli("replay", result.run_id or "", "--runs", str(store.root), cwd=tmp_path)
     assert done.returncode == 1
     assert f"cannot find graph '{graph_file.stem}'" in done.stderr and "entry points" in done.stderr
 
@@ -103,14 +103,14 @@ async def test_fork_with_a_changed_prompt_goes_live_only_after_the_fork_step(tmp
     store = TraceStore(tmp_path / "runs")
     async with Runtime.from_models({"default": FunctionModel(answer)}, traces=store) as rt:
         result = await graph.run({"question": "why?"}, runtime=rt)
-    trace = store.load(result.trace_id or "")
+    trace = store.load(result.run_id or "")
     new_prompt = tmp_path / "critique-v2.j2"
     new_prompt.write_text("{% block user %}Is this fine? {{ draft }} (v2){% endblock %}")
     live = FunctionModel(answer)
     async with Runtime.from_models({"default": live}) as live_rt:
         forked = await replay_run(trace, store=store, live=live_rt, live_from=3, prompts={"critic": str(new_prompt)})
     assert forked.approved and forked.rounds == 2
-    calls = store.load(forked.trace_id or "").of_kind(ModelCall)
+    calls = store.load(forked.run_id or "").of_kind(ModelCall)
     assert [c.step for c in calls if c.replayed] == [0, 1, 2] and [c.step for c in calls if not c.replayed] == [3]
     assert len(live.requests) == 1 and "(v2)" in (live.requests[0].messages[-1].content or "")
 
@@ -166,7 +166,7 @@ async def test_to_test_file_passes_under_pytest(tmp_path: Path, graph_file: Path
     store = TraceStore(tmp_path / "runs")
     async with Runtime.from_models({"default": FunctionModel(answer)}, traces=store) as rt:
         result = await graph.run({"question": "why?"}, runtime=rt)
-    test_file = write_test(store.load(result.trace_id or ""), 1, tmp_path / "recorded")
+    test_file = write_test(store.load(result.run_id or ""), 1, tmp_path / "recorded")
     assert "_replay" not in test_file.read_text()  # the written test imports public names only
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
                           cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -191,7 +191,7 @@ async def test_run_eval_records_trace_ids_and_tokens(tmp_path: Path, graph_file:
         summary = await run_eval(bench, rt, store=store, progress=False)
     assert summary.ran == 3 and summary.errors == 0
     records = list(store.records())
-    assert all(r.trace_id and r.prompt_tokens > 0 and r.completion_tokens > 0 for r in records)
+    assert all(r.run_id and r.prompt_tokens > 0 and r.completion_tokens > 0 for r in records)
     assert all(r.scores["approved"].value == 1.0 and r.output["draft"] == "draft 2" for r in records)
 
 
@@ -279,8 +279,8 @@ async def test_resume_adopts_a_finished_run_whose_result_was_never_written(tmp_p
         summary = await run_eval(bench, rt, store=results, resume=True, progress=False)
     assert summary.ran == 2 and live.requests == []  # rebuilt from the recorded runs, no model asked
     again = {r.case_id: r for r in results.records()}
-    assert {k: (r.trace_id, r.output, r.scores["approved"].value) for k, r in again.items()} == \
-        {k: (r.trace_id, r.output, r.scores["approved"].value) for k, r in first.items()}
+    assert {k: (r.run_id, r.output, r.scores["approved"].value) for k, r in again.items()} == \
+        {k: (r.run_id, r.output, r.scores["approved"].value) for k, r in first.items()}
     assert len(store.list(limit=100)) == 3  # no new run was recorded
 
     # a pair whose recorded run asked something else (another seed) is not adopted: it runs afresh
@@ -335,7 +335,7 @@ async def test_resume_continues_a_run_a_killed_evaluation_left_half_done(tmp_pat
     async with Runtime.from_models({"default": live}, traces=store) as rt:
         await run_eval(bench, rt, store=EvalStore(results), resume=True, progress=False)
     (record,) = EvalStore(results).records()
-    assert record.status == "ok" and record.output["approved"] and record.trace_id == killed.run_id
+    assert record.status == "ok" and record.output["approved"] and record.run_id == killed.run_id
     assert len(live.requests) == 2  # the cut-off write and the last critique, not the whole run again
     assert [r.run_id for r in store.list()] == [killed.run_id] and store.load(killed.run_id).complete
 
@@ -346,7 +346,7 @@ async def test_a_long_input_is_stored_once_and_an_oversized_one_refused(tmp_path
     question = "why " + "é" * 300_000 + "?"  # in the manifest, every step's state and every request
     async with Runtime.from_models({"default": FunctionModel(answer)}, traces=store) as rt:
         result = await graph.run({"question": question}, runtime=rt)
-        trace = store.load(result.trace_id or "")
+        trace = store.load(result.run_id or "")
         assert trace.started.manifest.input["question"] == question  # put back exactly on load
         started = trace.of_kind(NodeStarted)
         assert len(started) == 4 and all(e.state["question"] == question for e in started)

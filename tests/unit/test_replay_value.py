@@ -34,7 +34,7 @@ def test_a_fork_point_splits_calls_within_its_step_and_whole_steps_for_tools(tmp
 
 async def test_two_runtimes_with_different_replays_run_concurrently_apart(tmp_path: Path) -> None:
     store, original = await record(tmp_path)
-    trace = store.load(original.trace_id or "")
+    trace = store.load(original.run_id or "")
     # steps: 0 evaluate, 1 reflect, 2 rewrite (2 calls), 3 check, 4 evaluate
     live_scripts = dict(evaluator=["Still the answer is (c)"], reflector=[], rewriter=[rewrite()],
                         checker=[{"is_equivalent": True, "explanation": "same"}])
@@ -46,7 +46,7 @@ async def test_two_runtimes_with_different_replays_run_concurrently_apart(tmp_pa
                                             run_graph(refinebot.refinebot, manifest, fork))
     await live.aclose()  # the fork used every live step, the replay none
     assert replayed.exit_code == original.exit_code and forked.exit_code is refinebot.ExitCode.FAIL_ITERATIONS
-    a, b = store.load(replayed.trace_id or ""), store.load(forked.trace_id or "")
+    a, b = store.load(replayed.run_id or ""), store.load(forked.run_id or "")
     assert all(c.replayed for c in a.of_kind(ModelCall)) and len(a.of_kind(ModelCall)) == len(trace.of_kind(ModelCall))
     assert [c.replayed for c in b.of_kind(ModelCall)] == [True, True, False, False, False]
     assert a.started.parent == ForkOrigin(run_id=trace.run_id)
@@ -56,7 +56,7 @@ async def test_two_runtimes_with_different_replays_run_concurrently_apart(tmp_pa
 
 async def test_a_forks_changed_prompt_is_rendered_only_in_its_live_part(tmp_path: Path) -> None:
     store, original = await record(tmp_path)
-    trace = store.load(original.trace_id or "")
+    trace = store.load(original.run_id or "")
     source = (ROOT / "rolegraph" / "prompts" / "refinebot" / "evaluate.j2").read_text()
     changed = tmp_path / "evaluate.j2"
     changed.write_text(source.replace("Reason step by step, briefly.", "Think it through carefully."))
@@ -68,12 +68,12 @@ async def test_a_forks_changed_prompt_is_rendered_only_in_its_live_part(tmp_path
     fork = Runtime.from_models({}, traces=store, prompts=PromptLibrary(), replay=replay, live=live)
     result = await run_graph(refinebot.refinebot, trace.started.manifest, fork)
     await live.aclose()
-    calls = store.load(result.trace_id or "").of_kind(ModelCall)
+    calls = store.load(result.run_id or "").of_kind(ModelCall)
     evaluations = [c for c in calls if c.role == "evaluator"]
     assert [c.replayed for c in evaluations] == [True, False]
     assert "Reason step by step, briefly." in (evaluations[0].request.messages[-1].content or "")
     assert "Think it through carefully." in (evaluations[1].request.messages[-1].content or "")
-    assert store.load(result.trace_id or "").started.parent == ForkOrigin(
+    assert store.load(result.run_id or "").started.parent == ForkOrigin(
         run_id=trace.run_id, live_from=4, changes={"prompt:evaluator": str(changed)})
 
 

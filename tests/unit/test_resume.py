@@ -91,7 +91,7 @@ async def test_resume_continues_without_repeating_completed_calls(tmp_path: Path
                                          options=OPTIONS)
     assert result.exit_code is uninterrupted.exit_code is refinebot.ExitCode.FAIL_ITERATIONS
     assert result.iterations == uninterrupted.iterations == 2
-    assert result.trace_id == info.run_id  # the same run, continued
+    assert result.run_id == info.run_id  # the same run, continued
     resumed = store.load(info.run_id)
     assert resumed.complete and resumed.of_kind(RunResumed)
     assert store.list()[0].status == "ok"

@@ -16,7 +16,7 @@ from rolegraph.graphs import replay_run, spin, spin_diplomacy, spin_pddl
 from rolegraph.models import ChatRequest
 from rolegraph.models._testing import FunctionModel, ScriptedModel
 from rolegraph.runtime import Runtime
-from rolegraph.traces import ModelCall, ToolCall, TraceStore
+from rolegraph.traces import ModelCall, ToolInvocation, TraceStore
 
 PDDL_DATA = Path(__file__).resolve().parents[1] / "data" / "spinbench-pddl"
 
@@ -107,13 +107,13 @@ async def test_a_game_replays_offline_with_its_solver_moves(tmp_path: Path) -> N
     rt = Runtime.from_models({"player": FunctionModel(first_legal)}, traces=tmp_path)
     result = await spin.run(ttt(seed=5), runtime=rt)
     store = TraceStore(tmp_path)
-    trace = store.load(result.trace_id)
-    tools = trace.of_kind(ToolCall)
+    trace = store.load(result.run_id)
+    tools = trace.of_kind(ToolInvocation)
     assert tools and all(t.name == "spin.minimax" for t in tools)
     replayed = await replay_run(trace, store=store)
     assert replayed.moves == result.moves and replayed.returns == result.returns
-    again = store.load(replayed.trace_id)
-    assert all(t.replayed for t in again.of_kind(ToolCall)) and all(c.replayed for c in again.of_kind(ModelCall))
+    again = store.load(replayed.run_id)
+    assert all(t.replayed for t in again.of_kind(ToolInvocation)) and all(c.replayed for c in again.of_kind(ModelCall))
 
 
 async def test_solver_only_games_need_no_model(tmp_path: Path) -> None:

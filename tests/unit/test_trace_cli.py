@@ -32,7 +32,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def recorded(tmp_path: Path) -> tuple[Path, str]:
     store, result = asyncio.run(record(tmp_path))
-    return store.root, result.trace_id or ""
+    return store.root, result.run_id or ""
 
 
 def test_list_and_show(recorded: tuple[Path, str], tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_replay_command_is_offline_and_identical(recorded: tuple[Path, str], tmp
 def test_diff_finds_the_first_divergence(tmp_path: Path) -> None:
     store_a, a = asyncio.run(record(tmp_path / "a"))
     store_b, b = asyncio.run(record(tmp_path / "b", reflector=["I noticed the word 'ATP'."]))
-    ta, tb = store_a.load(a.trace_id or ""), store_b.load(b.trace_id or "")
+    ta, tb = store_a.load(a.run_id or ""), store_b.load(b.run_id or "")
     d = first_divergence(ta, tb)
     assert d is not None and d.step == 1 and d.what == "response"
     result = cli("trace", "diff", str(ta.dir), str(tb.dir), cwd=tmp_path)

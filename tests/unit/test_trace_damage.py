@@ -62,18 +62,18 @@ async def test_a_corrupted_index_is_rebuilt_and_a_new_run_succeeds(tmp_path: Pat
 
     again = TraceStore(runs)
     (info,) = again.list()  # the intact run is listed, read again from its folder
-    assert info.run_id == first.trace_id and info.status == "ok" and info.graph == "refinebot"
+    assert info.run_id == first.run_id and info.status == "ok" and info.graph == "refinebot"
     assert info.model_calls == 6 and info.tokens > 0 and "ATP" in info.summary
     if how in ("not a database", "malformed", "truncated"):
         (warning,) = [r.getMessage() for r in caplog.records if "index.sqlite" in r.getMessage()]
         assert f"{runs / 'index.sqlite'} was damaged" in warning and "rebuilt it from 1 run folders" in warning
         assert "\n" not in warning
-    assert again.graphs() == ["refinebot"] and again.load("last").run_id == first.trace_id
+    assert again.graphs() == ["refinebot"] and again.load("last").run_id == first.run_id
     assert not list(runs.glob("*.tmp"))  # the new index was built beside the old one and renamed over it
 
     _, second = await record(tmp_path)  # a new run: written, indexed, listed
-    assert second.status == "ok" and second.trace_id != first.trace_id
-    assert [r.run_id for r in TraceStore(runs).list()] == [second.trace_id, first.trace_id]
+    assert second.status == "ok" and second.run_id != first.run_id
+    assert [r.run_id for r in TraceStore(runs).list()] == [second.run_id, first.run_id]
     with sqlite3.connect(runs / "index.sqlite") as con:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
@@ -89,7 +89,7 @@ async def test_an_index_damaged_under_an_open_store_is_rebuilt_by_its_next_run(t
     second = await refinebot.run(MCQ_A, runtime=rt, options=OPTIONS)  # the same store, its index gone bad in between
     assert second.status == "ok"
     assert any("was damaged" in r.getMessage() for r in caplog.records)
-    assert {r.run_id for r in store.list()} == {first.trace_id, second.trace_id}
+    assert {r.run_id for r in store.list()} == {first.run_id, second.run_id}
     assert {r.status for r in store.list()} == {"ok"}
 
 
@@ -105,11 +105,11 @@ async def test_a_run_whose_index_cannot_be_written_succeeds_and_is_indexed_later
         m.setattr(TraceStore, "_index", locked)
         result = await refinebot.run(MCQ_A, runtime=Runtime.from_models({"default": FunctionModel(answer)},
                                                                          traces=store), options=OPTIONS)
-    assert result.status == "ok" and result.trace_id
+    assert result.status == "ok" and result.run_id
     warnings = [r.getMessage() for r in caplog.records if "could not index" in r.getMessage()]
     assert len(warnings) == 2 and all("database is locked" in w and "trace reindex" in w for w in warnings)
     (info,) = TraceStore(store.root).list()  # another process lists the runs: the folder is indexed then
-    assert info.run_id == result.trace_id and info.status == "ok" and info.model_calls == TOTAL_CALLS
+    assert info.run_id == result.run_id and info.status == "ok" and info.model_calls == TOTAL_CALLS
     assert any("lacked 1 run folders" in r.getMessage() for r in caplog.records)
 
 
@@ -140,7 +140,7 @@ def test_trace_list_and_reindex_on_the_command_line(tmp_path: Path) -> None:
     damage(runs / "index.sqlite", "malformed")
     listing = cli("trace", "list", "--runs", str(runs), cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
-    assert str(result.trace_id) in listing.stdout and "Traceback" not in listing.stderr
+    assert str(result.run_id) in listing.stdout and "Traceback" not in listing.stderr
     (warning,) = listing.stderr.strip().splitlines()  # one line, naming the file
     assert f"{runs / 'index.sqlite'} was damaged (database disk image is malformed)" in warning
 
@@ -148,7 +148,7 @@ def test_trace_list_and_reindex_on_the_command_line(tmp_path: Path) -> None:
     done = cli("trace", "reindex", "--runs", str(runs), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"{runs / 'index.sqlite'}: rebuilt it from 1 run folders" in done.stdout
-    assert str(result.trace_id) in cli("trace", "list", "--runs", str(runs), cwd=tmp_path).stdout
+    assert str(result.run_id) in cli("trace", "list", "--runs", str(runs), cwd=tmp_path).stdout
     missing = cli("trace", "reindex", "--runs", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert missing.returncode == 1 and "no runs folder" in missing.stderr
 
@@ -161,7 +161,7 @@ async def test_the_ui_says_what_happened_to_a_damaged_index(tmp_path: Path, monk
     damage(runs / "index.sqlite", "not a database")
     ui = TestClient(create_app(runs=runs, evals=tmp_path / "evals"))
     page = ui.get("/runs")
-    assert page.status_code == 200 and str(result.trace_id) in page.text
+    assert page.status_code == 200 and str(result.run_id) in page.text
     assert 'id="index-notice"' in page.text and "was damaged (file is not a database)" in page.text
     assert 'id="index-notice"' not in ui.get("/runs").text  # said once
 
@@ -185,13 +185,13 @@ def lines(path: Path) -> list[bytes]:
 
 async def test_mid_file_garbage_line_is_reported_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store, result = await record(tmp_path)
-    intact = store.load(result.trace_id or "")
+    intact = store.load(result.run_id or "")
     log = intact.dir / "events.jsonl"
     original = lines(log)
     log.write_bytes(b"".join([*original[:7], b'{"kind": "node_sta\x00\x00 garbage\n', *original[7:]]))
     caplog.set_level(logging.WARNING, logger="rolegraph.traces")
 
-    damaged = store.load(result.trace_id or "")
+    damaged = store.load(result.run_id or "")
     assert len(damaged.events) == len(intact.events) == len(original)  # the 12 events after the line are kept
     assert [e.seq for e in damaged.events] == [e.seq for e in intact.events]
     assert damaged.complete and damaged.status == "ok" and not damaged.dropped_tail
@@ -206,12 +206,12 @@ async def test_mid_file_garbage_line_is_reported_and_skipped(tmp_path: Path, cap
 
     # a rebuilt index reads the log the same way: a damaged line after the end is no reason to call it unfinished
     log.write_bytes(b"".join([*original, b"\x00" * 40 + b"\n"]))
-    assert store.load(result.trace_id or "").complete and store.reindex() == 1
+    assert store.load(result.run_id or "").complete and store.reindex() == 1
     assert [(r.status, r.model_calls) for r in store.list()] == [("ok", 6)]
 
     # only a cut-off last line is a cut-off tail
     log.write_bytes(b"".join(original[:-1]) + original[-1][:25])
-    cut = store.load(result.trace_id or "")
+    cut = store.load(result.run_id or "")
     assert cut.dropped_tail and not cut.damaged and not cut.complete and len(cut.events) == len(original) - 1
     assert store.reindex() == 1 and [r.status for r in store.list()] == ["incomplete"]
 
@@ -253,7 +253,7 @@ async def test_resume_refuses_a_log_behind_its_checkpoint(tmp_path: Path) -> Non
     log = Path(result.trace_dir or "") / "events.jsonl"
     cut_before(log, "node_finished", "evaluate@5")
     before = log.read_bytes()
-    trace = store.load(result.trace_id or "")
+    trace = store.load(result.run_id or "")
     assert not trace.complete
     live = FunctionModel(answer)
     with pytest.raises(UserError) as refused:
@@ -263,7 +263,7 @@ async def test_resume_refuses_a_log_behind_its_checkpoint(tmp_path: Path) -> Non
     assert "checkpoint (checkpoints.sqlite) is at step 5" in message and "check@4 (step 4)" in message
     assert live.requests == [] and log.read_bytes() == before  # the run was not touched
 
-    resumed = cli("resume", str(result.trace_id), "--runs", str(store.root), cwd=tmp_path)
+    resumed = cli("resume", str(result.run_id), "--runs", str(store.root), cwd=tmp_path)
     assert resumed.returncode == 1 and "disagree" in resumed.stderr and resumed.stderr.count("\n") == 1
 
 
@@ -271,7 +271,7 @@ async def test_replaying_an_incomplete_run_replays_what_was_recorded(tmp_path: P
     store, result = await record(tmp_path)
     log = Path(result.trace_dir or "") / "events.jsonl"
     cut_before(log, "node_finished", "check@4")  # killed inside its step 3 (its call recorded)
-    trace = store.load(result.trace_id or "")
+    trace = store.load(result.run_id or "")
     assert not trace.complete and [e.step for e in trace.of_kind(NodeFinished)] == [0, 1, 2]
 
     replayed = await replay_run(trace, store=store)

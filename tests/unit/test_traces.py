@@ -32,7 +32,7 @@ from rolegraph.traces import (
     ReplayModel,
     RunFinished,
     RunStarted,
-    ToolCall,
+    ToolInvocation,
     Totals,
     TraceStore,
     parse_event,
@@ -66,7 +66,7 @@ def test_every_event_kind_round_trips() -> None:
         NodeFinished(node="n", key="n@1", step=0, delta={"x": [3]}, duration_s=0.5),
         ModelCall(role="r", node_key="n@1", step=0, call_index=0, fingerprint=req.fingerprint, request=req,
                   response=resp, agent="a", attempt=0, parsed={"ok": True}),
-        ToolCall(name="t", node_key=None, step=None, call_index=0, input={"q": 1},
+        ToolInvocation(name="t", node_key=None, step=None, call_index=0, input={"q": 1},
                  output=BlobRef(blob="f" * 64, size=99).model_dump()),
         AgentRetry(agent="a", attempt=1, error="bad"),
         ErrorEvent(type="ValueError", message="boom"),
@@ -79,12 +79,12 @@ def test_every_event_kind_round_trips() -> None:
 
 async def test_replay_is_exact_with_zero_model_calls(tmp_path: Path) -> None:
     store, original = await record(tmp_path)
-    trace = store.load(original.trace_id or "")
+    trace = store.load(original.run_id or "")
     assert trace.complete and trace.status == "ok"
     assert original.trace.run_id == trace.run_id  # the Python API: result.trace
     replayed = await replay_run(trace, store=store)  # no live model anywhere
-    assert replayed.model_dump(exclude={"trace_id", "trace_dir"}) == original.model_dump(exclude={"trace_id", "trace_dir"})
-    new = store.load(replayed.trace_id)
+    assert replayed.model_dump(exclude={"run_id", "trace_dir"}) == original.model_dump(exclude={"run_id", "trace_dir"})
+    new = store.load(replayed.run_id)
     assert new.finished is not None and new.finished.totals.model_calls == 0
     assert new.finished.totals.replayed_calls == len(trace.of_kind(ModelCall)) == 6
     assert new.started.parent is not None and new.started.parent.run_id == trace.run_id
@@ -92,7 +92,7 @@ async def test_replay_is_exact_with_zero_model_calls(tmp_path: Path) -> None:
 
 async def test_changed_prompt_raises_mismatch_showing_the_line(tmp_path: Path) -> None:
     store, original = await record(tmp_path)
-    trace = store.load(original.trace_id or "")
+    trace = store.load(original.run_id or "")
     prompts_dir = tmp_path / "prompts" / "refinebot"
     prompts_dir.mkdir(parents=True)
     source = (ROOT / "rolegraph" / "prompts" / "refinebot" / "evaluate.j2").read_text()
@@ -108,7 +108,7 @@ async def test_changed_prompt_raises_mismatch_showing_the_line(tmp_path: Path) -
 
 async def test_fork_calls_live_models_for_exactly_the_remaining_calls(tmp_path: Path) -> None:
     store, original = await record(tmp_path)
-    trace = store.load(original.trace_id or "")
+    trace = store.load(original.run_id or "")
     # steps: 0 evaluate, 1 reflect, 2 rewrite (2 calls), 3 check, 4 evaluate; live from step 2
     live_scripts = dict(evaluator=["Still the answer is (c)"], reflector=[], rewriter=[rewrite()],
                         checker=[{"is_equivalent": True, "explanation": "same"}])
@@ -116,7 +116,7 @@ async def test_fork_calls_live_models_for_exactly_the_remaining_calls(tmp_path: 
     forked = await replay_run(trace, store=store, live=live, live_from=2)
     await live.aclose()  # every live step was used, no more
     assert forked.exit_code is refinebot.ExitCode.FAIL_ITERATIONS
-    new = store.load(forked.trace_id)
+    new = store.load(forked.run_id)
     assert new.finished is not None
     assert (new.finished.totals.replayed_calls, new.finished.totals.model_calls) == (2, 3)
     calls = new.of_kind(ModelCall)
@@ -126,7 +126,7 @@ async def test_fork_calls_live_models_for_exactly_the_remaining_calls(tmp_path: 
 
 async def test_fork_with_a_changed_prompt_changes_only_the_live_part(tmp_path: Path) -> None:
     store, original = await record(tmp_path)
-    trace = store.load(original.trace_id or "")
+    trace = store.load(original.run_id or "")
     new_prompt = tmp_path / "check.j2"
     new_prompt.write_text("{% block user %}Same meaning? {{ question_stem_1 }} vs {{ question_stem_2 }}{% endblock %}")
     checker = ScriptedModel([{"is_equivalent": False, "explanation": "differs"}])
@@ -134,7 +134,7 @@ async def test_fork_with_a_changed_prompt_changes_only_the_live_part(tmp_path: P
     forked = await replay_run(trace, store=store, live=live, live_from=3, prompts={"checker": str(new_prompt)})
     assert forked.exit_code is refinebot.ExitCode.FAIL_REWRITE
     assert (checker.requests[0].messages[-1].content or "").startswith("Same meaning?")
-    assert store.load(forked.trace_id).started.parent.changes == {"prompt:checker": str(new_prompt)}  # type: ignore[union-attr]
+    assert store.load(forked.run_id).started.parent.changes == {"prompt:checker": str(new_prompt)}  # type: ignore[union-attr]
 
 
 async def test_concurrent_runs_never_mix(tmp_path: Path) -> None:
@@ -152,7 +152,7 @@ async def test_concurrent_runs_never_mix(tmp_path: Path) -> None:
     rt = Runtime.from_models({"default": FunctionModel(slow_wrong)}, traces=store)
     results = [r async for r in refinebot.run_many(mcqs, runtime=rt, seeds=[0, 1], concurrency=6)]
     for r in results:
-        trace = store.load(r.trace_id or "")
+        trace = store.load(r.run_id or "")
         calls = trace.of_kind(ModelCall)
         assert len(calls) == 1
         assert f"Question number {r.key[1:]}?" in (calls[0].request.messages[-1].content or "")
@@ -164,10 +164,10 @@ def test_store_lists_and_resolves(tmp_path: Path) -> None:
 
     store, result = asyncio.run(record(tmp_path))
     runs = store.list()
-    assert [r.run_id for r in runs] == [result.trace_id] and runs[0].status == "ok"
-    assert store.resolve("last").name == result.trace_id
+    assert [r.run_id for r in runs] == [result.run_id] and runs[0].status == "ok"
+    assert store.resolve("last").name == result.run_id
     assert store.list(search="organelle makes ATP") and not store.list(search="chloroplast")
-    assert store.resolve((result.trace_id or "")[:18]).name == result.trace_id
+    assert store.resolve((result.run_id or "")[:18]).name == result.run_id
 
 
 async def test_secrets_never_reach_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,7 +233,7 @@ async def test_fork_with_another_model_name_sends_it_to_the_same_endpoint(tmp_pa
     from rolegraph.models import Endpoint, OpenAICompatModel
 
     store, original = await record(tmp_path)
-    trace = store.load(original.trace_id or "")
+    trace = store.load(original.run_id or "")
     sent: list[dict] = []
 
     def server(request: httpx2.Request) -> httpx2.Response:
@@ -252,7 +252,7 @@ async def test_fork_with_another_model_name_sends_it_to_the_same_endpoint(tmp_pa
     forked = await replay_run(trace, store=store, live=live, live_from=3, models={"checker": "checker-lora-v2"})
     assert forked.exit_code is refinebot.ExitCode.FAIL_REWRITE
     assert [b["model"] for b in sent] == ["checker-lora-v2"]
-    assert store.load(forked.trace_id).started.parent.changes == {"model:checker": "checker-lora-v2"}  # type: ignore[union-attr]
+    assert store.load(forked.run_id).started.parent.changes == {"model:checker": "checker-lora-v2"}  # type: ignore[union-attr]
 
 
 def test_list_incomplete_filters_before_the_limit(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def graph(tmp_path: Path) -> Any:
 async def record(graph: Any, store: TraceStore, question: str) -> str:
     async with Runtime.from_models({"default": FunctionModel(answer)}, traces=store) as rt:
         result = await graph.run({"question": question}, runtime=rt)
-    return str(result.trace_id)
+    return str(result.run_id)
 
 
 def live() -> Runtime:
@@ -156,7 +156,7 @@ async def test_two_runs_side_by_side_mark_the_first_divergence(tmp_path: Path, g
     prompt.write_text("{% block user %}Is this fine? {{ draft }} (v2){% endblock %}")
     forked = await replay_run(store.load(parent), store=store, live=live(), live_from=1, prompts={"critic": str(prompt)})
     ui = client(tmp_path)
-    html = ui.get("/compare", params={"a": parent, "b": forked.trace_id}).text
+    html = ui.get("/compare", params={"a": parent, "b": forked.run_id}).text
     assert 'id="row-1" class="differs first-divergence"' in html
     assert 'id="row-0" class="same"' in html
     assert "First divergence: <a href=\"#row-1\">step 1</a>" in html
@@ -164,7 +164,7 @@ async def test_two_runs_side_by_side_mark_the_first_divergence(tmp_path: Path, g
     assert "a fork of A from step 1" in html
     same = ui.get("/compare", params={"a": parent, "b": parent}).text
     assert "No divergence" in same and "first-divergence" not in same
-    assert f'href="/compare?a={parent}&amp;b={forked.trace_id}"' in ui.get(f"/runs/{forked.trace_id}").text
+    assert f'href="/compare?a={parent}&amp;b={forked.run_id}"' in ui.get(f"/runs/{forked.run_id}").text
 
 
 async def test_a_fork_started_from_the_page_runs_like_replay_live_from(tmp_path: Path, graph: Any) -> None:
@@ -229,7 +229,7 @@ def write_eval(root: Path, eval_id: str, outcomes: dict[str, float], traces: dic
     writer = store.writer()
     for case, value in outcomes.items():
         writer.put(EvalRecord(case_id=case, repeat=0, status="ok", scores={"accuracy": Score(value=value)},
-                              trace_id=traces.get(case), latency_s=0.1))
+                              run_id=traces.get(case), latency_s=0.1))
     for k in range(errors):
         writer.put(EvalRecord(case_id=f"broken-{k}", repeat=0, status="error", error="boom"))
     writer.close()

@@ -20,7 +20,7 @@ from rolegraph.models.servers import vllm
 from rolegraph.models.servers.loadtest import LoadTestServer
 from rolegraph.runtime import Runtime
 from rolegraph.tools.video import Scene, describe_frames, probe, sample_frames, sample_times, write_synthetic_video
-from rolegraph.traces import ModelCall, ToolCall, TraceStore
+from rolegraph.traces import ModelCall, ToolInvocation, TraceStore
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +154,8 @@ async def test_ground_verify_answer_reranks_by_the_verifier(video: Path, tmp_pat
     assert all(req.top_logprobs == 5 for req in verifier_requests)
     assert "clip runs from 2.0s to 10.0s" in verifier_requests[1].messages[-1].content  # widened by half each side
     assert r.clip == (0.0, 12.0)  # the best moment widened to 32 s, inside a 12 s video
-    trace = TraceStore(tmp_path).load(r.trace_id)
-    assert {t.name for t in trace.of_kind(ToolCall)} == {"video.frames.planner", "video.frames.grounder",
+    trace = TraceStore(tmp_path).load(r.run_id)
+    assert {t.name for t in trace.of_kind(ToolInvocation)} == {"video.frames.planner", "video.frames.grounder",
                                                          "video.frames.verifier", "video.frames.answerer"}
 
 
@@ -232,7 +232,7 @@ async def test_each_role_sends_its_adapter_name(video: Path, tmp_path: Path) -> 
             r = await vm.run(vm.VideoQuestion(video=str(video), **MCQ), runtime=rt)
         finally:
             await rt.aclose()
-    calls = TraceStore(tmp_path / "runs").load(r.trace_id).of_kind(ModelCall)
+    calls = TraceStore(tmp_path / "runs").load(r.run_id).of_kind(ModelCall)
     sent = {(c.role, c.response.model) for c in calls if c.response is not None}
     assert sent == {("planner", "planner"), ("grounder", "grounder"), ("verifier", "verifier"),
                     ("answerer", "base-model")}
