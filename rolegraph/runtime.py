@@ -8,7 +8,7 @@ import contextlib
 import contextvars
 import copy
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -129,7 +129,7 @@ class Runtime:
         prompts = PromptLibrary(prompts_dir) if prompts_dir else PromptLibrary()
         config = load_config(path, env=env)
         traces = TraceStore(config.traces.dir) if config.traces.enabled else None
-        memory = Path(config.memory.dir) / "memory.sqlite"  # created only if a memory is used
+        memory = config.memory_dir() / "memory.sqlite"  # created only if a memory is used
         return cls(config, prompts=prompts, env=env, traces=traces, memory_store=memory)
 
     @classmethod
@@ -284,7 +284,27 @@ class Runtime:
         if resume is None:
             for role in manifest.roles:
                 manifest.roles[role] = self.describe_role(role)
+        if resume is None and self.replay is None:  # a fresh run: its calls are seeded (a replay keeps the trace's say)
+            manifest.seed_calls = True
+            manifest.role_seeds = self.role_seeds(manifest.roles)
         return record_run(self.traces, manifest, parent=self.trace_parent, resume=resume)
+
+    def role_seeds(self, roles: Iterable[str] = ()) -> dict[str, int | None]:
+        """The seed configured for each of `roles` and of the roles this runtime names (`[roles.X] seed`,
+        or a given HTTP model's `seed=`), each as `model(role)` would pick it (its own, else the default
+        role's); empty when no role has one. A call of a role with a seed is sent it, not a derived one."""
+        names = {*roles, *self._given, *self.config.roles, "default"}
+        seeds = {name: self._configured_seed(name) for name in sorted(names)}
+        return seeds if any(s is not None for s in seeds.values()) else {}
+
+    def _configured_seed(self, role: str) -> int | None:
+        for name in (role, "default"):
+            if name in self._given:
+                given = self._given[name]
+                return given.defaults.get("seed") if isinstance(given, OpenAICompatModel) else None
+            if name in self.config.roles:
+                return self.config.roles[name].seed
+        return None
 
     def require_roles(self, roles: list[str]) -> None:
         """Fail early, naming every missing role, before a graph starts."""

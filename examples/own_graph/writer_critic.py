@@ -53,7 +53,7 @@ def route(state: State) -> str:
     return rg.END if state.approved or state.rounds >= 3 else "write"  # at most two loops back
 
 
-@rg.graph(input=Question, state=State, result=Answer, prompts="prompts/")
+@rg.graph(input=Question, state=State, result=Answer, prompts="prompts/", agents=[writer, critic])
 def writer_critic(g: rg.StateGraph) -> None:
     g.add_node(write)
     g.add_node(critique)

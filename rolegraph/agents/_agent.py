@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
-from rolegraph.errors import AgentOutputError
+from rolegraph.errors import AgentOutputError, UserError
 from rolegraph.memory import MemoryFeed
 from rolegraph.models import ChatRequest, ChatResponse, Message, ToolSpec, UnsafeJSON, Usage, decode_json
-from rolegraph.traces import Attempt
+from rolegraph.traces import Attempt, current_run
 
 if TYPE_CHECKING:
     from rolegraph.runtime import Runtime
@@ -119,6 +119,7 @@ class Agent(Generic[T]):
     async def invoke(self, runtime: Runtime, *, history: Sequence[Message] = (),
                      seed: int | None = None, images: Sequence[str] = (), **inputs: Any) -> AgentResult[T]:
         """Like `run`, but returns the whole conversation and every attempt as well."""
+        self._check_declared()
         for feed in self.memory:
             inputs[feed.var] = await feed.read(runtime, inputs)
         rendered = runtime.prompts.render(self.prompt, **inputs)
@@ -142,8 +143,10 @@ class Agent(Generic[T]):
                 seed=seed,
                 top_logprobs=self.top_logprobs,
             )
-            # the recorder writes the call once, with this attempt's verdict (accept / reject)
-            async with model.recorded(request, attempt=Attempt(self.name, index, rendered.name, rendered.sha256)) as call:
+            # the recorder writes the call once, with this attempt's verdict (accept / reject); the answer's
+            # tokens go to whoever listens to the node (LangGraph's "messages" stream mode), if anyone does
+            attempt = Attempt(self.name, index, rendered.name, rendered.sha256)
+            async with model.recorded(request, attempt=attempt, to_node=True) as call:
                 response = call.response
                 try:
                     value = self._parse(response)
@@ -161,6 +164,21 @@ class Agent(Generic[T]):
             return AgentResult(value, tuple(messages), response, tuple(attempts),
                                rendered.name, rendered.sha256)
         raise AgentOutputError(self.name, attempts)
+
+    def _check_declared(self) -> None:
+        """Inside a graph's run, this agent must be one of the graph's (its role and prompt in the
+        run's manifest): else the run's fingerprint and replay would miss them."""
+        run = current_run()
+        manifest = run.manifest if run is not None else None
+        if manifest is None:
+            return
+        missing = [f"role '{self.model_role}'"] if self.model_role not in manifest.roles else []
+        missing += [f"prompt '{self.prompt}'"] if self.prompt not in manifest.prompts else []
+        if missing:
+            raise UserError(f"agent '{self.name}' is called in a run of graph '{manifest.graph}', which does not "
+                            f"declare it ({' and '.join(missing)} not among the graph's): make the agent inside the "
+                            "graph's build function, or list it in @rolegraph.graph(agents=[...]) (for agents "
+                            "chosen at run time, name their roles and prompts in the roles= and templates= hooks)")
 
     def _parse(self, response: ChatResponse) -> T:
         out = self.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -79,21 +80,59 @@ def _from_jsonl(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def _from_csv(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     # csv's own limit (128 KiB a field, process-wide) is raised to ours; never lowered
     csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
-    lines = (text for _, text in text_lines(p))
-    reader = csv.DictReader(lines)
+    consumed: list[tuple[int, str]] = []  # the lines read since the last row: the next row's own text
+
+    def lines() -> Iterator[str]:
+        for line_no, text in text_lines(p):
+            consumed.append((line_no, text))
+            yield text
+
+    reader = csv.DictReader(lines())
     try:
         fieldnames = reader.fieldnames
         missing = {"question", "choices"} - set(fieldnames or [])
         if missing:
-            raise InputError(f"missing column(s): {', '.join(sorted(missing))}", path=str(p), line=1)
+            head = consumed[0][1].lstrip() if consumed else ""
+            hint = "; the first line reads as JSON: a JSONL file is read by its name ending in .jsonl" if \
+                head.startswith("{") else ""
+            raise InputError(f"missing column(s): {', '.join(sorted(missing))}{hint}", path=str(p), line=1)
+        consumed.clear()
         for row in reader:
+            raw = [(n, t) for n, t in consumed if t.strip()]
+            consumed.clear()
             if all(not (v or "").strip() for v in row.values() if isinstance(v, str)) and None not in row:
                 continue  # a blank line, as in JSONL
-            yield reader.line_num, _csv_row(row, p, reader.line_num)
+            try:
+                data = _csv_row(row, p, reader.line_num)
+            except InputError as exc:  # a row that fails because of its quotes is reported as that
+                raise _quoting_problem(raw, p) or exc from None
+            yield reader.line_num, data
     except csv.Error as exc:
         text = (f"a field is longer than {limit_text()}, the limit per input field"
                 if "field limit" in str(exc) else f"not valid CSV ({exc})")
         raise InputError(text, path=str(p), line=reader.line_num + 1) from None
+
+
+def _quoting_problem(raw: list[tuple[int, str]], p: Path) -> InputError | None:
+    """The quoting mistake in a CSV row's lines (`raw`: (line number, text)), if it has one: a quote
+    opened and not closed on its line (the field runs on over the next lines), or text after a field's
+    closing quote. Read leniently, such a row shifts its values between fields (a question's text
+    read as the choices), so the error it would give names the wrong thing."""
+    if not raw:
+        return None
+    first, text = raw[0]
+    try:
+        list(csv.reader(io.StringIO(text), strict=True))
+    except csv.Error as exc:
+        excerpt = text.strip() if len(text.strip()) <= 80 else text.strip()[:79] + "…"
+        if "unexpected end of data" in str(exc) or len(raw) > 1:
+            runs = f", so the row runs on to line {raw[-1][0]}" if len(raw) > 1 else ""
+            what = f"a quote (\") opened in this row is not closed on its line{runs}"
+        else:
+            what = "text follows the closing quote (\") of a field"
+        return InputError(f"a CSV quoting problem: {what}: {excerpt!r}. Put a field that holds a comma or a quote "
+                          'in quotes, and write each quote inside it twice ("")', path=str(p), line=first)
+    return None
 
 
 def _csv_row(row: dict[str | Any, Any], p: Path, line_no: int) -> dict[str, Any]:

@@ -4,7 +4,6 @@ runner (concurrency, resume, repeats, report), its cases read from JSONL and sco
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,10 +13,21 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from rolegraph._cli_options import ConcurrencyOpt, ConfigOpt, EvalOutOpt, RepeatsOpt, ResumeOpt, RetryErrorsOpt, TimeoutOpt
+from rolegraph._cli_options import (
+    AllowUnusedRolesOpt,
+    ConcurrencyOpt,
+    ConfigOpt,
+    EvalOutOpt,
+    RepeatsOpt,
+    ResumeOpt,
+    RetryErrorsOpt,
+    TimeoutOpt,
+)
 from rolegraph._inputs import jsonl_objects, no_cases, object_field
 from rolegraph.errors import InputError, UserError
-from rolegraph.evals._core import Benchmark, Case, Score
+from rolegraph.evals._core import Benchmark, Case
+from rolegraph.evals._scoring import FunctionScorer as FunctionScorer  # its home before the one scorer shape
+from rolegraph.evals._scoring import load_scorer
 from rolegraph.models.servers import default_concurrency
 
 out = Console()
@@ -49,29 +59,6 @@ def graph_cases(graph: Any, path: Path) -> list[Case]:
     return cases
 
 
-class FunctionScorer:
-    """A plain function as a scorer. It is called with the arguments it names among `output`,
-    `target`, `case` and `input`, and returns a number, a bool, a Score or {"value": ...}."""
-
-    def __init__(self, fn: Any, name: str | None = None) -> None:
-        self.fn = fn
-        self.name = name or getattr(fn, "__name__", "score")
-        self._params = set(inspect.signature(fn).parameters)
-
-    async def __call__(self, case: Case, output: Any) -> Score:
-        given = {"output": output, "target": case.target, "case": case, "input": case.input}
-        value = self.fn(**{k: v for k, v in given.items() if k in self._params})
-        if inspect.isawaitable(value):
-            value = await value
-        if isinstance(value, Score):
-            return value
-        if isinstance(value, dict):
-            return Score.model_validate(value)
-        if isinstance(value, (bool, int, float)):
-            return Score(value=float(value))
-        raise UserError(f"scorer {self.name} returned {type(value).__name__}; return a number, a bool or a Score")
-
-
 def load_function(ref: str, what: str = "scorer") -> Any:
     """The object `module:fn` or `FILE.py:fn` names (a file is imported with its folder on sys.path)."""
     import importlib
@@ -99,16 +86,6 @@ def load_function(ref: str, what: str = "scorer") -> Any:
         raise UserError(f"cannot load {what} {ref!r}: {exc}") from None
 
 
-def load_scorer(ref: str) -> Any:
-    """`module:fn` or `FILE.py:fn`: a Scorer (with a `name`) as it is, a function wrapped."""
-    obj = load_function(ref)
-    if hasattr(obj, "name") and callable(obj) and not inspect.isfunction(obj):
-        return obj
-    if not callable(obj):
-        raise UserError(f"scorer {ref!r} is not callable")
-    return FunctionScorer(obj)
-
-
 def eval_any_command(
     target: Annotated[str, typer.Argument(help="FILE.py:NAME, module:NAME, or an installed graph's name.")],
     data: Annotated[Path, typer.Option("--data", help="Cases, one JSON object per line: {id, input, target} "
@@ -116,6 +93,10 @@ def eval_any_command(
     scorer: Annotated[list[str] | None, typer.Option("--scorer", help="module:fn or FILE.py:fn (repeatable); "
                                                                      "fn(output, target) -> number.")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", help="KEY=VALUE: a graph option.")] = None,
+    answers: Annotated[Path | None, typer.Option(
+        "--answers", help="Scripted answers to the questions the graph asks with interrupt(): JSONL, one rule a "
+                          'line, {"answer": A} with any of "case", "node", "question" (the first rule that matches '
+                          "answers). Without it, a case that asks fails with its question.")] = None,
     concurrency: ConcurrencyOpt = default_concurrency(),
     repeats: RepeatsOpt = 1,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
@@ -125,6 +106,7 @@ def eval_any_command(
     retry_errors: RetryErrorsOpt = True,
     out_dir: EvalOutOpt = Path("evals"),
     config: ConfigOpt = None,
+    allow_unused_roles: AllowUnusedRolesOpt = False,
 ) -> None:
     """Evaluate any graph on a JSONL file of cases: every (case, repeat) a recorded run, scored,
     written as it ends, resumable, with a report."""
@@ -132,23 +114,31 @@ def eval_any_command(
     from rolegraph.evals._runner import new_eval_id, run_eval
     from rolegraph.evals._store import EvalStore
     from rolegraph.graphs import load_graph
-    from rolegraph.graphs.cli import parse_options
+    from rolegraph.graphs.cli import check_roles, parse_options
     from rolegraph.runtime import Runtime
 
     graph = load_graph(target)
     options = graph.options(parse_options(option or []))
     cases = graph_cases(graph, data)
     scorers = [load_scorer(s) for s in scorer or []]
+    for ref, fn in zip(scorer or [], scorers, strict=True):
+        if isinstance(fn, FunctionScorer) and fn.wants_result:
+            raise UserError(f"--scorer {ref}: it asks for `result`, the graph's result object, which only blame and "
+                            "fork-compare have; an evaluation scores `output`, the same result as a dict: take "
+                            "fn(output, target)")
 
     def stream() -> Iterator[Case]:
         return iter(cases)
 
-    bench = Benchmark(name=graph.name, cases=stream, solver=graph.solver(options=options), scorers=scorers,
+    bench = Benchmark(name=graph.name, cases=stream, solver=graph.solver(options=options, answers=answers),
+                      scorers=scorers,
                       config={"graph": graph.ref, "data": str(data), "options": options.model_dump() if options else {},
-                              "scorers": scorer or []})
+                              "scorers": scorer or [], **({"answers": str(answers)} if answers is not None else {})})
     run_dir = resume if resume is not None else out_dir / new_eval_id(graph.name)
     store = EvalStore(run_dir / "results.sqlite")
     runtime = Runtime.load(config)
+    if not allow_unused_roles:
+        check_roles(graph, runtime, [c.input for c in cases], options)
 
     async def go() -> Any:
         try:
@@ -175,4 +165,6 @@ def eval_any_command(
     out.print(table)
     out.print(f"results: {store.dir}   report: {report}")
     if summary.ran and summary.errors == summary.ran:
-        raise UserError(f"every case of {graph.name} failed; see {report}")
+        first = next((r for r in store.records() if r.status != "ok" and (r.error or "").strip()), None)
+        shown = f" (the first, case {first.case_id}: {(first.error or '').strip().splitlines()[0]})" if first else ""
+        raise UserError(f"every case of {graph.name} failed{shown}; see {report}")

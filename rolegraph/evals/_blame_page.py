@@ -1,5 +1,6 @@
 """The blame page: a recorded run's model calls as bars of their success rate when re-sampled,
-with intervals, the decisive call marked, each bar linking to a sampled run's page."""
+with intervals, the decisive call marked, each bar linking to a sampled run's page, and what the
+blame cost (live calls, tokens, the budget)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def write_blame_page(report: BlameReport, out: str | Path, *, runs: TraceStore |
             lo, hi = left + s.low * (width - left - 20), left + s.high * (width - left - 20)
             rows.append(f'<line class="ci" x1="{lo:.1f}" x2="{hi:.1f}" y1="{y + bar_h / 2}" y2="{y + bar_h / 2}"/>')
             rows.append(f'<text x="{width + 45}" y="{y + 15}" text-anchor="end" class="val">{s.p:.2f}</text>')
+        else:
+            rows.append(f'<text x="{left + 4}" y="{y + 15}" class="val unsampled">not sampled</text>')
     y = 20 + len(report.steps) * (bar_h + gap)  # the recorded outcome closes the series, then the scale
     x = left + report.outcome * (width - left - 20)
     rows.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end" class="lbl">recorded outcome</text>'
@@ -67,19 +70,28 @@ def write_blame_page(report: BlameReport, out: str | Path, *, runs: TraceStore |
                                      for j, (t, h) in enumerate(items)) + "</li>"
         for i, items in links.items())
     title = html.escape(f"blame · {report.run_id}")
+    how = {"bisect": f"searched for the drop (bisection), up to {report.samples} samples per call it sampled",
+           "adaptive sweep": f"every call, up to {report.samples} samples each (adaptive)"}.get(
+        report.method, f"every call, {report.samples} samples each")
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
+    budget = (' <b class="reached">The budget ran out: what it left undecided is listed below.</b>'
+              if report.budget_reached else "")
     document = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font: 14px system-ui, sans-serif; margin: 24px; color: #222; max-width: 960px; }}
 .bar {{ fill: #8fa8d8; }} .bar.decisive {{ fill: #d0533a; }} .ci {{ stroke: #222; stroke-width: 2; }}
 .lbl, .val {{ font-size: 12px; fill: #333; }} .tick {{ stroke: #ddd; }} .outcome {{ fill: #222; }}
 .evidence {{ background: #f6f3ee; padding: 10px 14px; border-radius: 6px; }}
+.unsampled {{ fill: #999; font-style: italic; }} .reached {{ color: #b03a2e; }}
 </style></head><body data-errors="0">
 <h1>Which call made run {html.escape(report.run_id)} fail?</h1>
 <p>Graph <b>{html.escape(report.graph)}</b>, recorded outcome <b>{report.outcome:g}</b>. Each bar is the success rate
 when the run is re-sampled from that model call (the calls before it answered from the trace), with its 95% Wilson
-interval; up to {report.samples} samples per call{" (adaptive)" if report.adaptive else ""}, {report.live_calls} live
-model calls in all. The decisive call, the largest drop to the next bar, is red.</p>
+interval; {html.escape(how)}. The decisive call, the largest drop to the next bar, is red.</p>
+<p class="cost" data-live-calls="{report.live_calls}" data-tokens="{report.tokens}">Cost:
+{html.escape(report.cost)}.{budget}</p>
 <p class="evidence">{html.escape(report.evidence)}</p>
+{f'<ul class="notes">{notes}</ul>' if notes else ""}
 {svg}
 <h2>Sampled runs</h2><ul>{samples_html or "<li>none linked</li>"}</ul>
 <script>

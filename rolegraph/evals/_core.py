@@ -56,7 +56,11 @@ class SolverOutput(BaseModel):
 
 
 class Solver(Protocol):
-    """Answers one case. `repeat` and `seed` let repeats differ (pass^k, flip rates). A graph's
+    """Answers one case. `repeat` and `seed` let repeats differ (pass^k, flip rates). `pair` is the
+    evaluation pair's key (`<evaluation uid>/<case id>/<repeat>`: the evaluation's own id, made with
+    its result store, never a folder name); a solver may tag its run with it, as a graph's solver
+    does to adopt on resume the run a killed try of the same evaluation left. The runner passes it
+    (as `pair=`) only to a solver whose call has a `pair` parameter, so it is optional. A graph's
     `graph.solver()` is one: it returns the run's result, and its `output(result)` is scored."""
 
     async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> Any: ...

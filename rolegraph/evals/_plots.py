@@ -1,10 +1,10 @@
-"""Small SVG charts for reports: bars (with interval whiskers) and histograms. Inline SVG keeps a
+"""Small SVG charts for reports: bars (with interval whiskers), grouped bars and histograms. Inline SVG keeps a
 report one self-contained file with no plotting library."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 W, H, PAD_L, PAD_B, PAD_T = 520, 220, 46, 46, 14
@@ -45,6 +45,38 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, low: Sequence[f
                          f'stroke="#1d1d28" fill="none"/>')
         short = label if len(label) <= 14 else label[:13] + "…"
         parts.append(f'<text x="{x + slot * 0.35:.1f}" y="{H - PAD_B + 16}" text-anchor="middle">{escape(short)}</text>')
+    return _svg(parts, title)
+
+
+SERIES_COLORS = ("#5b4bd6", "#e07b39", "#2a9d8f", "#c2466b", "#8a8a9e", "#3a86c8", "#b5a12c", "#6b3fa0")
+
+
+def grouped_bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[float]], *, y_max: float | None = None,
+                      title: str = "") -> str:
+    """One group of bars per label, one bar per series in each (a legend names the series)."""
+    if not labels or not series:
+        return ""
+    finite = [v for values in series.values() for v in values if not math.isnan(v)]
+    top = y_max if y_max is not None else (max(finite, default=0.0) * 1.1 or 1.0)
+    slot = (W - PAD_L - 8) / len(labels)
+    bar = slot * 0.8 / len(series)
+    plot_h = H - PAD_B - PAD_T
+    parts = [_axis(top)]
+    for s, (name, values) in enumerate(series.items()):
+        color = SERIES_COLORS[s % len(SERIES_COLORS)]
+        for i, (label, raw) in enumerate(zip(labels, values, strict=True)):
+            v = 0.0 if math.isnan(raw) else raw
+            x = PAD_L + i * slot + slot * 0.1 + s * bar
+            h = plot_h * min(v, top) / top
+            parts.append(f'<rect x="{x:.1f}" y="{H - PAD_B - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                         f'fill="{color}"><title>{escape(name)}, {escape(label)}: {v:.3g}</title></rect>')
+        lx = PAD_L + 8 + s * 120
+        short = name if len(name) <= 16 else name[:15] + "…"
+        parts.append(f'<rect x="{lx}" y="{H - 30}" width="9" height="9" fill="{color}"/>'
+                     f'<text x="{lx + 13}" y="{H - 22}">{escape(short)}</text>')
+    for i, label in enumerate(labels):
+        parts.append(f'<text x="{PAD_L + (i + 0.5) * slot:.1f}" y="{H - PAD_B + 14}" text-anchor="middle">'
+                     f'{escape(label)}</text>')
     return _svg(parts, title)
 
 

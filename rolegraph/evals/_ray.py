@@ -48,8 +48,8 @@ class _Worker:
         self.runtime = Runtime(RuntimeConfig.model_validate(spec["config"]), prompts=PromptLibrary(*spec["prompt_dirs"]),
                                traces=TraceStore(spec["traces"]) if spec["traces"] else None)
 
-    async def run(self, case: Case, repeat: int, seed: int, timeout_s: float | None) -> EvalRecord:
-        return await run_one(self.benchmark, case, repeat, self.runtime, seed=seed, timeout_s=timeout_s)
+    async def run(self, case: Case, repeat: int, seed: int, timeout_s: float | None, pair: str | None = None) -> EvalRecord:
+        return await run_one(self.benchmark, case, repeat, self.runtime, seed=seed, timeout_s=timeout_s, pair=pair)
 
 
 class RayExecutor:
@@ -82,8 +82,9 @@ class RayExecutor:
         self._actors = [actor.remote(benchmark, spec) for _ in range(n)]
         self._cycle = itertools.cycle(self._actors)
 
-    def submit(self, case: Case, repeat: int, *, seed: int, timeout_s: float | None) -> Awaitable[EvalRecord]:
-        ref = next(self._cycle).run.remote(case, repeat, seed, timeout_s)
+    def submit(self, case: Case, repeat: int, *, seed: int, timeout_s: float | None,
+               pair: str | None = None) -> Awaitable[EvalRecord]:
+        ref = next(self._cycle).run.remote(case, repeat, seed, timeout_s, pair)
         return asyncio.wrap_future(ref.future())
 
     async def close(self) -> None:

@@ -18,7 +18,7 @@ import jinja2
 
 from rolegraph.evals import metrics
 from rolegraph.evals._core import EvalRecord
-from rolegraph.evals._plots import bar_chart, histogram
+from rolegraph.evals._plots import bar_chart, grouped_bar_chart, histogram
 from rolegraph.evals._store import EvalStore
 
 MAX_CASE_ROWS = 500
@@ -41,12 +41,14 @@ def _ci(values: list[float], binary: bool) -> metrics.Estimate:
 def summarize(store: EvalStore) -> dict[str, Any]:
     """Everything the report shows, as JSON-ready data. Scores are over the ok results only; errors
     and timeouts are counted beside them (`errors`, `status`), never scored as 0. pass@k and flip
-    rates use the cases whose every repeat is ok."""
+    rates use the cases whose every repeat is ok. `topk` pools, per scorer, the ranks a scorer
+    recorded in `metadata["topk"]` (`metrics.pooled_topk`: cumulative top-k fractions per group)."""
     meta = store.meta()
     by_case: dict[str, list[EvalRecord]] = defaultdict(list)
     statuses: Counter[str] = Counter()
     scores: dict[str, list[float]] = defaultdict(list)
     by_category: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    topk: dict[str, list[dict[str, Any]]] = defaultdict(list)
     latency, tokens = [], []
     adopted = 0
     for r in store.records():
@@ -60,6 +62,8 @@ def summarize(store: EvalStore) -> dict[str, Any]:
         for name, s in r.scores.items():
             scores[name].append(s.value)
             by_category[name][r.category or "(none)"].append(s.value)
+            if "topk" in s.metadata:  # ranks a scorer recorded per item, pooled over the results
+                topk[name].append(s.metadata["topk"])
     repeats = max((len(v) for v in by_case.values()), default=0)
     errors = sum(n for status, n in statuses.items() if status != "ok")
     scorer_stats: dict[str, Any] = {}
@@ -84,10 +88,21 @@ def summarize(store: EvalStore) -> dict[str, Any]:
         "cases": len(by_case), "repeats": repeats, "results": sum(statuses.values()), "status": dict(statuses),
         "errors": errors, "adopted": adopted,
         "scorers": scorer_stats,
+        "topk": {name: metrics.pooled_topk(recorded) for name, recorded in topk.items()},
         "latency_s": {"median": _num(statistics.median(latency)) if latency else None,
                       "p90": _num(sorted(latency)[int(0.9 * (len(latency) - 1))]) if latency else None},
         "tokens": {"total": int(sum(tokens)), "median": _num(statistics.median(tokens)) if tokens else None},
     }
+
+
+def _topk_plots(name: str, pooled: dict[str, Any]) -> list[str]:
+    """One grouped bar chart per measure: the cumulative top-k fraction per group, k = 1 to max_k."""
+    if not pooled:
+        return []
+    ks = [str(k) for k in range(1, int(pooled["max_k"]) + 1)]
+    return [grouped_bar_chart(ks, {group: [entry["fractions"][k] for k in ks] for group, entry in groups.items()},
+                              y_max=1.0, title=f"{name}: {measure} top-k fraction by k")
+            for measure, groups in pooled["measures"].items()]
 
 
 @lru_cache(maxsize=1)
@@ -115,6 +130,8 @@ def render_report(store: EvalStore, *, link: Callable[[EvalRecord], str | None] 
                                    low=[cats[c]["low"] if cats[c]["low"] is not None else math.nan for c in labels],
                                    high=[cats[c]["high"] if cats[c]["high"] is not None else math.nan for c in labels],
                                    y_max=1.0 if entry["binary"] else None, title=f"{name} by category (95% CI)"))
+    for name, pooled in summary.get("topk", {}).items():
+        plots.extend(_topk_plots(name, pooled))
     plots.append(histogram([float(r.prompt_tokens + r.completion_tokens) for r in records], title="tokens per case"))
     plots.append(histogram([r.latency_s for r in records], title="latency per case", unit=" s"))
     rows = []

@@ -4,6 +4,8 @@ a timeout, writes each result as it finishes, skips finished pairs on resume, sh
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import itertools
 import time
 from collections.abc import Awaitable, Iterator
@@ -18,7 +20,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rolegraph.errors import ModelUnreachable, UserError
 from rolegraph.evals._core import RECORD_VERSION, Benchmark, Case, EvalRecord, SolverOutput
 from rolegraph.evals._store import EvalStore
-from rolegraph.graphs import EVAL_PAIR
 from rolegraph.traces import runs_started
 
 if TYPE_CHECKING:
@@ -59,17 +60,19 @@ def _pairs(benchmark: Benchmark, repeats: int, limit: int | None, done: set[tupl
 
 
 async def run_one(benchmark: Benchmark, case: Case, repeat: int, runtime: Runtime, *, seed: int,
-                  timeout_s: float | None) -> EvalRecord:
+                  timeout_s: float | None, pair: str | None = None) -> EvalRecord:
     """Solve and score one (case, repeat); failures become records, never exceptions, except
     an unreachable model server, which stops the whole evaluation. A timeout or an error keeps the
-    id of the run it cut off (its trace holds the calls made, a cancelled one included)."""
+    id of the run it cut off (its trace holds the calls made, a cancelled one included). `pair` is
+    the evaluation pair's key (`<evaluation uid>/<case id>/<repeat>`), given to a solver that takes it."""
     started = time.perf_counter()
     base = {"case_id": case.id, "repeat": repeat, "target": to_jsonable_python(case.target, fallback=str),
             "category": case.category}
     with runs_started() as runs:
         try:
             async with asyncio.timeout(timeout_s):
-                solved = await benchmark.solver(case, runtime, repeat=repeat, seed=seed + repeat)
+                extra = {"pair": pair} if takes_pair(benchmark.solver) else {}
+                solved = await benchmark.solver(case, runtime, repeat=repeat, seed=seed + repeat, **extra)
                 if not isinstance(solved, SolverOutput):  # a graph's RunResult (from graph.solver())
                     solved = _from_result(benchmark.solver, solved)
                 scores = {s.name: await s(case, solved.output) for s in benchmark.scorers}
@@ -87,6 +90,22 @@ async def run_one(benchmark: Benchmark, case: Case, repeat: int, runtime: Runtim
                                       latency_s=time.perf_counter() - started, prompt_tokens=solved.prompt_tokens,
                                       completion_tokens=solved.completion_tokens, format_version=RECORD_VERSION,
                                       kind="result", finished_at=0.0, adopted=solved.adopted)
+
+
+def takes_pair(solver: object) -> bool:
+    """Whether a solver's call takes the `pair` keyword (the Solver protocol's; a solver written
+    without it is called without it)."""
+    call = solver if inspect.isfunction(solver) or inspect.ismethod(solver) else type(solver).__call__
+    return _takes_pair(call)
+
+
+@functools.lru_cache(maxsize=64)
+def _takes_pair(call: Any) -> bool:
+    try:
+        params = inspect.signature(call).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "pair" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _cut_off_run(runs: list[RunContext]) -> dict[str, Any]:
@@ -113,7 +132,8 @@ class Executor(Protocol):
 
     async def start(self, benchmark: Benchmark, runtime: Runtime) -> None: ...
 
-    def submit(self, case: Case, repeat: int, *, seed: int, timeout_s: float | None) -> Awaitable[EvalRecord]: ...
+    def submit(self, case: Case, repeat: int, *, seed: int, timeout_s: float | None,
+               pair: str | None = None) -> Awaitable[EvalRecord]: ...
 
     async def close(self) -> None: ...
 
@@ -124,8 +144,9 @@ class AsyncioExecutor:
     async def start(self, benchmark: Benchmark, runtime: Runtime) -> None:
         self.benchmark, self.runtime = benchmark, runtime
 
-    def submit(self, case: Case, repeat: int, *, seed: int, timeout_s: float | None) -> Awaitable[EvalRecord]:
-        return run_one(self.benchmark, case, repeat, self.runtime, seed=seed, timeout_s=timeout_s)
+    def submit(self, case: Case, repeat: int, *, seed: int, timeout_s: float | None,
+               pair: str | None = None) -> Awaitable[EvalRecord]:
+        return run_one(self.benchmark, case, repeat, self.runtime, seed=seed, timeout_s=timeout_s, pair=pair)
 
     async def close(self) -> None:
         return None
@@ -190,13 +211,10 @@ async def _run_locked(benchmark: Benchmark, runtime: Runtime, *, store: EvalStor
                     nxt = next(pairs, None)
                     if nxt is None:
                         break
-                    # the task copies the context: a graph solver tags its run with the pair, and a
-                    # resume adopts the run a killed evaluation left for it instead of redoing it
-                    token = EVAL_PAIR.set(f"{uid}/{nxt[0].id}/{nxt[1]}")
-                    try:
-                        fut = asyncio.ensure_future(executor.submit(nxt[0], nxt[1], seed=seed, timeout_s=timeout_s))
-                    finally:
-                        EVAL_PAIR.reset(token)
+                    # a graph solver tags its run with the pair, and a resume adopts the run a killed
+                    # try of this evaluation left for it instead of redoing it
+                    fut = asyncio.ensure_future(executor.submit(nxt[0], nxt[1], seed=seed, timeout_s=timeout_s,
+                                                                pair=f"{uid}/{nxt[0].id}/{nxt[1]}"))
                     fut.add_done_callback(finished_q.put_nowait)
                     pending.add(fut)
                 if not pending:

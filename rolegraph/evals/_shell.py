@@ -1,6 +1,6 @@
 """What the `rolegraph eval ...` commands share: run a benchmark into a new (or resumed)
 evaluation directory on the configured runtime, then print and write its summary (scores with
-CIs, win/draw/loss, Elo where games were played) next to the HTML report."""
+CIs, win/draw/loss, Elo and top-k move fractions where games were played) next to the HTML report."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def estimate_text(values: list[float], binary: bool) -> str:
 def print_summary(store: Any, directory: Path) -> dict[str, Any]:
     """Print and write (summary.json) the table of one SPIN-Bench evaluation."""
     from rolegraph.evals._report import write_report
-    from rolegraph.evals.spin import elo_pairs, outcome_counts
+    from rolegraph.evals.spin import elo_pairs, outcome_counts, topk_summary
     from rolegraph.evals.spin.elo import compute_elo
 
     records = list(store.records())
@@ -91,12 +91,32 @@ def print_summary(store: Any, directory: Path) -> dict[str, Any]:
             elo.add_row(redact(name), f"{rating:.0f}")
         out.print(elo)
         summary["elo"] = ratings
+    topk = topk_summary(records)
+    if topk:
+        print_topk(topk, redact)
+        summary["topk"] = topk
     report = write_report(store)
     summary["report"] = str(report)
     (directory / "summary.json").write_text(redact(json.dumps(summary, indent=2, default=str)))
     out.print(f"report: {report}   summary: {directory / 'summary.json'}")
     fail_if_all_errored(records, str(directory))
     return summary
+
+
+def print_topk(topk: dict[str, Any], redact: Any = str) -> None:
+    """SPIN-Bench's cumulative top-k fractions, one table per measure: a row per k, a column per
+    player (narrow enough for a terminal however many k there are)."""
+    max_k = int(topk["max_k"])
+    rows = [str(k) for k in range(1, max_k + 1)] + (["outside"] if topk["outside"] else [])
+    for measure, players in topk["measures"].items():
+        table = Table(title=f"top-k move fractions ({measure})", title_justify="left")
+        table.add_column("top k")
+        for player, entry in players.items():
+            table.add_column(f"{redact(player)} ({entry['n']} moves)", justify="right")
+        for key in rows:
+            label = f"outside top {max_k}" if key == "outside" else key
+            table.add_row(label, *(f"{entry['fractions'][key]:.3f}" for entry in players.values()))
+        out.print(table)
 
 
 def fail_if_all_errored(records: list[Any], where: str) -> None:

@@ -158,25 +158,53 @@ def eval_report(run: Annotated[str, typer.Argument(help="An evaluation directory
 
 
 @eval_app.command("compare")
-def eval_compare(a: str, b: str, scorer: Annotated[str, typer.Option()] = "accuracy",
+def eval_compare(a: str, b: str,
+                 scorer: Annotated[list[str] | None, typer.Option(
+                     "--scorer", help="A scorer's name (repeatable); default: every scorer both evaluations "
+                                      "share.")] = None,
                  root: EvalsDirOpt = Path("evals")) -> None:
-    """Paired comparison of two evaluations on the cases they share: difference with a CI, and
-    McNemar's test when scores are binary."""
+    """Paired comparison of two evaluations on the cases they share, for every scorer they share
+    (or those given): difference with a CI, and McNemar's test when scores are binary."""
     from rolegraph.evals._store import EvalStore
     from rolegraph.evals.metrics import paired_comparison
 
-    sa, sb = EvalStore.open(a, root).case_scores(scorer), EvalStore.open(b, root).case_scores(scorer)
-    try:
-        cmp = paired_comparison(sa, sb)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    table = Table(title=f"{scorer}: B - A on {cmp.n} shared cases", title_justify="left")
-    for col in ("A", "B", "B - A [95% CI]", "McNemar (A only / B only)", "p"):
-        table.add_column(col, justify="right")
-    m = cmp.mcnemar
-    table.add_row(f"{cmp.mean_a:.3f}", f"{cmp.mean_b:.3f}", _fmt(cmp.diff), f"{m.b} / {m.c}" if m else "-",
-                  f"{m.p_value:.3g}" if m else "-")
-    out.print(table)
+    ea, eb = EvalStore.open(a, root), EvalStore.open(b, root)
+    for name in compared_scorers(set(ea.headline()), set(eb.headline()), scorer, a, b):
+        try:
+            cmp = paired_comparison(ea.case_scores(name), eb.case_scores(name))
+        except ValueError:
+            out.print(f"{name}: no case was scored by both")
+            continue
+        table = Table(title=f"{name}: B - A on {cmp.n} shared cases", title_justify="left")
+        for col in ("A", "B", "B - A [95% CI]", "McNemar (A only / B only)", "p"):
+            table.add_column(col, justify="right")
+        m = cmp.mcnemar
+        table.add_row(f"{cmp.mean_a:.3f}", f"{cmp.mean_b:.3f}", _fmt(cmp.diff), f"{m.b} / {m.c}" if m else "-",
+                      f"{m.p_value:.3g}" if m else "-")
+        out.print(table)
+
+
+def compared_scorers(in_a: set[str], in_b: set[str], asked: list[str] | None, a: str, b: str) -> list[str]:
+    """The scorers `eval compare` compares: those asked for (each must be in both), else every one
+    both evaluations share; it says which it used and which it left out, and names each side's
+    scorers when none is shared (a UserError)."""
+    if asked:
+        for name in asked:
+            missing = [ref for ref, names in ((a, in_a), (b, in_b)) if name not in names]
+            if missing:
+                raise UserError(f"--scorer {name}: no result of {' and '.join(missing)} has it; scorers of {a}: "
+                                f"{', '.join(sorted(in_a)) or '(none)'}; of {b}: {', '.join(sorted(in_b)) or '(none)'}")
+        names = list(dict.fromkeys(asked))
+        out.print(f"comparing scorer{'s' if len(names) > 1 else ''} {', '.join(names)} (asked with --scorer)")
+        return names
+    shared = sorted(in_a & in_b)
+    if not shared:
+        raise UserError(f"{a} and {b} share no scorer: {a} has {', '.join(sorted(in_a)) or 'no scored result'}, "
+                        f"{b} has {', '.join(sorted(in_b)) or 'no scored result'}")
+    only = [f"{', '.join(sorted(x))} (only in {ref})" for x, ref in ((in_a - in_b, a), (in_b - in_a, b)) if x]
+    out.print(f"comparing every scorer both share: {', '.join(shared)}"
+              + (f"; not compared: {'; '.join(only)}" if only else ""))
+    return shared
 
 
 def optimize_command(

@@ -6,7 +6,6 @@ bootstrap interval and McNemar's test, and the cases that flipped link to both t
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -20,10 +19,12 @@ from rich.table import Table
 
 from rolegraph._cli_options import LiveConfigOpt
 from rolegraph.errors import UserError
-from rolegraph.evals._core import Benchmark, Case, SolverOutput
+from rolegraph.evals._blame_sampling import Outcome, Resampled, Spend, sample_seed
+from rolegraph.evals._core import Benchmark, Case, Scorer, SolverOutput
 from rolegraph.evals._runner import run_eval
+from rolegraph.evals._scoring import as_scorer, score_result
 from rolegraph.evals._store import EvalStore
-from rolegraph.evals.blame import _Outcome, _Resampled, _sample_seed, default_scorer, load_scorer
+from rolegraph.evals.blame import default_scorer, load_scorer
 from rolegraph.evals.metrics import paired_comparison
 from rolegraph.graphs import find_graph, replay_run
 from rolegraph.models import ChatModel
@@ -84,14 +85,6 @@ class ForkComparison:
             console.print(f"{len(self.skipped)} case(s) not compared, e.g. {next(iter(self.skipped.items()))}")
 
 
-def _call_scorer(fn: Callable[..., Any], result: Any, target: Any) -> float:
-    takes_target = len(inspect.signature(fn).parameters) >= 2
-    value = float(fn(result, target) if takes_target else fn(result))
-    if not 0.0 <= value <= 1.0:
-        raise UserError(f"the scorer returned {value}; it must return a bool or a score in [0, 1]")
-    return value
-
-
 def target_scorer(result: Any, target: Any) -> float:
     """The default: an MCQ's chosen index against the case's target; else the graph's own measure."""
     pred = getattr(result, "pred_index", None)
@@ -102,7 +95,7 @@ def target_scorer(result: Any, target: Any) -> float:
 
 class _ArmSolver:
     def __init__(self, base: Runtime, store: TraceStore, traces: dict[str, Trace], forks: dict[str, tuple[int, int]],
-                 targets: dict[str, Any], scorer: Callable[..., Any], models: dict[str, str], prompts: dict[str, str],
+                 targets: dict[str, Any], scorer: Scorer, models: dict[str, str], prompts: dict[str, str],
                  temperature: float | None, seed: int) -> None:
         self.base, self.store, self.traces, self.forks, self.targets = base, store, traces, forks, targets
         self.scorer, self.models, self.prompts, self.temperature, self.seed = scorer, models, prompts, temperature, seed
@@ -111,37 +104,43 @@ class _ArmSolver:
         spec = case.input
         trace = self.traces[spec["pair"]]
         step, call = self.forks[spec["pair"]]
-        counter = [0]
-        sample_seed = _sample_seed(trace, step * 1000 + call, spec["sample"], self.seed)  # both arms alike
+        spend = Spend()
+        drawn = sample_seed(trace, step * 1000 + call, spec["sample"], self.seed)  # both arms alike
 
         def live_model(role: str) -> ChatModel:
             inner = (self.base.model_named(role, self.models[role]) if spec["arm"] == "changed" and role in self.models
                      else self.base.unrecorded_model(role))
-            return _Resampled(inner, sample_seed, self.temperature, counter)
+            return Resampled(inner, drawn, self.temperature, spend)
 
         live = Runtime.from_models({}, prompts=self.base.prompts, fallback=live_model, counter_source=self.base)
         prompts = self.prompts if spec["arm"] == "changed" else {}
+        graph = find_graph(trace.started.manifest)
         result = await replay_run(trace, store=self.store, live=live, live_from=step, live_from_call=call,
-                                  prompts=prompts, graph=find_graph(trace.started.manifest), library=self.base.prompts)
-        return SolverOutput(output={"score": _call_scorer(self.scorer, result, self.targets[spec["pair"]]),
-                                    "live_calls": counter[0]},
-                            run_id=getattr(result, "run_id", None), trace_dir=getattr(result, "trace_dir", None))
+                                  prompts=prompts, graph=graph, library=self.base.prompts)
+        scored = Case(id=spec["pair"], input=trace.started.manifest.input, target=self.targets[spec["pair"]])
+        score = await score_result(self.scorer, scored, graph.solver().output(result), result)
+        return SolverOutput(output={"score": score, "live_calls": spend.calls, "tokens": spend.tokens},
+                            run_id=getattr(result, "run_id", None), trace_dir=getattr(result, "trace_dir", None),
+                            prompt_tokens=spend.prompt_tokens, completion_tokens=spend.completion_tokens)
 
 
 async def fork_compare(eval_dir: str | Path, *, live: Runtime, at: str, model: str | None = None,
-                       prompt: str | Path | None = None, samples: int = 4, scorer: Callable[..., Any] | None = None,
+                       prompt: str | Path | None = None, samples: int = 4,
+                       scorer: Callable[..., Any] | Scorer | None = None,
                        out: str | Path | None = None, concurrency: int = 4, temperature: float | None = None,
                        seed: int = 0, progress: bool = True, console: Console | None = None) -> ForkComparison:
     """Compare the recorded settings of role `at` with a changed `model` name or `prompt` file, from
     each case's own prefix (see the module's doc). Results go to `out` (default EVAL_DIR/fork-compare);
-    calling again with the same `out` resumes."""
+    calling again with the same `out` resumes. `scorer` is `fn(output, target)` as `rolegraph eval`
+    takes it (it may ask for `result`, the graph's result object, by name), or a Scorer; each case's
+    target is its recorded one."""
     if (model is None) == (prompt is None):
         raise UserError("give exactly one change: --model ROLE=NAME or --prompt ROLE=FILE")
     eval_dir = Path(eval_dir)
     source = EvalStore(eval_dir / "results.sqlite")
     if not source.path.exists():
         raise UserError(f"{eval_dir} holds no evaluation (no results.sqlite)")
-    scorer = scorer or target_scorer
+    scoring = as_scorer(scorer if scorer is not None else target_scorer)
     traces: dict[str, Trace] = {}
     forks: dict[str, tuple[int, int]] = {}
     targets: dict[str, Any] = {}
@@ -166,7 +165,7 @@ async def fork_compare(eval_dir: str | Path, *, live: Runtime, at: str, model: s
     meta = store.meta() if store.path.exists() else {}
     if meta and (meta.get("config") or {}).get("change") != change:
         raise UserError(f"{out} holds a comparison of {(meta.get('config') or {}).get('change')}, not {change}")
-    solver = _ArmSolver(live, TraceStore(out / "runs", redactor=live.redactor), traces, forks, targets, scorer,
+    solver = _ArmSolver(live, TraceStore(out / "runs", redactor=live.redactor), traces, forks, targets, scoring,
                         {at: model} if model else {}, {at: str(prompt)} if prompt else {}, temperature, seed)
 
     def cases() -> Iterator[Case]:
@@ -176,7 +175,7 @@ async def fork_compare(eval_dir: str | Path, *, live: Runtime, at: str, model: s
                     yield Case(id=f"{pair}/{arm}/{j:03d}", input={"pair": pair, "arm": arm, "sample": j},
                                metadata={"category": arm})
 
-    bench = Benchmark(name="fork-compare", cases=cases, solver=solver, scorers=[_Outcome()],
+    bench = Benchmark(name="fork-compare", cases=cases, solver=solver, scorers=[Outcome()],
                       config={"eval": str(eval_dir), "change": change, "samples": samples})
     await run_eval(bench, live, store=store, concurrency=concurrency, resume=True, seed=seed, progress=progress,
                    console=console)
@@ -223,8 +222,10 @@ def fork_compare_command(
     prompt: Annotated[str | None, typer.Option(help="ROLE=TEMPLATE_FILE: the changed arm's prompt.")] = None,
     model: Annotated[str | None, typer.Option(help="ROLE=MODEL_NAME: the changed arm's model.")] = None,
     samples: Annotated[int, typer.Option(min=1, help="Samples per case and arm.")] = 4,
-    scorer: Annotated[str | None, typer.Option(help="module:fn or FILE.py:fn of (result[, target]); default: an "
-                                                    "MCQ's index against the target, or the graph's success")] = None,
+    scorer: Annotated[str | None, typer.Option(help="module:fn or FILE.py:fn, the scorer `rolegraph eval` takes: "
+                                                    "fn(output, target) (it may ask for `result`, the graph's result "
+                                                    "object); default: an MCQ's index against the target, or the "
+                                                    "graph's success")] = None,
     concurrency: Annotated[int, typer.Option(min=1)] = 4,
     temperature: Annotated[float | None, typer.Option(help="Temperature of the live calls.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Default EVAL_DIR/fork-compare (resumed if there).")] = None,

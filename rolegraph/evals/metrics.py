@@ -1,12 +1,13 @@
 """Evaluation statistics: confidence intervals, pass@k and pass^k over repeated runs, flakiness,
-and paired comparisons of two systems on the same cases (bootstrap and McNemar's test)."""
+paired comparisons of two systems (bootstrap, McNemar's test), and cumulative top-k fractions."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -165,6 +166,38 @@ def mean_flip_rate(outcomes: Mapping[str, Sequence[bool]]) -> float:
     """Mean `flip_rate` over the cases with at least two repeats; NaN if there are none."""
     rates = [flip_rate(runs) for runs in outcomes.values() if len(runs) >= 2]
     return sum(rates) / len(rates) if rates else NAN
+
+
+def topk_fractions(ranks: Sequence[int], max_k: int) -> dict[str, float]:
+    """Cumulative top-k fractions of 0-based ranks pooled over items: key "k" (1 to `max_k`) is the
+    share of ranks at most k - 1, and "outside" the share of ranks of -1 (not among the top
+    `max_k`). Every share is over all the ranks, so the "max_k" and "outside" shares add up to 1;
+    NaN everywhere for no ranks. A rank of `max_k` or more is refused (ValueError)."""
+    if any(r < -1 or r >= max_k for r in ranks):
+        raise ValueError(f"ranks must be -1 or 0 to {max_k - 1}, got {sorted(set(ranks))}")
+    n = len(ranks)
+    out = {str(k): (sum(1 for r in ranks if 0 <= r <= k - 1) / n if n else NAN) for k in range(1, max_k + 1)}
+    out["outside"] = sum(1 for r in ranks if r == -1) / n if n else NAN
+    return out
+
+
+def pooled_topk(recorded: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Pools ranks recorded per item as {"max_k": K, "outside": bool, "measures": {measure:
+    {group: [rank, ...]}}} (a scorer's `metadata["topk"]`) and gives, per measure and group, the
+    number of ranks and their `topk_fractions`; {} when nothing was recorded."""
+    pooled: dict[str, dict[str, list[int]]] = {}
+    max_k, outside = 0, False
+    for topk in recorded:
+        max_k, outside = max(max_k, int(topk["max_k"])), outside or bool(topk.get("outside"))
+        for measure, groups in topk["measures"].items():
+            for group, ranks in groups.items():
+                pooled.setdefault(measure, {}).setdefault(group, []).extend(int(r) for r in ranks)
+    if not pooled:
+        return {}
+    measures = {measure: {group: {"n": len(ranks), "fractions": topk_fractions(ranks, max_k)}
+                          for group, ranks in sorted(groups.items()) if ranks}
+                for measure, groups in pooled.items()}
+    return {"max_k": max_k, "outside": outside, "measures": measures}
 
 
 def mcnemar(a: Sequence[bool], b: Sequence[bool], *, exact: bool | None = None) -> McNemar:

@@ -7,17 +7,21 @@ from langgraph.graph import END, START
 
 from rolegraph.graphs._api import MAX_INPUT_BYTES, Graph, RunPlan, RunResult, StateGraph, StateResult, graph
 from rolegraph.graphs._find import find_graph, installed_graphs, load_graph
-from rolegraph.graphs._replay import PartialReplay, StepReplay, replay_run, replay_step, resume_run
+from rolegraph.graphs._functional import FunctionalGraph, WorkflowResult, functional_graph, workflow_tasks
+from rolegraph.graphs._human import AnswerBook
+from rolegraph.graphs._replay import PartialReplay, replay_run, replay_stream, resume_run
 from rolegraph.graphs._result import RunFailure
 from rolegraph.graphs._run import RunStream, run_graph
-from rolegraph.graphs._solver import EVAL_PAIR, GraphSolver
+from rolegraph.graphs._solver import GraphSolver
+from rolegraph.graphs._steps import StepReplay, replay_step
 from rolegraph.traces import run_totals
 
 __all__ = [
     "END",
-    "EVAL_PAIR",
     "MAX_INPUT_BYTES",
     "START",
+    "AnswerBook",
+    "FunctionalGraph",
     "Graph",
     "GraphSolver",
     "PartialReplay",
@@ -28,13 +32,17 @@ __all__ = [
     "StateGraph",
     "StateResult",
     "StepReplay",
+    "WorkflowResult",
     "find_graph",
+    "functional_graph",
     "graph",
     "installed_graphs",
     "load_graph",
     "replay_run",
     "replay_step",
+    "replay_stream",
     "resume_run",
     "run_graph",
     "run_totals",
+    "workflow_tasks",
 ]

@@ -18,15 +18,17 @@ from langgraph.graph import StateGraph as _LangGraphStateGraph
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
-from rolegraph._langgraph import RunnableCallable, is_async_callable, is_async_generator, node_functions
+from rolegraph._langgraph import RunnableCallable, is_async_callable, is_async_generator
 from rolegraph.agents import Agent, agents_made
 from rolegraph.errors import UserError
 from rolegraph.graphs._hooks import call_hook, check_hook
 from rolegraph.graphs._result import FRAMEWORK_FIELDS, RunFailure, RunResult, StateResult
+from rolegraph.graphs._updates import update_checker
 from rolegraph.runtime import Runtime
 from rolegraph.traces import Manifest, RoleInfo, traced_node
 
 if TYPE_CHECKING:
+    from rolegraph.graphs._human import AnswerBook
     from rolegraph.graphs._run import RunStream
     from rolegraph.graphs._solver import GraphSolver
 
@@ -60,7 +62,7 @@ class StateGraph(_LangGraphStateGraph[Any]):
         if fn is None:
             raise UserError(f"add_node('{name}') needs the node's function")
         if not hasattr(fn, "rolegraph_inner"):
-            fn = traced_node(name, fn)
+            fn = traced_node(name, fn, check=update_checker(self, name))
         return super().add_node(name, fn, **kwargs)
 
     def add_conditional_edges(self, source: str, path: Any, path_map: Any = None) -> Any:
@@ -81,34 +83,6 @@ def _inline_route(fn: Callable[..., Any]) -> Any:
     return RunnableCallable(fn, inline, name=getattr(fn, "__name__", None), trace=False)
 
 
-def _agents_referenced(fn: Any, seen: set[int], depth: int = 0) -> list[Agent[Any]]:
-    """Agents a node function reaches through its closure or its module's globals (and through
-    the functions it calls there, two levels down)."""
-    fn = getattr(fn, "rolegraph_inner", fn)
-    code = getattr(fn, "__code__", None)
-    if code is None or id(fn) in seen or depth > 2:
-        return []
-    seen.add(id(fn))
-    values: list[Any] = [c.cell_contents for c in (fn.__closure__ or ()) if _filled(c)]
-    glb = getattr(fn, "__globals__", {})
-    values += [glb[n] for n in code.co_names if n in glb]
-    found: list[Agent[Any]] = []
-    for v in values:
-        if isinstance(v, Agent):
-            found.append(v)
-        elif inspect.isfunction(v):
-            found += _agents_referenced(v, seen, depth + 1)
-    return found
-
-
-def _filled(cell: Any) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018 - an empty cell raises
-    except ValueError:
-        return False
-    return True
-
-
 class Graph(Generic[R]):
     """A declared graph: made by `@graph(...)`. `await g.run(input, runtime=rt)` runs it recorded;
     `g.run_sync(...)` does the same from synchronous code."""
@@ -120,7 +94,7 @@ class Graph(Generic[R]):
                  templates: Callable[..., Iterable[str]] | Iterable[str] | None,
                  recorded_failures: tuple[type[BaseException], ...],
                  recursion_limit: int | Callable[..., int], output_exclude: frozenset[str],
-                 max_input_bytes: int | None = None) -> None:
+                 max_input_bytes: int | None = None, agents: Sequence[Agent[Any]] = ()) -> None:
         self.build_fn = build
         self.name = name
         self.input_type, self.state_type, self.result_type, self.options_type = input, state, result, options
@@ -131,6 +105,7 @@ class Graph(Generic[R]):
         self._recursion_limit = recursion_limit
         self.output_exclude = FRAMEWORK_FIELDS | output_exclude
         self.max_input_bytes = max_input_bytes
+        self.declared_agents = tuple(agents)
         self.ref = f"{build.__module__}:{build.__qualname__}"
         try:
             self.file: str | None = str(Path(inspect.getfile(build)).resolve())
@@ -138,6 +113,9 @@ class Graph(Generic[R]):
             self.file = None
         self._compiled: dict[str, tuple[Any, list[Agent[Any]]]] = {}
         self._drawings: dict[str, str] = {}
+        self.store: Any = None
+        """A LangGraph store (`BaseStore`) the compiled graph is given: a wrapped app's own, which its
+        `InjectedStore` tools and nodes use."""
         self.__doc__ = build.__doc__
         self.__name__ = name
 
@@ -177,7 +155,9 @@ class Graph(Generic[R]):
         return self._build(self.options(options))[0]
 
     def agents(self, options: Any = None) -> list[Agent[Any]]:
-        """The agents the graph's nodes use (made while it was built, or referenced by a node)."""
+        """The graph's agents: those made while its build function ran, and those declared with
+        `@graph(agents=[...])`. (One rule: an agent made anywhere else is not the graph's, and a run
+        that calls it stops with a UserError saying how to declare it.)"""
         return self._build(self.options(options))[1]
 
     def _build(self, options: BaseModel | None) -> tuple[Any, list[Agent[Any]]]:
@@ -189,12 +169,8 @@ class Graph(Generic[R]):
                     self.build_fn(builder, options)
                 else:
                     self.build_fn(builder)
-            compiled = builder.compile(name=self.name)
-            agents: dict[int, Agent[Any]] = {id(a): a for a in made}
-            seen: set[int] = set()
-            for fn in node_functions(builder).values():
-                for a in _agents_referenced(fn, seen):
-                    agents.setdefault(id(a), a)
+            compiled = builder.compile(name=self.name, store=self.store)
+            agents: dict[int, Agent[Any]] = {id(a): a for a in (*made, *self.declared_agents)}
             self._compiled[key] = (compiled, list(agents.values()))
         return self._compiled[key]
 
@@ -292,6 +268,38 @@ class Graph(Generic[R]):
         """`run` from synchronous code (a fresh event loop)."""
         return runtime.run_sync(self.run(input, runtime=runtime, seed=seed, options=options))
 
+    async def resume(self, run: Any, answer: Any = None, *, runtime: Runtime) -> R:
+        """Continue a run of this graph in the runtime's trace store: one that stopped at questions
+        (`interrupt()`, status "interrupted") from `answer`, or one that was killed (no answer).
+
+        `run` is a run id (a unique prefix, or "last"), a result, or a trace. `answer` is the bare answer
+        when the run waits on one question; `{interrupt id: answer}` when it waits on several (their ids
+        are in `result.interrupts`; a node's name or execution key also names its question); or
+        LangGraph's `Command(resume=...)`. The answers go into the run's own trace, so a replay gives
+        them again. Returns the run's result: "ok", or "interrupted" again at its next questions."""
+        from rolegraph.graphs._replay import resume_run
+        from rolegraph.traces import Trace
+
+        if runtime.traces is None:
+            raise UserError("resume needs the runtime's trace store, where the run was recorded (Runtime.load() "
+                            "has one; Runtime.from_models(..., traces='runs'))")
+        if isinstance(run, Trace):
+            trace = run
+        elif isinstance(run, RunResult):
+            if run.run_id is None or run.trace_dir is None:
+                raise UserError("this result's run was not recorded (its runtime kept no traces), so it cannot be resumed")
+            trace = Trace.load(run.trace_dir)
+        else:
+            trace = runtime.traces.load(str(run))
+        recorded = trace.started.manifest.graph
+        if recorded != self.name:
+            raise UserError(f"run {trace.run_id} is a run of graph '{recorded}', not '{self.name}'")
+        return cast(R, await resume_run(trace, store=runtime.traces, live=runtime, graph=self, answer=answer))
+
+    def resume_sync(self, run: Any, answer: Any = None, *, runtime: Runtime) -> R:
+        """`resume` from synchronous code (a fresh event loop)."""
+        return runtime.run_sync(self.resume(run, answer, runtime=runtime))
+
     async def run_many(self, inputs: Iterable[Any], *, runtime: Runtime, seeds: Iterable[int] = (0,),
                        options: Any = None, concurrency: int = 4) -> AsyncIterator[R | RunFailure]:
         """Every (input, seed) pair as its own run, `concurrency` at a time, yielded as they end. A run
@@ -326,16 +334,21 @@ class Graph(Generic[R]):
                 t.cancel()
 
     def solver(self, *, options: Any = None, input: Callable[..., Any] | None = None,
-               output: Callable[[R], Any] | None = None, seed: Callable[..., int] | None = None) -> GraphSolver[R]:
+               output: Callable[[R], Any] | None = None, seed: Callable[..., int] | None = None,
+               answers: AnswerBook | str | Path | None = None) -> GraphSolver[R]:
         """A solver for `rolegraph.evals.run_eval`: runs the graph on each case (its `input`, or
         `input(case, repeat=..., seed=...)`), so every result carries its trace id and tokens.
         `output(result)` picks what the scorers grade (default: the result without framework fields);
-        `seed(case, repeat=..., seed=...)` the run's seed (default: the runner's, seed + repeat)."""
+        `seed(case, repeat=..., seed=...)` the run's seed (default: the runner's, seed + repeat).
+        `answers` (an `AnswerBook` or the path of its JSONL file) answers the questions the graph asks
+        with `interrupt()`; without it, a case whose run stops at a question fails (HumanInputNeeded)."""
+        from rolegraph.graphs._human import AnswerBook
         from rolegraph.graphs._solver import GraphSolver
 
         check_hook(f"graph '{self.name}' solver", "solver input", input)
         check_hook(f"graph '{self.name}' solver", "solver seed", seed)
-        return GraphSolver(self, self.options(options), input, output, seed)
+        book = AnswerBook.load(answers) if isinstance(answers, (str, Path)) else answers
+        return GraphSolver(self, self.options(options), input, output, seed, answers=book)
 
     # -- what run_graph calls -------------------------------------------------------------
 
@@ -430,6 +443,14 @@ class RunPlan(Generic[R]):
 _REGISTRY: dict[str, Graph[Any]] = {}
 
 
+def _agent_list(where: str, agents: Iterable[Agent[Any]]) -> tuple[Agent[Any], ...]:
+    listed = tuple(agents)
+    for a in listed:
+        if not isinstance(a, Agent):
+            raise UserError(f"{where}: agents=[...] lists {a!r}, which is not a rolegraph Agent")
+    return listed
+
+
 def graph(*, input: type[BaseModel], state: type[Any], result: type[R] = cast(Any, StateResult),
           options: type[BaseModel] | None = None, prompts: str | Path | Sequence[str | Path] | None = None,
           name: str | None = None, prepare: Callable[..., Any] | None = None,
@@ -438,7 +459,7 @@ def graph(*, input: type[BaseModel], state: type[Any], result: type[R] = cast(An
           templates: Callable[..., Iterable[str]] | Iterable[str] | None = None,
           recorded_failures: tuple[type[BaseException], ...] = (), recursion_limit: int | Callable[..., int] = 25,
           output_exclude: Iterable[str] = (), max_input_bytes: int | None = MAX_INPUT_BYTES,
-          ) -> Callable[[Callable[..., Any]], Graph[R]]:
+          agents: Iterable[Agent[Any]] = ()) -> Callable[[Callable[..., Any]], Graph[R]]:
     """Declare a graph. The decorated function adds nodes and edges to a StateGraph (and takes the
     options as a second argument if it wants them); it is called once per options.
 
@@ -456,6 +477,11 @@ def graph(*, input: type[BaseModel], state: type[Any], result: type[R] = cast(An
     - `output_exclude`: result fields left out of the trace's recorded output.
     - `max_input_bytes`: the largest input (as JSON) a run accepts, default 1 MiB (None: no limit).
       A larger one is refused with a UserError naming its largest field, before anything is recorded.
+    - `agents`: agents made outside the build function (e.g. at module level) that the nodes call.
+      A graph's agents are exactly those made while the build function runs and those listed here;
+      their roles and prompts are the run's (checked against the runtime before a run starts, hashed
+      into its manifest). A node calling any other agent stops the run with a UserError naming it.
+      Agents chosen at run time (per input) are covered by the `roles` and `templates` hooks instead.
     """
     dirs = [prompts] if isinstance(prompts, (str, Path)) else list(prompts or ())
 
@@ -476,7 +502,7 @@ def graph(*, input: type[BaseModel], state: type[Any], result: type[R] = cast(An
                               options=options, prompts=resolved, prepare=prepare, start=start, finish=finish,
                               roles=roles, templates=templates, recorded_failures=tuple(recorded_failures),
                               recursion_limit=recursion_limit, output_exclude=frozenset(output_exclude),
-                              max_input_bytes=max_input_bytes)
+                              max_input_bytes=max_input_bytes, agents=_agent_list(where, agents))
         _REGISTRY[g.name] = g
         return g
 

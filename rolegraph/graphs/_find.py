@@ -25,6 +25,10 @@ def installed_graphs() -> dict[str, str]:
 
 def _as_graph(obj: Any, where: str) -> Graph[Any]:
     if not isinstance(obj, Graph):
+        if hasattr(obj, "astream") and hasattr(obj, "get_graph"):  # a LangGraph app: a compiled graph, an @entrypoint
+            raise UserError(f"{where} is a LangGraph {type(obj).__name__}, not a rolegraph graph: wrap it in its file, "
+                            f"`NAME = rolegraph.langchain.app({where.rpartition(':')[2] or 'app'})` (add name=... for a "
+                            "compiled StateGraph), and give that NAME")
         raise UserError(f"{where} is a {type(obj).__name__}, not a graph declared with @rolegraph.graph(...)")
     return obj
 

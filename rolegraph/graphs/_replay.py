@@ -5,21 +5,22 @@ resumed."""
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from pydantic_core import to_jsonable_python
 
-from rolegraph._langgraph import node_functions, state_schema
 from rolegraph.errors import ReplayMismatch, RolegraphError, UserError, one_line
 from rolegraph.graphs._api import Graph
 from rolegraph.graphs._find import find_graph
-from rolegraph.graphs._run import CHECKPOINTS, RedactingSerde, run_graph, state_types
+from rolegraph.graphs._human import answers_by_id, fork_answers
+from rolegraph.graphs._run import CHECKPOINTS, RedactingSerde, RunStream, run_graph, state_types
 from rolegraph.prompts import PromptLibrary, load_template_file
 from rolegraph.runtime import Runtime
 from rolegraph.traces import (
@@ -28,60 +29,33 @@ from rolegraph.traces import (
     Point,
     Redactor,
     Replay,
-    RunContext,
     Trace,
     TraceStore,
-    as_node,
     comparable,
     role_prompts,
-    takes_runtime,
 )
 
 
-@dataclass
-class StepReplay:
-    step: int
-    node: str
-    delta: Any
-    """What the node returned now (JSON)."""
-    recorded_delta: Any
-    calls_answered: int
-
-
-async def replay_step(trace: Trace, step: int, *, graph: Graph[Any] | None = None,
-                      library: PromptLibrary | None = None) -> StepReplay:
-    """Run one node again on its recorded input state, its model and tool calls answered from
-    the trace, and return its update beside the recorded one."""
-    started = next((e for e in trace.of_kind(NodeStarted) if e.step == step), None)
-    finished = next((e for e in trace.of_kind(NodeFinished) if e.step == step), None)
-    if started is None or finished is None:
-        raise RolegraphError(f"run {trace.run_id} has no finished step {step}")
-    if len(started.path) > 1:
-        raise RolegraphError(f"step {step} runs inside subgraph {'/'.join(started.path[:-1])}; replay its parent step")
-    manifest = trace.started.manifest
-    graph = graph or find_graph(manifest)
-    runtime = Runtime.from_models({}, prompts=library or PromptLibrary(), replay=Replay(trace))
-    runtime = runtime.with_prompt_dirs(graph.prompt_dirs)
-    compiled = graph.compile(manifest.options)
-    fn = getattr(node_functions(compiled.builder)[started.node], "rolegraph_inner", None)
-    if fn is None:
-        raise RolegraphError(f"node '{started.node}' of graph '{graph.name}' is not traced")
-    schema = state_schema(compiled.builder)
-    state = schema.model_validate(started.state) if hasattr(schema, "model_validate") else started.state
-    async with as_node(RunContext(trace.run_id, None), started.node, started.key, step):
-        update = await (fn(state, runtime) if takes_runtime(fn) else fn(state))
-    return StepReplay(step, started.node, to_jsonable_python(update, fallback=str), finished.delta,
-                      runtime.calls_answered)
-
-
-async def resume_run(trace: Trace, *, store: TraceStore, live: Runtime, graph: Graph[Any] | None = None) -> Any:
+async def resume_run(trace: Trace, *, store: TraceStore, live: Runtime, graph: Graph[Any] | None = None,
+                     answer: Any = None) -> Any:
     """Continue an interrupted run from its last checkpoint. Nodes that finished are not run
     again; in the node that was cut off, calls the trace recorded are answered from it. Any role
     the live runtime plays (its default included) may answer the rest. A resume that fails
     leaves the run resumable. A run whose log is behind its checkpoint (the log lost events) is
-    refused, saying why, before anything is touched."""
-    if trace.complete:
+    refused, saying why, before anything is touched.
+
+    A run paused at questions (`interrupt()`, status "interrupted") goes on from `answer`: the bare
+    answer when it waits on one question, `{interrupt id (or node): answer}` for several, or LangGraph's
+    `Command(resume=...)`. Each answer is recorded in the run's trace (a HumanInput event)."""
+    if trace.complete and trace.status != "interrupted":
         raise UserError(f"run {trace.run_id} already finished ({trace.status}); nothing to resume")
+    if trace.status == "interrupted" and answer is None:
+        raise UserError(f"run {trace.run_id} waits for human input: "
+                        + "; ".join(f"{q.id} (step {q.step}, {q.node_key}): {json.dumps(q.value, default=str)[:200]}"
+                                    for q in trace.interrupts)
+                        + f". Answer it: rolegraph resume {trace.run_id} --answer JSON (or graph.resume(run, answer, "
+                        "runtime=rt))")
+    human = answers_by_id(trace, answer) if answer is not None else {}
     if not (trace.dir / CHECKPOINTS).exists():
         raise UserError(f"run {trace.run_id} has no checkpoints to resume from")
     manifest = trace.started.manifest
@@ -90,7 +64,8 @@ async def resume_run(trace: Trace, *, store: TraceStore, live: Runtime, graph: G
     if disagreement is not None:
         raise UserError(f"run {trace.run_id} cannot be resumed: {disagreement}")
 
-    runtime = Runtime.from_models({}, prompts=live.prompts, traces=store, replay=Replay(trace, fill_gaps=True), live=live)
+    runtime = Runtime.from_models({}, prompts=live.prompts, traces=store, replay=Replay(trace, fill_gaps=True, human=human),
+                                  live=live)
     runtime.require_roles(trace.roles)  # a role nobody can play fails here, before the run is touched
     try:
         return await run_graph(graph, manifest, runtime, resume=trace)
@@ -101,7 +76,7 @@ async def resume_run(trace: Trace, *, store: TraceStore, live: Runtime, graph: G
 async def replay_run(trace: Trace, *, store: TraceStore | None = None, live: Runtime | None = None,
                      live_from: int | None = None, models: dict[str, str] | None = None,
                      prompts: dict[str, str] | None = None, graph: Graph[Any] | None = None,
-                     library: PromptLibrary | None = None, live_from_call: int = 0) -> Any:
+                     library: PromptLibrary | None = None, live_from_call: int = 0, answer: Any = None) -> Any:
     """Run the recorded graph again, answering model calls from `trace`.
 
     With `live_from`, node steps from that one on call `live` (a Runtime) instead; `models`
@@ -110,6 +85,9 @@ async def replay_run(trace: Trace, *, store: TraceStore | None = None, live: Run
     the prompt library the run used (default: the package's, below the graph's own).
     `live_from_call` forks inside step `live_from`: its model calls before that index are still
     answered from the trace (the step's tools run live).
+    `answer` changes a person's answer in the fork's live part: the first questions (`interrupt()`)
+    it asks take it (or `{node execution key: answer}`, that execution's); other questions there pause
+    the fork (`resume_run` continues it). Questions before the fork point are answered from the trace.
     Returns the graph's result; the new run is recorded in `store` with its parent.
 
     A run that did not finish, replayed whole (no `live_from`), is replayed as far as it was
@@ -127,6 +105,7 @@ async def replay_run(trace: Trace, *, store: TraceStore | None = None, live: Run
         return await _replay_recorded(trace, graph, (library or PromptLibrary()).below(*graph.prompt_dirs),
                                       store.redactor if store is not None else None)
 
+    human = fork_answers(trace, live_from, answer)
     for role in models:
         if role not in trace.roles:
             raise UserError(f"--model {role}=...: the run has no role '{role}'; roles: {', '.join(trace.roles)}")
@@ -138,13 +117,31 @@ async def replay_run(trace: Trace, *, store: TraceStore | None = None, live: Run
                 raise UserError(f"role '{role}' made no recorded call with a prompt; roles: {', '.join(sorted(used))}")
             overrides[used[role]] = load_template_file(used[role], path)
     replay = Replay(trace, live_from=Point(live_from, live_from_call) if live_from is not None else None,
-                    models=dict(models), prompts=overrides, prompt_files={r: str(p) for r, p in prompts.items()})
+                    models=dict(models), prompts=overrides, prompt_files={r: str(p) for r, p in prompts.items()},
+                    human=human)
     runtime = Runtime.from_models({}, prompts=(library or PromptLibrary()).below(*graph.prompt_dirs), traces=store,
                                   replay=replay, live=live, counter_source=live)
     try:
         return await run_graph(graph, manifest, runtime, checkpoint=live_from is not None)
     finally:
         await runtime.aclose()
+
+
+def replay_stream(trace: Trace, *, stream_mode: str | Sequence[str] = "updates", subgraphs: bool = False,
+                  store: TraceStore | None = None, graph: Graph[Any] | None = None,
+                  library: PromptLibrary | None = None) -> RunStream:
+    """A finished run replayed offline (as `replay_run` replays it, every call answered from `trace`),
+    streamed: iterate the returned `RunStream` for LangGraph's chunks of `stream_mode`, in the shapes
+    `Graph.astream` gives. A recorded answer comes back as one `messages` chunk (a trace keeps an
+    answer's text, not its pieces); the other modes give the live run's chunks. The replay is recorded
+    in `store` with its parent, as `replay_run` records it (nothing is recorded without a store)."""
+    if not trace.complete:
+        raise UserError(f"run {trace.run_id} did not finish: `rolegraph replay {trace.run_id}` replays what it recorded")
+    manifest = trace.started.manifest
+    graph = graph or find_graph(manifest)
+    runtime = Runtime.from_models({}, prompts=(library or PromptLibrary()).below(*graph.prompt_dirs), traces=store,
+                                  replay=Replay(trace))
+    return RunStream(graph, manifest, runtime, stream_mode=stream_mode, subgraphs=subgraphs, checkpoint=False)
 
 
 @dataclass
@@ -184,7 +181,7 @@ async def _replay_recorded(trace: Trace, graph: Graph[Any], library: PromptLibra
     """Replay an unfinished run up to where it stopped, into a scratch store (the run's own store
     gets no new run): every step it recorded as finished must be reached with the same update;
     where the recording ends (a model call it never made) the replay stops."""
-    recorded = {e.key: e for e in trace.of_kind(NodeFinished) if e.error is None}
+    recorded = {e.key: e for e in trace.of_kind(NodeFinished) if e.error is None and not e.interrupts}
     started = {e.key: e for e in trace.of_kind(NodeStarted)}
     cut = next((f"{e.node} (step {e.step})" for key, e in reversed(started.items()) if key not in recorded), None)
     last = max((e.step for e in recorded.values()), default=None)
@@ -202,7 +199,8 @@ async def _replay_recorded(trace: Trace, graph: Graph[Any], library: PromptLibra
         finally:
             await runtime.aclose()
         logs = [d for d in Path(scratch).iterdir() if (d / "events.jsonl").is_file()]
-        now = {e.key: e for e in Trace.load(logs[0]).of_kind(NodeFinished) if e.error is None} if logs else {}
+        now = {e.key: e for e in Trace.load(logs[0]).of_kind(NodeFinished)
+               if e.error is None and not e.interrupts} if logs else {}
     missing = sorted((e for key, e in recorded.items() if key not in now), key=lambda e: e.step)
     if missing:  # the replay left the recorded path before the recording ended: a real mismatch
         first = missing[0]
@@ -229,7 +227,7 @@ async def _log_against_checkpoint(trace: Trace, graph: Graph[Any]) -> str | None
     if not isinstance(step, int) or step <= 0:  # none, or only the input: nothing a log could lack
         return None
     finished = [(s, e.key) for e in trace.of_kind(NodeFinished)
-                if e.error is None and (s := _root_step(e.key)) is not None]
+                if e.error is None and not e.interrupts and (s := _root_step(e.key)) is not None]
     log_step, key = max(finished, default=(None, None))
     if log_step is not None and log_step >= step:
         return None

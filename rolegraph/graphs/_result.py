@@ -10,9 +10,9 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, Field
 
 from rolegraph.errors import UserError
-from rolegraph.traces import Trace
+from rolegraph.traces import PendingInterrupt, Trace
 
-FRAMEWORK_FIELDS = frozenset({"run_id", "trace_dir", "status", "prompt_tokens", "completion_tokens"})
+FRAMEWORK_FIELDS = frozenset({"run_id", "trace_dir", "status", "prompt_tokens", "completion_tokens", "interrupts"})
 
 
 class RunResult(BaseModel):
@@ -23,11 +23,15 @@ class RunResult(BaseModel):
     """The run id (`rolegraph trace show RUN_ID`)."""
     trace_dir: str | None = None
     """The run's trace directory (None when the runtime keeps no traces)."""
-    status: Literal["ok", "error"] = "ok"
-    """`error` when one of the graph's `recorded_failures` ended the run."""
+    status: Literal["ok", "error", "interrupted"] = "ok"
+    """`error` when one of the graph's `recorded_failures` ended the run; `interrupted` when it stopped
+    at `interrupt()` questions (`interrupts`): `graph.resume(run_id, answer, runtime=rt)` continues it."""
     error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    interrupts: list[PendingInterrupt] = []
+    """The questions an interrupted run waits on: each one's id, the value its node gave `interrupt()`,
+    and the node execution and step that asked."""
 
     @property
     def trace_id(self) -> str | None:
@@ -53,6 +57,6 @@ class RunFailure(RunResult):
     """A run of `Graph.run_many` that raised instead of returning the graph's result, kept as a
     value so that the other runs go on. (A graph's `recorded_failures` end with its own result.)"""
 
-    status: Literal["ok", "error"] = "error"
+    status: Literal["ok", "error", "interrupted"] = "error"
     error: str | None = None
     """The exception's class and first line, e.g. `ConnectionError: endpoint 'gpu' does not answer`."""

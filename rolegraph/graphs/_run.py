@@ -3,8 +3,10 @@ and replayable."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Collection, Sequence
+import typing
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
@@ -12,7 +14,10 @@ import aiosqlite
 import ormsgpack
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.types import StreamMode
 
+from rolegraph._langgraph import final_values
+from rolegraph.graphs._human import Questions, paused_result
 from rolegraph.graphs._serde import WIDE_INT, wide_msgpack
 from rolegraph.traces import Manifest, Redactor, set_output
 
@@ -92,6 +97,38 @@ class RedactingSerde:
         return self.inner.loads_typed(data)
 
 
+BUFFER = 64
+"""Chunks a streamed run makes ahead of its reader before it waits for the reader."""
+STOPPED = "the stream's reader stopped before the run ended"
+"""Why a run whose stream was closed early ended: its trace's error says this."""
+
+
+class _Raised:
+    """The error the run's task ended with, handed to the reader to raise."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+async def _ignore(chunk: Any) -> None:
+    return None
+
+
+def _modes(stream_mode: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The stream modes asked for, each one LangGraph has (it would skip one it does not know, silently)."""
+    modes = () if stream_mode is None else (stream_mode,) if isinstance(stream_mode, str) else tuple(stream_mode)
+    known = typing.get_args(StreamMode)
+    unknown = [m for m in modes if m not in known]
+    if unknown:
+        from rolegraph.errors import UserError
+
+        raise UserError(f"stream_mode {unknown[0]!r} is not one of LangGraph's: {', '.join(known)}")
+    return modes
+
+
 @contextlib.asynccontextmanager
 async def _current(runtime: Runtime) -> AsyncIterator[None]:
     with runtime.activate():
@@ -103,10 +140,7 @@ async def run_graph(graph: Graph[Any], manifest: Manifest, runtime: Runtime, *, 
     """Run (or, with `resume`, continue) one recorded, checkpointed run of `graph` from `manifest`,
     as `plan` decided it (default: `graph.plan(manifest)`). `checkpoint=False` skips the
     checkpointer (replays: rerunning one is cheaper than resuming)."""
-    stream = RunStream(graph, manifest, runtime, resume=resume, checkpoint=checkpoint, plan=plan)
-    async for _ in stream:
-        pass
-    return stream.result
+    return await RunStream(graph, manifest, runtime, resume=resume, checkpoint=checkpoint, plan=plan).drain()
 
 
 class RunStream:
@@ -120,13 +154,15 @@ class RunStream:
                  stream_mode: str | Sequence[str] | None = None, subgraphs: bool = False,
                  resume: Trace | None = None, checkpoint: bool = True, plan: RunPlan[Any] | None = None) -> None:
         self.graph, self.manifest, self.runtime = graph, manifest, runtime
-        self.modes: tuple[str, ...] = () if stream_mode is None else (
-            (stream_mode,) if isinstance(stream_mode, str) else tuple(stream_mode))
+        self.modes: tuple[str, ...] = _modes(stream_mode)
         self._single = isinstance(stream_mode, str)
         self.subgraphs = subgraphs
         self._resume, self._checkpoint, self._plan = resume, checkpoint, plan
         self._result: Any = None
-        self._iter: AsyncIterator[Any] | None = None
+        self._claimed = False
+        self._task: asyncio.Task[None] | None = None
+        self.run_id: str | None = None
+        """The run's id, once it has started."""
 
     @property
     def result(self) -> Any:
@@ -134,40 +170,112 @@ class RunStream:
         if self._result is None:
             from rolegraph.errors import UserError
 
+            if self._task is not None and self._task.cancelled():
+                raise UserError(f"the stream of run {self.run_id} was closed before the run ended, so it has no "
+                                "result; its trace records where it stopped")
             raise UserError("the run's result is there once its stream has been read to the end")
         return self._result
 
-    def __aiter__(self) -> AsyncIterator[Any]:
-        if self._iter is None:
-            self._iter = self._chunks()
-        return self._iter
+    # -- reading ---------------------------------------------------------------------------------
 
-    async def _chunks(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncIterator[Any]:
+        self._claim()
+        return self._handed()
+
+    async def drain(self) -> Any:
+        """Run to the end with no reader (what `run_graph` does): the chunks go nowhere, so the run is
+        driven right here, without a task or a queue, and its result returned."""
+        self._claim()
+        await self._drive(_ignore)
+        return self.result
+
+    def _claim(self) -> None:
+        if self._claimed:
+            from rolegraph.errors import UserError
+
+            raise UserError("a run's stream is read once: call graph.astream(...) again for another run")
+        self._claimed = True
+
+    async def _handed(self) -> AsyncIterator[Any]:
+        """The chunks, made by the run in a task of its own and handed over a queue of at most `BUFFER`
+        chunks (the run waits while the reader is that far behind). The run's context (its trace, the
+        node in progress, the current runtime) stays in that task: none of it is set in the reader's
+        loop body. A reader that stops early (`break`, an exception, `aclose()`) cancels the run, and
+        its trace records that it was stopped."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        space = asyncio.Semaphore(BUFFER)
+
+        async def put(chunk: Any) -> None:
+            await space.acquire()
+            queue.put_nowait(chunk)
+
+        def ended(task: asyncio.Task[None]) -> None:  # always heard, however the run ended
+            error = asyncio.CancelledError() if task.cancelled() else task.exception()
+            queue.put_nowait(_END if error is None else _Raised(error))
+
+        self._task = asyncio.create_task(self._drive(put), name=f"rolegraph run stream of {self.graph.name}")
+        self._task.add_done_callback(ended)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Raised):
+                    raise item.error
+                space.release()
+                yield item
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the run if it is still going (its trace then ends with the reason) and wait until it has."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel(STOPPED)
+            await asyncio.wait([task])
+
+    async def __aenter__(self) -> RunStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _drive(self, emit: Callable[[Any], Awaitable[None]]) -> None:
+        """Run and record the whole run, handing each chunk of the modes asked for to `emit`; the result
+        goes to `_result`. LangGraph's stream is closed however this ends (a stopped reader included)."""
         graph, manifest, resume = self.graph, self.manifest, self._resume
         plan = self._plan if self._plan is not None else graph.plan(manifest)
         compiled, initial, limit = plan.compiled, plan.initial, plan.recursion_limit
         runtime = self.runtime.with_prompt_dirs(graph.prompt_dirs)
-        # "values" is always asked for: its last chunk at the top level is the run's final state
-        modes = list(dict.fromkeys(("values", *self.modes)))
+        # "values" is always asked for: its last chunk at the top level is the run's final state;
+        # "updates" too: its top-level chunks carry the questions (`interrupt()`) the run stops at
+        modes = list(dict.fromkeys(("values", "updates", *self.modes)))
         async with runtime.record(manifest, resume=resume) as run, _current(runtime):
+            self.run_id = run.run_id
             config: dict[str, Any] = {"recursion_limit": limit, "configurable": {"thread_id": run.run_id}}
             final: Any = None
             failure: BaseException | None = None
+            questions = Questions(run, runtime.replay)
 
-            async def drive(g: Any, start: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            async def drive(g: Any, start: Any, **kwargs: Any) -> None:
                 nonlocal final
-                async for part in g.astream(start, config=config, context=runtime, stream_mode=modes,
-                                            subgraphs=self.subgraphs, **kwargs):
-                    ns, mode, chunk = part if self.subgraphs else ((), *part)
-                    if mode == "values" and not ns:
-                        final = chunk
-                    if mode in self.modes:
-                        yield self._shape(ns, mode, chunk)
+                async with contextlib.aclosing(g.astream(start, config=config, context=runtime, stream_mode=modes,
+                                                         subgraphs=self.subgraphs, **kwargs)) as parts:
+                    async for part in parts:
+                        ns, mode, chunk = part if self.subgraphs else ((), *part)
+                        if mode == "values" and not ns:
+                            final = final_values(chunk)
+                        elif mode == "updates" and not ns:
+                            questions.saw(chunk)
+                        if mode in self.modes:
+                            await emit(self._shape(ns, mode, chunk))
 
             try:
                 if run.writer is None or not self._checkpoint:
-                    async for part in drive(compiled, initial):
-                        yield part
+                    g, start = questions.checkpointed(compiled), initial
+                    while start is not None:  # a replay answering the questions its run asked goes on
+                        await drive(g, start)
+                        start = questions.next_start()
                 else:
                     async with aiosqlite.connect(str(run.writer.dir / CHECKPOINTS)) as conn:
                         for pragma in SQLITE_PRAGMAS:
@@ -177,16 +285,25 @@ class RunStream:
                         g = compiled.copy(update={"checkpointer": saver})
                         # a run killed before its first checkpoint resumes from its input
                         start = initial if resume is None or await saver.aget_tuple(cast(Any, config)) is None else None
+                        if resume is not None and start is None:
+                            start = questions.resumed()  # the answers to the questions it waits on, if any
                         try:
-                            async for part in drive(g, start, durability=DURABILITY):
-                                yield part
+                            while True:  # each stop at questions that something answers goes on
+                                await drive(g, start, durability=DURABILITY)
+                                start = questions.next_start()
+                                if start is None:
+                                    break
                         except graph.recorded_failures as exc:
                             failure = exc
                             snapshot = await g.aget_state(config)  # the state the failure left, for the finish hook
                             final = snapshot.values or None
             except graph.recorded_failures as exc:
                 failure = exc
-            result = plan.finish(final, failure, run.run_id)
+            if run.pending and failure is None:
+                result = paused_result(plan, final, run.run_id, run.pending)
+            else:
+                run.pending = []
+                result = plan.finish(final, failure, run.run_id)
             if run.writer is not None:
                 result.trace_dir = str(run.writer.dir)
             result.prompt_tokens = run.totals.prompt_tokens

@@ -4,7 +4,6 @@ running it again, only when everything that decides that run is the same."""
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import hashlib
 import json
@@ -16,8 +15,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 
+from rolegraph.errors import HumanInputNeeded
 from rolegraph.graphs._api import RunResult
 from rolegraph.graphs._hooks import call_hook
+from rolegraph.graphs._human import MAX_ROUNDS, AnswerBook, unanswered
 from rolegraph.models import OpenAICompatModel
 
 if TYPE_CHECKING:
@@ -26,26 +27,41 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound=RunResult)
 log = logging.getLogger("rolegraph.graphs")
-EVAL_PAIR: contextvars.ContextVar[str | None] = contextvars.ContextVar("rolegraph_eval_pair", default=None)
-"""The evaluation pair (`<evaluation uid>/case_id/repeat`) a solver is answering, set by the eval
-runner: a graph solver tags its run with it, and on resume adopts the run an earlier, killed try of
-the same evaluation left for it. The uid is the evaluation's own (made when its store is created),
-never a folder name, so no other evaluation's run is ever found under it."""
 
 
 class GraphSolver(Generic[R]):
     """Runs a graph on one evaluation case (the evals Solver protocol)."""
 
     def __init__(self, graph: Graph[R], options: BaseModel | None, input: Callable[..., Any] | None,
-                 output: Callable[[R], Any] | None, seed: Callable[..., int] | None = None) -> None:
+                 output: Callable[[R], Any] | None, seed: Callable[..., int] | None = None,
+                 answers: AnswerBook | None = None) -> None:
         self.graph, self.options, self._input, self._output, self._seed = graph, options, input, output, seed
+        self.answers = answers
+        """Scripted answers to the questions (`interrupt()`) the graph asks; None: a case that asks fails."""
         self.adopted: set[str] = set()
         """Run ids of the results this solver rebuilt from an earlier try's runs (the runner counts them)."""
 
-    async def __call__(self, case: Any, runtime: Runtime, *, repeat: int, seed: int) -> R:
+    async def __call__(self, case: Any, runtime: Runtime, *, repeat: int, seed: int, pair: str | None = None) -> R:
+        """One case's run (see `_run`), its questions answered from `answers` (the run resumed with
+        them, in its own trace, until it ends). A run left waiting for human input fails the case with
+        HumanInputNeeded naming its questions: an interrupted run is never scored as done."""
+        result = await self._run(case, runtime, repeat=repeat, seed=seed, pair=pair)
+        for _ in range(MAX_ROUNDS):
+            if result.status != "interrupted":
+                return result
+            if self.answers is None:
+                raise unanswered(str(getattr(case, "id", "?")), result)
+            given = self.answers.answers(str(getattr(case, "id", "?")), result.interrupts, result.run_id)
+            result = await self.graph.resume(result, given, runtime=runtime)
+        raise HumanInputNeeded(f"run {result.run_id} was resumed {MAX_ROUNDS} times and still asks; "
+                               "its graph may ask forever", run_id=result.run_id)
+
+    async def _run(self, case: Any, runtime: Runtime, *, repeat: int, seed: int, pair: str | None = None) -> R:
+        """One case's run. With the evaluation `pair` (given by the eval runner), the run is tagged
+        with it and with its fingerprint, and a run an earlier, killed try of the same evaluation left
+        for the pair under the same fingerprint is adopted instead of run again."""
         value = case.input if self._input is None else call_hook(self._input, case, repeat=repeat, seed=seed)
         run_seed = seed if self._seed is None else call_hook(self._seed, case, repeat=repeat, seed=seed)
-        pair = EVAL_PAIR.get()
         if pair is None or runtime.traces is None:
             return await self.graph.run(value, runtime=runtime, seed=run_seed, options=self.options)
         tags = {"pair": pair, "request": self.fingerprint(value, runtime=runtime, seed=run_seed)}

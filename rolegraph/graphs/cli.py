@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.table import Table
 
-from rolegraph._cli_options import ConcurrencyOpt, ConfigOpt, LiveConfigOpt, RunsDirOpt
+from rolegraph._cli_options import AllowUnusedRolesOpt, ConcurrencyOpt, ConfigOpt, LiveConfigOpt, RunsDirOpt
 from rolegraph.errors import UserError
 from rolegraph.models.servers import default_concurrency
 from rolegraph.traces import TraceStore, comparable
@@ -44,27 +46,58 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     return pairs
 
 
+AnswerOpt = Annotated[str | None, typer.Option(
+    "--answer", help="The human's answer: JSON (or plain text). One question: the answer itself; several: "
+                     '{"INTERRUPT_ID": answer, ...} (ids as `rolegraph trace show` lists them).')]
+AnswerFileOpt = Annotated[Path | None, typer.Option("--answer-file", help="The answer as a JSON file (as --answer).")]
+
+
+def given_answer(answer: str | None, answer_file: Path | None) -> Any:
+    """--answer or --answer-file as the answer's value (None: neither given)."""
+    from rolegraph.graphs._human import answer_file as read_answer
+    from rolegraph.graphs._human import answer_text
+
+    if answer is not None and answer_file is not None:
+        raise UserError("give --answer or --answer-file, not both")
+    if answer_file is not None:
+        return read_answer(answer_file)
+    return answer_text(answer) if answer is not None else None
+
+
+def _questions(store: TraceStore, run_id: str) -> None:
+    from rolegraph.traces import show_questions
+
+    show_questions(store.load(run_id), out)
+
+
 def replay_command(
     run: Annotated[str, typer.Argument(help="Run id, id prefix, 'last', or directory.")],
     live_from: Annotated[int | None, typer.Option("--live-from", help="Call live models from this step on.")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", help="ROLE=MODEL_NAME for the live part.")] = None,
     prompt: Annotated[list[str] | None, typer.Option("--prompt", help="ROLE=TEMPLATE_FILE for the live part.")] = None,
+    answer: Annotated[str | None, typer.Option(
+        "--answer", help="A changed human answer for the fork's live part (JSON or text): for the first question "
+                         'it asks, or {"NODE_KEY": answer, ...} (keys as trace show prints them).')] = None,
+    answer_file: AnswerFileOpt = None,
     runs: RunsDirOpt = None,
     config: LiveConfigOpt = None,
 ) -> None:
     """Run a recorded run again offline from its trace; with --live-from, fork it. A run that did
-    not finish is replayed as far as it was recorded, and nothing new is written."""
+    not finish is replayed as far as it was recorded, and nothing new is written. A person's answers
+    (to `interrupt()` questions) are given again from the trace; --answer changes one in a fork."""
     from rolegraph.graphs._replay import PartialReplay, replay_run
     from rolegraph.runtime import Runtime
 
     store = _store(runs)
     trace = store.load(run)
+    human = given_answer(answer, answer_file)
     live = Runtime.load(config) if live_from is not None else None
 
     async def go() -> Any:
         try:
             return await replay_run(trace, store=store, live=live, live_from=live_from,
-                                    models=_pairs(model or [], "--model"), prompts=_pairs(prompt or [], "--prompt"))
+                                    models=_pairs(model or [], "--model"), prompts=_pairs(prompt or [], "--prompt"),
+                                    answer=human)
         finally:
             if live is not None:
                 await live.aclose()
@@ -85,27 +118,45 @@ def replay_command(
     if totals is not None:
         out.print(f"{totals.replayed_calls} calls answered from the trace, {totals.model_calls} live; "
                   f"status {new.status}")  # type: ignore[union-attr]
+        _human_summary(new)
     if trace.finished is not None and new is not None and new.finished is not None and live_from is None:
         same = comparable(trace.finished.output) == comparable(new.finished.output)
         out.print("output: identical to the recorded run" if same else "[yellow]output differs from the recorded run[/]")
+    if new is not None and new.status == "interrupted":
+        _questions(store, new.run_id)
+
+
+def _human_summary(trace: Any) -> None:
+    """How a run's human answers were given, when it has any."""
+    from rolegraph.traces import HumanInput
+
+    given = trace.of_kind(HumanInput)
+    if given:
+        replayed = sum(1 for e in given if e.replayed)
+        out.print(f"{len(given)} human answer{'s' if len(given) > 1 else ''}: {replayed} from the trace, "
+                  f"{len(given) - replayed} given")
 
 
 def resume_command(
     run: Annotated[str, typer.Argument(help="Run id, id prefix, 'last', or directory.")],
+    answer: AnswerOpt = None,
+    answer_file: AnswerFileOpt = None,
     runs: RunsDirOpt = None,
     config: LiveConfigOpt = None,
 ) -> None:
-    """Continue an interrupted run from its last checkpoint, without repeating finished calls."""
+    """Continue a run from its last checkpoint, without repeating finished calls: a run that was
+    killed, or one waiting for human input (status interrupted), given the answer."""
     from rolegraph.graphs._replay import resume_run
     from rolegraph.runtime import Runtime
 
     store = _store(runs)
     trace = store.load(run)
+    human = given_answer(answer, answer_file)
     live = Runtime.load(config)
 
     async def go() -> Any:
         try:
-            return await resume_run(trace, store=store, live=live)
+            return await resume_run(trace, store=store, live=live, answer=human)
         finally:
             await live.aclose()
 
@@ -117,6 +168,8 @@ def resume_command(
     if totals is not None:
         out.print(f"{totals.node_steps} steps in all; {totals.replayed_calls} calls answered from the trace, "
                   f"{totals.model_calls} made live")
+    if done.status == "interrupted":
+        _questions(store, done.run_id)
 
 
 
@@ -127,7 +180,7 @@ def read_inputs(graph: Any, path: Path, limit: int | None = None) -> list[Any]:
     so does a file with no input in it."""
     from pydantic import ValidationError
 
-    from rolegraph._inputs import no_cases, text_lines
+    from rolegraph._inputs import no_cases, not_jsonl, text_lines
     from rolegraph.errors import InputError
 
     inputs: list[Any] = []
@@ -140,6 +193,9 @@ def read_inputs(graph: Any, path: Path, limit: int | None = None) -> list[Any]:
             inputs.append(graph.input_type.model_validate_json(line))
         except ValidationError as exc:
             first = exc.errors()[0]
+            if first["type"] == "json_invalid":  # not JSON at all: say what the file is instead
+                raise not_jsonl(path, line_no, line, first["msg"].removeprefix("Invalid JSON: "),
+                                list(graph.input_type.model_fields)) from None
             field = ".".join(str(x) for x in first["loc"]) or None
             raise InputError(first["msg"], path=str(path), line=line_no, field=field) from None
     if not inputs:
@@ -200,6 +256,27 @@ def graph_options(graph: Any, pairs: list[str], flags: list[str]) -> Any:
                         f"{first['msg']}") from None
 
 
+def check_roles(graph: Any, runtime: Any, inputs: Iterable[Any], options: Any) -> None:
+    """Refuse a configuration file that configures a role no run of `graph` on `inputs` uses (nor any
+    other graph its module defines, nor the default): a ConfigError naming the file, the role and the
+    roles there are, before anything runs."""
+    import sys
+
+    from pydantic import ValidationError
+
+    from rolegraph.graphs._api import Graph
+
+    used = set(graph.roles(None, options))
+    for value in inputs:
+        used |= set(graph.roles(value, options))
+    module = sys.modules.get(graph.ref.partition(":")[0])
+    for other in (vars(module).values() if module is not None else ()):
+        if isinstance(other, Graph) and other is not graph:
+            with contextlib.suppress(UserError, ValidationError, TypeError):  # its default options may not build
+                used |= set(other.roles())
+    runtime.config.check_roles_used(used, by=f"graph '{graph.name}'")
+
+
 def parse_seeds(text: str) -> list[int]:
     """`--seeds 0,1,2`: each seed an independent run of every input."""
     try:
@@ -249,6 +326,35 @@ def _row(index: int, seed: int, result: RunResult, exclude: frozenset[str]) -> d
     return {"line": index + 1, "seed": seed, **result.model_dump(mode="json", exclude={"trace_dir", *exclude})}
 
 
+FAILURES_SHOWN = 20
+"""The most failed runs `rolegraph run` lists one per line (the results file has them all)."""
+
+
+def input_id(value: Any) -> str | None:
+    """An input's own id, if it has one (an `id` or `key` field)."""
+    for name in ("id", "key"):
+        found = value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+        if isinstance(found, str | int) and not isinstance(found, bool) and str(found):
+            return str(found)
+    return None
+
+
+def print_failures(rows: list[dict[str, Any]], inputs: list[Any], dest: Path) -> None:
+    """One line per failed run (its input's line, id and seed, and the error's first line), then how
+    many failed: where the user looks, not only in the results file."""
+    failed = sorted((row for row in rows if row.get("status") == "error"), key=lambda r: (r["line"], r["seed"]))
+    for row in failed[:FAILURES_SHOWN]:
+        index = row["line"] - 1
+        ident = input_id(inputs[index]) if 0 <= index < len(inputs) else None
+        error = (str(row.get("error") or "").strip().splitlines() or ["(no message)"])[0]
+        out.print(f"[red]failed[/red] line {row['line']}" + (f" (id {escape(ident)})" if ident else "")
+                  + f", seed {row['seed']}: {escape(error)}", highlight=False, soft_wrap=True)
+    if len(failed) > FAILURES_SHOWN:
+        out.print(f"... and {len(failed) - FAILURES_SHOWN} more", highlight=False)
+    if failed:
+        out.print(f"{len(failed)} of {len(rows)} runs failed; every error is in {dest}", highlight=False, soft_wrap=True)
+
+
 def run_command(hooks: Mapping[str, RunHooks] | None = None) -> Callable[..., None]:
     """The `rolegraph run TARGET` command, given the hooks of the graphs (by name) that have some."""
     known = dict(hooks or {})
@@ -267,6 +373,9 @@ def run_command(hooks: Mapping[str, RunHooks] | None = None) -> Callable[..., No
                                                                     "NAME-results.jsonl.")] = None,
         concurrency: ConcurrencyOpt = default_concurrency(),
         config: ConfigOpt = None,
+        stream: Annotated[bool, typer.Option("--stream", help="Show the models' tokens as they come and each node's "
+                                                              "update as a line, on stderr (one run at a time).")] = False,
+        allow_unused_roles: AllowUnusedRolesOpt = False,
     ) -> None:
         """Run any graph over a JSONL file of inputs: each (input, seed) is a recorded run. The graph's
         options go as --option KEY=VALUE or as flags of their own (refinebot's --max-iters 2)."""
@@ -282,6 +391,8 @@ def run_command(hooks: Mapping[str, RunHooks] | None = None) -> Callable[..., No
         inputs = (list(itertools.islice(hook.read(input), limit)) if hook.read is not None
                   else read_inputs(graph, input, limit))
         runtime = Runtime.load(config)
+        if not allow_unused_roles:
+            check_roles(graph, runtime, inputs, options)
         dest = out_file or Path(f"{graph.name}-results.jsonl")
         rows: list[dict[str, Any]] = []
 
@@ -289,24 +400,38 @@ def run_command(hooks: Mapping[str, RunHooks] | None = None) -> Callable[..., No
             dest.parent.mkdir(parents=True, exist_ok=True)
             progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), console=Console(stderr=True))
-            with dest.open("w") as fh, progress:
-                bar = progress.add_task(graph.name, total=len(inputs) * len(seed_list))
-                async for index, seed, result in graph.run_batch(inputs, runtime=runtime, seeds=seed_list,
-                                                                 options=options, concurrency=concurrency):
+            from rolegraph.graphs._console import streamed_runs
+
+            # streamed, the runs' tokens and updates take the progress bar's place on stderr
+            shown: contextlib.AbstractContextManager[Any] = contextlib.nullcontext() if stream else progress
+            with dest.open("w") as fh, shown:
+                bar = None if stream else progress.add_task(graph.name, total=len(inputs) * len(seed_list))
+                runs = (streamed_runs(graph, inputs, runtime=runtime, seeds=seed_list, options=options,
+                                      console=Console(stderr=True)) if stream else
+                        graph.run_batch(inputs, runtime=runtime, seeds=seed_list, options=options,
+                                        concurrency=concurrency))
+                async for index, seed, result in runs:
                     # redacted as the traces are: the results file, the summary table and the error below
                     # are made from these rows, so a key the model echoed or an input held reaches none
                     rows.append(runtime.redactor.data(_row(index, seed, result, hook.exclude)))
                     fh.write(json.dumps(rows[-1]) + "\n")
                     fh.flush()
-                    progress.update(bar, advance=1, description=f"{graph.name} line {index + 1}/seed {seed}")
+                    if bar is not None:
+                        progress.update(bar, advance=1, description=f"{graph.name} line {index + 1}/seed {seed}")
 
         with runtime:
             runtime.run_sync(go())
         out.print(hook.summary(graph=graph.name, rows=rows, inputs=len(inputs), seeds=len(seed_list)))
+        print_failures(rows, inputs, dest)
         out.print(f"results: {dest}")
         if runtime.traces is not None:
             out.print(f"traces: {runtime.traces.root}/ (rolegraph trace list; rolegraph replay last)")
-        if rows and not any(row["status"] == "ok" for row in rows):
+        waiting = [row for row in rows if row["status"] == "interrupted"]
+        if waiting:
+            out.print(f"{len(waiting)} run{'s wait' if len(waiting) > 1 else ' waits'} for human input (first: "
+                      f"{waiting[0].get('run_id')}): rolegraph trace show RUN lists the questions; rolegraph resume "
+                      "RUN --answer JSON answers them", highlight=False, soft_wrap=True)
+        if rows and not any(row["status"] in ("ok", "interrupted") for row in rows):
             first = next((row["error"] for row in rows if row.get("error")), None)
             raise UserError(f"every run of {graph.name} failed" + (f" (the first: {first})" if first else "")
                             + f"; see the errors in {dest}")

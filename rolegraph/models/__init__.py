@@ -4,6 +4,7 @@ from rolegraph.models._decode import UnsafeJSON, clean_value, decode_json
 from rolegraph.models._dialects import Dialect, constrain_schema
 from rolegraph.models._endpoint import Endpoint, RetryPolicy
 from rolegraph.models._openai import OpenAICompatModel
+from rolegraph.models._stream import StreamReader
 from rolegraph.models._testing import FunctionModel, ScriptedModel
 from rolegraph.models._types import (
     ChatModel,
@@ -11,10 +12,12 @@ from rolegraph.models._types import (
     ChatResponse,
     Message,
     TokenLogprob,
+    TokenSink,
     ToolCall,
     ToolSpec,
     TransportRetry,
     Usage,
+    chat_streamed,
 )
 
 __all__ = [
@@ -28,12 +31,15 @@ __all__ = [
     "OpenAICompatModel",
     "RetryPolicy",
     "ScriptedModel",
+    "StreamReader",
     "TokenLogprob",
+    "TokenSink",
     "ToolCall",
     "ToolSpec",
     "TransportRetry",
     "UnsafeJSON",
     "Usage",
+    "chat_streamed",
     "clean_value",
     "constrain_schema",
     "decode_json",

@@ -18,6 +18,10 @@ Dialect = Literal["llama_server", "llama_cpp", "vllm", "openai"]
 DialectSetting = Literal["auto", "llama_server", "llama_cpp", "vllm", "openai"]
 #: The dialects of llama.cpp's grammar-constrained servers, which small-model schemas are made for.
 LLAMA_DIALECTS = ("llama_server", "llama_cpp")
+#: The dialects whose servers stream an answer with its usage at the end (`stream_options:
+#: {"include_usage": true}`). llama-cpp-python's server streams no usage, so there an answer is asked
+#: for whole and passed on in one piece: the recorded call keeps its token counts.
+STREAMING_DIALECTS = ("llama_server", "vllm", "openai")
 
 #: Integer ranges up to this size become enums.
 MAX_ENUM_RANGE = 64

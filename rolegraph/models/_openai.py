@@ -7,15 +7,20 @@ import json
 import time
 from typing import Any
 
+import httpx2
+import openai
 from openai.types.chat import ChatCompletion
 
-from rolegraph.models._dialects import constrain_schema, response_format
+from rolegraph.errors import ModelStreamError
+from rolegraph.models._dialects import STREAMING_DIALECTS, constrain_schema, response_format
 from rolegraph.models._endpoint import BaseUrl, Endpoint, lora_field
+from rolegraph.models._stream import StreamReader
 from rolegraph.models._types import (
     ChatRequest,
     ChatResponse,
     Message,
     TokenLogprob,
+    TokenSink,
     ToolCall,
     TransportRetry,
     Usage,
@@ -56,8 +61,12 @@ class OpenAICompatModel:
         return f"OpenAICompatModel(model={self.model!r}, endpoint={self.endpoint!r})"
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        client = await self.endpoint.client()
         body, forced = await self._body(request)
+        return await self._complete(body, forced)
+
+    async def _complete(self, body: dict[str, Any], forced: list[str] | None) -> ChatResponse:
+        """The whole answer to `body` in one response."""
+        client = await self.endpoint.client()
         started = time.perf_counter()
         retries: list[TransportRetry] = []
         # the JSON body as is, through the SDK's client (auth, timeouts, response parsing): the request
@@ -71,6 +80,54 @@ class OpenAICompatModel:
         response = _to_response(completion, latency)
         if forced is not None:
             response = _as_tool_call(response, forced)
+        response.retries = retries
+        return response
+
+    async def chat_stream(self, request: ChatRequest, on_token: TokenSink) -> ChatResponse:
+        """`chat`, with the answer's text passed to `on_token` as the server writes it (`stream: true`,
+        usage at the end). The request is the one `chat` sends, plus the stream fields, and the
+        response the same. Transport failures before the first piece is passed on are retried as
+        `chat` retries them; a stream that breaks off after it raises ModelStreamError. A forced
+        tool call read back from structured output, and a server that streams no usage
+        (llama-cpp-python's), are asked for whole and passed on in one piece."""
+        body, forced = await self._body(request)
+        if forced is not None or await self.endpoint.dialect() not in STREAMING_DIALECTS:
+            whole = await self._complete(body, forced)
+            if whole.text:
+                await on_token(whole.text)
+            return whole
+        client = await self.endpoint.client()
+        payload = {**body, **body.pop("extra_body", {}), "stream": True, "stream_options": {"include_usage": True}}
+        started = time.perf_counter()
+        retries: list[TransportRetry] = []
+        passed = 0
+
+        async def attempt() -> ChatResponse:
+            nonlocal passed
+            reader = StreamReader()
+            raw = await client.post("/chat/completions", body=payload, cast_to=httpx2.Response, stream=True)
+            try:
+                try:
+                    async for data in raw.aiter_bytes():
+                        for piece in reader.feed(data):
+                            passed += 1
+                            await on_token(piece)
+                except (httpx2.TransportError, httpx2.StreamError, OSError) as exc:
+                    raise ModelStreamError(f"the stream broke off ({type(exc).__name__}: {exc})", cut=True) from exc
+                for piece in reader.end():
+                    passed += 1
+                    await on_token(piece)
+                return reader.response(time.perf_counter() - started)
+            except ModelStreamError as exc:
+                if exc.cut and not passed:  # nothing passed on yet: asked for again, like a dropped connection
+                    raise openai.APIConnectionError(message=str(exc), request=raw.request) from exc
+                where = f"model server at {self.endpoint.display_url}"
+                after = f" after {passed} piece(s) of the answer were passed on" if passed else ""
+                raise ModelStreamError(f"{where}: {exc}{after}", cut=exc.cut) from exc
+            finally:
+                await raw.aclose()
+
+        response: ChatResponse = await self.endpoint.call(attempt, retries=retries)
         response.retries = retries
         return response
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from pydantic import BaseModel
 
 from rolegraph.errors import ScriptError
-from rolegraph.models._types import ChatRequest, ChatResponse, Usage
+from rolegraph.models._types import ChatRequest, ChatResponse, TokenSink, Usage
 
 Step = str | dict[str, Any] | BaseModel | ChatResponse | BaseException | Callable[[ChatRequest], Any]
 """A scripted answer: text; a dict or pydantic model (sent as JSON); a full ChatResponse;
@@ -38,6 +39,20 @@ def _as_response(value: Any, request: ChatRequest) -> ChatResponse:
     return ChatResponse(text=text, finish_reason="stop", model="scripted",
                         usage=Usage(prompt_tokens=max(1, prompt_chars // 4),
                                     completion_tokens=max(1, len(text) // 4)))
+
+
+_PIECE = re.compile(r"\s*\S+|\s+")
+
+
+def pieces(text: str) -> list[str]:
+    """`text` in the pieces the test doubles stream it in: each word with the space before it."""
+    return _PIECE.findall(text)
+
+
+async def _stream(response: ChatResponse, on_token: TokenSink) -> ChatResponse:
+    for piece in pieces(response.text):
+        await on_token(piece)
+    return response
 
 
 class ScriptedModel:
@@ -73,6 +88,10 @@ class ScriptedModel:
                 step = await step
         return _as_response(step, request)
 
+    async def chat_stream(self, request: ChatRequest, on_token: TokenSink) -> ChatResponse:
+        """`chat`, its answer's text passed to `on_token` word by word (`pieces`)."""
+        return await _stream(await self.chat(request), on_token)
+
     def verify(self) -> None:
         if self.remaining:
             raise ScriptError(f"{self.name}: {self.remaining} scripted step(s) were never used")
@@ -95,6 +114,10 @@ class FunctionModel:
         if inspect.isawaitable(value):
             value = await value
         return _as_response(value, request)
+
+    async def chat_stream(self, request: ChatRequest, on_token: TokenSink) -> ChatResponse:
+        """`chat`, its answer's text passed to `on_token` word by word (`pieces`)."""
+        return await _stream(await self.chat(request), on_token)
 
     async def aclose(self) -> None:
         return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from functools import cached_property
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -89,8 +90,39 @@ class ChatRequest(BaseModel):
 
     @cached_property
     def fingerprint(self) -> str:
-        """A stable hash of the request's content, used to match recorded calls."""
+        """A stable hash of what the request asks, used to match recorded calls: the content of
+        `comparable()`, so tool-call ids and the order of the tools offered do not count."""
+        return hashlib.sha256(self.comparable().model_dump_json().encode()).hexdigest()[:16]
+
+    @cached_property
+    def exact_fingerprint(self) -> str:
+        """A hash of the request exactly as sent, ids and tool order included (the fingerprint that
+        traces written before `comparable()` recorded)."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+    def comparable(self) -> ChatRequest:
+        """This request with what is random by construction taken out: each tool-call id (drawn by
+        the model, an app or a library such as a handoff tool) becomes `#n`, n counting the ids in
+        the order they first appear, so which tool message answers which call still counts; the
+        tools offered are sorted by name (a library may build them from a set, whose order changes
+        with PYTHONHASHSEED). A request with neither is returned as it is."""
+        ids: dict[str, str] = {}
+
+        def placeholder(ident: str | None) -> str | None:
+            return None if ident is None else ids.setdefault(ident, f"#{len(ids)}")
+
+        messages = tuple(
+            m.model_copy(update={"tool_calls": tuple(c.model_copy(update={"id": placeholder(c.id)})
+                                                     for c in m.tool_calls),
+                                 "tool_call_id": placeholder(m.tool_call_id)})
+            if m.tool_calls or m.tool_call_id is not None else m
+            for m in self.messages)
+        tools = tuple(sorted(self.tools, key=lambda t: t.name))
+        if not ids and tools == self.tools:
+            return self
+        # a new instance, not model_copy: that would carry this one's cached fingerprints along
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self).model_construct(**{**fields, "messages": messages, "tools": tools})
 
 
 class Usage(BaseModel):
@@ -162,3 +194,21 @@ class ChatModel(Protocol):
     async def chat(self, request: ChatRequest) -> ChatResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+TokenSink = Callable[[str], Awaitable[None]]
+"""Receives an answer's text piece by piece as the model writes it; the pieces join to the text."""
+
+
+async def chat_streamed(model: ChatModel, request: ChatRequest, on_token: TokenSink) -> ChatResponse:
+    """`model`'s answer to `request`, its text passed to `on_token` as it comes: through the model's
+    own `chat_stream(request, on_token)` when it has one (the OpenAI-compatible client, the test
+    doubles, a replay), else all at once when the whole answer is there."""
+    stream = getattr(model, "chat_stream", None)
+    if stream is not None:
+        response: ChatResponse = await stream(request, on_token)
+        return response
+    response = await model.chat(request)
+    if response.text:
+        await on_token(response.text)
+    return response

@@ -4,7 +4,9 @@ message. Every render carries the template's name and content hash for the trace
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +35,8 @@ class PromptTemplate:
     source: str
     sha256: str
     _template: jinja2.Template
+    path: str | None = None
+    """The file it was read from, when Jinja does not know it (a fork's changed prompt)."""
 
     def render(self, **variables: Any) -> RenderedPrompt:
         ctx = self._template.new_context(variables)
@@ -47,8 +51,39 @@ class PromptTemplate:
             if not self._template.blocks:
                 messages.append(Message(role="user", content=self._template.render(variables).strip()))
         except jinja2.UndefinedError as exc:
-            raise PromptError(f"prompt '{self.name}': {exc}; pass it to the agent's run()") from exc
+            raise undefined_error(self, exc, variables) from exc
         return RenderedPrompt(self.name, self.sha256, tuple(messages))
+
+
+def undefined_error(template: PromptTemplate, exc: jinja2.UndefinedError, variables: Mapping[str, Any]) -> PromptError:
+    """The error for a variable a template uses and its render was not given: the template file and
+    line that use it, the variables that were passed (the name they most resemble first), and the fix."""
+    where = f"prompt '{template.name}'"
+    tb, found = exc.__traceback__, None
+    while tb is not None:  # the innermost template frame: the file (an included one too) and line using it
+        owner = tb.tb_frame.f_globals.get("__jinja_template__")
+        if isinstance(owner, jinja2.Template):
+            found = (owner, owner.get_corresponding_lineno(tb.tb_lineno))
+        tb = tb.tb_next
+    if found is not None:
+        owner, line = found
+        path = owner.filename if owner.filename and owner.filename != "<template>" else template.path
+        where = f"{_shown_path(path)}:{line} (prompt '{template.name}')" if path else f"prompt '{template.name}' line {line}"
+    passed = sorted(variables)
+    missing = re.match(r"'([^']+)' is undefined", str(exc))
+    close = difflib.get_close_matches(missing.group(1), passed, n=1, cutoff=0.6) if missing else []
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    fix = (f"fix the template, or pass '{missing.group(1)}' to the agent's run()" if missing
+           else "fix the template, or pass what it needs to the agent's run()")
+    return PromptError(f"{where}: {exc}; the variables passed: {', '.join(passed) or '(none)'}{hint} ({fix})")
+
+
+def _shown_path(path: str) -> str:
+    """`path` relative to the working directory when it is inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 @lru_cache(maxsize=32)
@@ -128,7 +163,7 @@ def load_template_file(name: str, path: str | Path) -> PromptTemplate:
         template = env.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise PromptError(f"{p} line {exc.lineno}: {exc.message}") from exc
-    return PromptTemplate(name, source, hashlib.sha256(source.encode()).hexdigest(), template)
+    return PromptTemplate(name, source, hashlib.sha256(source.encode()).hexdigest(), template, path=str(p))
 
 
 __all__ = ["OverlayLibrary", "PromptError", "PromptLibrary", "PromptTemplate", "RenderedPrompt", "load_template_file"]

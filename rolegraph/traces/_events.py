@@ -41,6 +41,13 @@ class Manifest(BaseModel):
     input: Any = None
     options: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = None
+    seed_calls: bool = False
+    """Whether each model call that carried no seed of its own was sent one: its role's configured seed
+    (`role_seeds`), else one derived from `seed` and the call's place in the run. False in traces
+    recorded before calls were seeded: their replays send the requests they recorded, unseeded."""
+    role_seeds: dict[str, int | None] = Field(default_factory=dict)
+    """The seeds configured for roles when the run started (`[roles.X] seed`), which win over a
+    derived one; a role not listed takes the default role's. Empty when no role has one."""
     prompts: dict[str, str] = Field(default_factory=dict)
     """Template name -> sha256 of its content."""
     roles: dict[str, RoleInfo] = Field(default_factory=dict)
@@ -92,9 +99,15 @@ class NodeFinished(_Event):
     key: str
     step: int
     delta: Any = None
-    """The node's update to the state (JSON)."""
+    """The node's update to the state (JSON); for a handoff, the update its command carries."""
     duration_s: float = 0.0
     error: str | None = None
+    handoff: list[str] | None = None
+    """Set when the node ended by handing control on (a supervisor's or swarm's handoff, any
+    `Command(goto=..., graph=Command.PARENT)`): the nodes it handed to. Not an error."""
+    interrupts: list[PendingInterrupt] = Field(default_factory=list, exclude_if=lambda v: not v)
+    """Set when the node stopped at LangGraph's `interrupt(value)`: what it asked. Not an error: the
+    node runs again, from its start, once the run is resumed with the answer. (Left out when empty.)"""
 
 
 class ModelCall(_Event):
@@ -191,6 +204,37 @@ class ErrorEvent(_Event):
     node_key: str | None = None
 
 
+class PendingInterrupt(BaseModel):
+    """A question a run stopped at: one call of LangGraph's `interrupt(value)` in a node."""
+
+    id: str
+    """LangGraph's interrupt id (what `Command(resume={id: answer})` names); drawn anew in each run, so
+    comparisons of two runs leave it out."""
+    value: Any = None
+    """What the node asked: the value it gave `interrupt()` (JSON)."""
+    node: str
+    """The node that asked."""
+    node_key: str
+    """The node execution that asked (as its NodeStarted's `key`)."""
+    step: int
+    """That execution's node step."""
+    index: int = 0
+    """The n-th `interrupt()` of that execution (a node that asks twice is answered in order)."""
+
+
+class HumanInput(_Event):
+    """A person's answer to a question the run stopped at, given when the run was resumed (or, in a
+    replay, answered from the trace it replays): the run goes on from this answer."""
+
+    kind: Literal["human_input"] = "human_input"
+    interrupt: PendingInterrupt
+    """The question answered."""
+    answer: Any = None
+    """The answer (JSON), redacted like every event."""
+    replayed: bool = False
+    """Answered from a recorded trace (a replay or the replayed part of a fork), not by a person."""
+
+
 class Totals(BaseModel):
     model_calls: int = 0
     replayed_calls: int = 0
@@ -204,14 +248,18 @@ class Totals(BaseModel):
 
 class RunFinished(_Event):
     kind: Literal["run_finished"] = "run_finished"
-    status: Literal["ok", "error"]
+    status: Literal["ok", "error", "interrupted"]
+    """`interrupted`: the run stopped at `interrupt()` questions (`interrupts`) and can be resumed with
+    their answers; its log then goes on after this event."""
     output: Any = None
     totals: Totals = Field(default_factory=Totals)
+    interrupts: list[PendingInterrupt] = Field(default_factory=list, exclude_if=lambda v: not v)
+    """The questions an interrupted run waits on (left out when empty)."""
 
 
 Event = Annotated[
     RunStarted | RunResumed | NodeStarted | NodeFinished | ModelCall | ToolInvocation | MemoryRead | MemoryWrite
-    | AgentRetry | ErrorEvent | RunFinished,
+    | AgentRetry | ErrorEvent | HumanInput | RunFinished,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

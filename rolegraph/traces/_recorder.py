@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,28 +19,33 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime as LGRuntime
 from pydantic_core import to_jsonable_python
 
-from rolegraph._langgraph import task_position
+from rolegraph._langgraph import handoff_of, raised_interrupts, task_position
 from rolegraph.errors import UserError
-from rolegraph.models import ChatModel, ChatRequest, ChatResponse
+from rolegraph.models import ChatModel, ChatRequest, ChatResponse, TokenSink, chat_streamed
 from rolegraph.traces._events import (
     AgentRetry,
     ErrorEvent,
     ForkOrigin,
+    HumanInput,
     Manifest,
     ModelCall,
     NodeFinished,
     NodeStarted,
+    PendingInterrupt,
     RunFinished,
     RunResumed,
     RunStarted,
     ToolInvocation,
     Totals,
 )
+from rolegraph.traces._seeds import seeded
 from rolegraph.traces._store import TraceStore, new_run_id
+from rolegraph.traces._tokens import NodeTokens, message_id
 from rolegraph.traces._trace import Trace
 from rolegraph.traces._writer import RunWriter
 
-PACKAGES = ("rolegraph", "langgraph", "openai", "pydantic", "llama-cpp-python")
+PACKAGES = ("rolegraph", "langgraph", "openai", "pydantic", "llama-cpp-python", "langchain-core", "langchain",
+            "langgraph-supervisor", "langgraph-swarm")
 
 
 @dataclass
@@ -48,6 +54,8 @@ class RunContext:
 
     run_id: str
     writer: RunWriter | None
+    manifest: Manifest | None = None
+    """What the run was started with (its graph's roles and prompts among it)."""
     started_at: float = field(default_factory=time.perf_counter)
     """perf_counter() at start (set back by the recorded duration when resuming)."""
     totals: Totals = field(default_factory=Totals)
@@ -58,6 +66,12 @@ class RunContext:
     """Resuming: node execution key -> its step in the interrupted log (a re-run keeps its number)."""
     finished_keys: set[str] = field(default_factory=set)
     """Resuming: node executions that finished before the interruption (re-run silently, if at all)."""
+    asked: dict[str, PendingInterrupt] = field(default_factory=dict)
+    """Questions nodes asked with `interrupt()` in this run, by interrupt id."""
+    answered: dict[str, int] = field(default_factory=dict)
+    """Node execution key -> the answers it has been given (its next question's `index`)."""
+    pending: list[PendingInterrupt] = field(default_factory=list)
+    """The questions the run stopped at (set when it ends interrupted; RunFinished says so)."""
 
     def emit(self, event: Any, raw: tuple[str, Any] | None = None) -> None:
         """Write `event`; `raw` = (field, value) fills a field with a value serialized as it is written."""
@@ -83,6 +97,10 @@ class NodeContext:
     tools: int = 0
     silent: bool = False
     """A resumed run re-executing a node that had finished: answered from the trace, not written again."""
+    config: Any = None
+    """The RunnableConfig LangGraph gave the node: its callbacks are who listens to its model calls' tokens."""
+    tasks: int = 0
+    """Functional-API task calls this execution has made (the next one's index in its key)."""
 
 
 @dataclass
@@ -156,10 +174,19 @@ async def record_run(store: TraceStore | None, manifest: Manifest, *, parent: Fo
         ctx = RunContext(resume.run_id, writer, totals=totals_of(resume))
         # a node re-executed after the interruption keeps its step number, so each step shows once
         ctx.resumed = {e.key: e.step for e in resume.events if isinstance(e, NodeStarted)}
-        ctx.finished_keys = {e.key for e in resume.events if isinstance(e, NodeFinished) and e.error is None}
+        ctx.finished_keys = {e.key for e in resume.events
+                             if isinstance(e, NodeFinished) and e.error is None and not e.interrupts}
+        for e in resume.events:  # the questions asked and answered so far: a node asking again is numbered on
+            if isinstance(e, (NodeFinished, RunFinished)):
+                ctx.asked.update((i.id, i) for i in e.interrupts)
+            elif isinstance(e, HumanInput):
+                ctx.answered[e.interrupt.node_key] = ctx.answered.get(e.interrupt.node_key, 0) + 1
         ctx.node_steps = max(ctx.resumed.values(), default=-1) + 1
         ctx.totals.node_steps = len(ctx.resumed)
-        ctx.started_at -= max((e.ts for e in resume.events), default=0) - resume.started.ts
+        if resume.finished is not None:  # paused at a question: the time it waited for the answer is no run time
+            ctx.started_at -= resume.finished.totals.duration_s
+        else:
+            ctx.started_at -= max((e.ts for e in resume.events), default=0) - resume.started.ts
         ctx.emit(RunResumed(step=ctx.node_steps))
     else:
         run_id = new_run_id(manifest.graph)
@@ -167,6 +194,7 @@ async def record_run(store: TraceStore | None, manifest: Manifest, *, parent: Fo
         ctx = RunContext(run_id, writer)
         manifest.packages = manifest.packages or package_versions()
         ctx.emit(RunStarted(run_id=run_id, manifest=manifest, parent=parent))
+    ctx.manifest = manifest
     watchers = _STARTED.get()
     if watchers is not None:
         watchers.append(ctx)
@@ -182,7 +210,8 @@ async def record_run(store: TraceStore | None, manifest: Manifest, *, parent: Fo
         raise
     else:
         ctx.totals.duration_s = time.perf_counter() - ctx.started_at
-        ctx.emit(RunFinished(status="ok", output=ctx.output[0] if ctx.output else None, totals=ctx.totals))
+        ctx.emit(RunFinished(status="interrupted" if ctx.pending else "ok", output=ctx.output[0] if ctx.output else None,
+                             totals=ctx.totals, interrupts=ctx.pending))
     finally:
         _RUN.reset(token)
         if writer is not None:
@@ -214,6 +243,22 @@ def set_output(ctx: RunContext, value: Any) -> None:
     ctx.output[:] = [to_jsonable_python(value, fallback=str)]
 
 
+def asked(ctx: RunContext, interrupt: Any) -> PendingInterrupt:
+    """The question behind one of LangGraph's `Interrupt`s the run's stream gave: as the node that asked
+    recorded it (an interrupt raised where no traced node saw it is placed nowhere, at step -1)."""
+    known = ctx.asked.get(interrupt.id)
+    if known is not None:
+        return known
+    return PendingInterrupt(id=interrupt.id, value=to_jsonable_python(interrupt.value, fallback=str), node="",
+                            node_key="", step=-1)
+
+
+def human_input(ctx: RunContext, question: PendingInterrupt, answer: Any, *, replayed: bool = False) -> None:
+    """Record the answer to `question` the run goes on from (a person's, or the trace's in a replay)."""
+    ctx.answered[question.node_key] = ctx.answered.get(question.node_key, 0) + 1
+    ctx.emit(HumanInput(interrupt=question, answer=to_jsonable_python(answer, fallback=str), replayed=replayed))
+
+
 def node_key(name: str, config: Any) -> tuple[list[str], str]:
     """A stable identity for one node execution: subgraph path, LangGraph step, Send index."""
     where = task_position(config)
@@ -234,11 +279,13 @@ def takes_runtime(fn: Callable[..., Any]) -> bool:
     return len(params) >= 2
 
 
-def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[..., Awaitable[Any]]:
+def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any,
+                check: Callable[[Any], None] | None = None) -> Callable[..., Awaitable[Any]]:
     """Wrap a graph node (an async function of the state, or of the state and the rolegraph
     Runtime, or a compiled subgraph) so each execution is numbered and recorded with its state
     delta. The Runtime reaches nodes as LangGraph's run context, so one compiled graph serves
-    every runtime.
+    every runtime. `check(update)`, if given, sees each update a function node returns and raises
+    what is wrong with it (a key the state does not have), as the node's error.
 
     A node's key must be the same when the run is replayed. Inside a traced subgraph node the
     key is prefixed with the enclosing execution's key; otherwise a repeated key (an untraced
@@ -254,6 +301,7 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
         if parent is not None:
             key = f"{parent.key}>{key}"
             path = [*parent.path, *path[-1:]]
+        base, seen = key, 0
         if run is not None:
             seen = run.key_counts.get(key, 0)
             run.key_counts[key] = seen + 1
@@ -268,7 +316,7 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
             run.totals.node_steps += 1
         if run is not None and run.writer is not None and not silent:
             run.emit(NodeStarted(node=name, path=path, key=key, step=step), raw=("state", state))
-        token = _NODE.set(NodeContext(name, key, step, path, silent=silent))
+        token = _NODE.set(NodeContext(name, key, step, path, silent=silent, config=config))
         started = time.perf_counter()
         try:
             if invoke is not None:
@@ -281,10 +329,16 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
                 update = await fn(state, context)
             else:
                 update = await fn(state)
+            if check is not None and invoke is None:  # a subgraph's output is its own state, filtered by design
+                check(update)
         except BaseException as exc:
-            if run is not None and not silent:
-                run.emit(NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter() - started,
-                                      error=f"{type(exc).__name__}: {exc}"))
+            questions = raised_interrupts(exc)
+            if run is not None and questions is not None:
+                _finish_interrupted(run, NodeFinished(node=name, key=key, step=step, duration_s=time.perf_counter()
+                                                      - started), questions, silent=silent, recount=(base, seen))
+            elif run is not None and not silent:
+                _finish_raised(run, NodeFinished(node=name, key=key, step=step,
+                                                 duration_s=time.perf_counter() - started), exc)
             raise
         finally:
             _NODE.reset(token)
@@ -299,6 +353,40 @@ def traced_node(name: str, fn: Callable[..., Awaitable[Any]] | Any) -> Callable[
     return node
 
 
+def _finish_raised(run: RunContext, finished: NodeFinished, exc: BaseException) -> None:
+    """Write the end of a node execution that raised: a handoff (control flow LangGraph raises up to
+    the graph that applies it) as the step's outcome, with its update and destinations; anything
+    else as the step's error."""
+    handoff = handoff_of(exc)
+    if handoff is None:
+        finished.error = f"{type(exc).__name__}: {exc}"
+        run.emit(finished)
+        return
+    finished.handoff = handoff.goto
+    if run.writer is not None:
+        run.emit(finished, raw=("delta", handoff.update))
+
+
+def _finish_interrupted(run: RunContext, finished: NodeFinished, questions: list[Any], *, silent: bool,
+                        recount: tuple[str, int]) -> None:
+    """Write the end of a node execution that stopped at `interrupt()`: what it asked (the innermost
+    node that saw a question keeps it: a subgraph's node, not the node running the subgraph). Once
+    answered, LangGraph runs the node again from its start; that execution keeps this one's key and
+    step, in a resumed run and in a replay that answers the question within the same run."""
+    key, step = finished.key, finished.step
+    for q in questions:
+        if q.id not in run.asked:
+            run.asked[q.id] = PendingInterrupt(id=q.id, value=to_jsonable_python(q.value, fallback=str),
+                                               node=finished.node, node_key=key, step=step,
+                                               index=run.answered.get(key, 0))
+    finished.interrupts = [run.asked[q.id] for q in questions]
+    base, seen = recount
+    run.key_counts[base] = seen
+    run.resumed[key] = step
+    if not silent:
+        run.emit(finished)
+
+
 @contextlib.asynccontextmanager
 async def as_node(run: RunContext, name: str, key: str, step: int) -> AsyncIterator[NodeContext]:
     """Enter a recorded node execution by hand (to replay one step alone)."""
@@ -308,6 +396,84 @@ async def as_node(run: RunContext, name: str, key: str, step: int) -> AsyncItera
     finally:
         _NODE.reset(node_token)
         _RUN.reset(run_token)
+
+
+# -- functional-API task calls: each a step of its own, under the node or task that made it --------
+
+TASK_CALL = "@call"
+"""What marks a task call's key: `<caller's key>>NAME@callN`, N counting the caller's task calls."""
+_TASK_KEY = re.compile(r"[^>/@]+@call\d+")
+
+
+@dataclass
+class TaskStep:
+    """One functional-API task call, numbered in the caller's context when it is made (in the order the
+    code makes them, whatever order they then run in), and recorded as a step when it runs."""
+
+    name: str
+    key: str
+    """`<caller's key>>NAME@callN`: the same in a replay, a fork and a resumed run."""
+    path: list[str]
+    step: int
+    silent: bool = False
+    """A resumed run running again a task that had finished: answered from the trace, not written again."""
+    output: Any = None
+    """What the task returned (set inside `recorded_task`)."""
+
+
+def is_task_key(key: str) -> bool:
+    """Whether a node execution key is a functional-API task call's."""
+    return _TASK_KEY.fullmatch(key.rsplit(">", 1)[-1]) is not None
+
+
+def task_call(name: str) -> TaskStep:
+    """Number a call of task `name` made now, under the node or task running in this context."""
+    run, parent = _RUN.get(), _NODE.get()
+    if parent is not None:
+        index = parent.tasks
+        parent.tasks += 1
+        key, path = f"{parent.key}>{name}{TASK_CALL}{index}", [*parent.path, name]
+    else:  # made where no traced node runs: numbered in the run
+        counter = f"{TASK_CALL}:{name}"
+        index = run.key_counts.get(counter, 0) if run is not None else 0
+        if run is not None:
+            run.key_counts[counter] = index + 1
+        key, path = f"{name}{TASK_CALL}{index}", [name]
+    step, silent = 0, False
+    if run is not None and key in run.resumed:
+        step, silent = run.resumed[key], key in run.finished_keys
+    elif run is not None:
+        step = run.node_steps
+        run.node_steps += 1
+        run.totals.node_steps += 1
+    return TaskStep(name, key, path, step, silent)
+
+
+@contextlib.asynccontextmanager
+async def recorded_task(task: TaskStep, inputs: Any, *, config: Any = None) -> AsyncIterator[TaskStep]:
+    """Run a task call as its step, inside the block: NodeStarted with its `inputs` (its arguments by
+    name), then NodeFinished with `task.output`, or with its error, its questions (`interrupt()`) or
+    its handoff, as a node's. Its model and tool calls are numbered within it."""
+    run = _RUN.get()
+    if run is not None and run.writer is not None and not task.silent:
+        run.emit(NodeStarted(node=task.name, path=task.path, key=task.key, step=task.step), raw=("state", inputs))
+    token = _NODE.set(NodeContext(task.name, task.key, task.step, task.path, silent=task.silent, config=config))
+    started = time.perf_counter()
+    try:
+        yield task
+    except BaseException as exc:
+        finished = NodeFinished(node=task.name, key=task.key, step=task.step, duration_s=time.perf_counter() - started)
+        questions = raised_interrupts(exc)
+        if run is not None and questions is not None:
+            _finish_interrupted(run, finished, questions, silent=task.silent, recount=(task.key, 0))
+        elif run is not None and not task.silent:
+            _finish_raised(run, finished, exc)
+        raise
+    finally:
+        _NODE.reset(token)
+    if run is not None and run.writer is not None and not task.silent:
+        run.emit(NodeFinished(node=task.name, key=task.key, step=task.step, duration_s=time.perf_counter() - started),
+                 raw=("delta", task.output))
 
 
 class RecordedCall:
@@ -350,11 +516,21 @@ class RecordingModel:
         async with self.recorded(request) as call:
             return call.response
 
+    async def chat_stream(self, request: ChatRequest, on_token: TokenSink) -> ChatResponse:
+        """`chat`, with the answer's text passed to `on_token` as the model writes it (recorded the same)."""
+        async with self.recorded(request, on_token=on_token) as call:
+            return call.response
+
     @contextlib.asynccontextmanager
-    async def recorded(self, request: ChatRequest, *, attempt: Attempt | None = None) -> AsyncIterator[RecordedCall]:
+    async def recorded(self, request: ChatRequest, *, attempt: Attempt | None = None, on_token: TokenSink | None = None,
+                       to_node: bool = False) -> AsyncIterator[RecordedCall]:
         """Make one call, numbered within its node, and write its ModelCall when the block ends, with
         the verdict the block gave (`accept` / `reject`): an agent parses its answer inside the block.
-        A call that fails is written with its error (and the transport retries before it) and raises."""
+        A call that fails is written with its error (and the transport retries before it) and raises.
+
+        The answer's text goes, as the model writes it, to `on_token`, and with `to_node` to whoever
+        listens to the node the call runs in (LangGraph's `messages` stream mode). With neither, or
+        nobody listening, the request is the plain one; either way the ModelCall written is the same."""
         run = _RUN.get()
         node = _NODE.get()
         index = 0
@@ -362,6 +538,9 @@ class RecordingModel:
             index = node.calls
             node.calls += 1
         where = CallContext(node.key if node else None, node.step if node else None, index, self.role)
+        # the seed it is sent with, recorded in it (the same again on replay: position and run seed are)
+        request = seeded(request, run.manifest if run is not None else None, self.role, where.node_key, index,
+                         attempt.index if attempt is not None else 0)
         token = _CALL.set(where)
         error: str | None = None
         response: ChatResponse | None = None
@@ -369,7 +548,7 @@ class RecordingModel:
         call: RecordedCall | None = None  # made once the model answered; a failed call raises before its block
         try:
             try:
-                response = await self.inner.chat(request)
+                response = await self._answer(request, node, index, on_token, to_node)
                 retries = response.retries
             except asyncio.CancelledError as exc:  # e.g. an evaluation case's timeout: the call is kept, unanswered
                 error = "cancelled"
@@ -403,6 +582,30 @@ class RecordingModel:
                         parsed=call.parsed if call else None, error=error or (call.rejected if call else None),
                         replayed=replayed, retries=retries,
                     ))
+
+    async def _answer(self, request: ChatRequest, node: NodeContext | None, index: int, on_token: TokenSink | None,
+                      to_node: bool) -> ChatResponse:
+        """The inner model's answer, streamed to `on_token` and to the node's listeners as `recorded` asks."""
+        listener = None
+        if to_node and node is not None and not node.silent and node.config is not None:
+            listener = NodeTokens.open(node.config, self.role, request, message_id(node.key, index))
+        if listener is None:
+            return await (self.inner.chat(request) if on_token is None else chat_streamed(self.inner, request, on_token))
+        heard = listener
+
+        async def both(piece: str) -> None:
+            if on_token is not None:
+                await on_token(piece)
+            await heard.token(piece)
+
+        await listener.start()
+        try:
+            response = await chat_streamed(self.inner, request, both)
+        except BaseException as exc:
+            await listener.fail(exc)
+            raise
+        await listener.end(response)
+        return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()

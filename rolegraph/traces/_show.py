@@ -13,7 +13,16 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from rolegraph.traces._events import AgentRetry, ErrorEvent, ModelCall, NodeFinished, NodeStarted, ToolInvocation
+from rolegraph.traces._events import (
+    AgentRetry,
+    ErrorEvent,
+    HumanInput,
+    ModelCall,
+    NodeFinished,
+    NodeStarted,
+    PendingInterrupt,
+    ToolInvocation,
+)
 from rolegraph.traces._replay import request_lines
 from rolegraph.traces._store import RunInfo
 from rolegraph.traces._trace import Trace
@@ -37,7 +46,7 @@ def runs_table(runs: Iterable[RunInfo], width: int = 200) -> Table:
     if wide:
         table.add_column("input", no_wrap=True, overflow="ellipsis")
     for r in runs:
-        colour = {"ok": "green", "error": "red", "incomplete": "yellow"}.get(r.status, "")
+        colour = {"ok": "green", "error": "red", "incomplete": "yellow", "interrupted": "magenta"}.get(r.status, "")
         row = [r.run_id, f"[{colour}]{r.status}[/]" if colour else r.status, str(r.model_calls), str(r.tokens),
                _when(r.started)]
         row += [r.parent or ""] if parents else []
@@ -59,6 +68,12 @@ class StepSummary:
     delta: Any = None
     state: Any = None
     end_ts: float = 0.0
+    interrupts: list[PendingInterrupt] = field(default_factory=list)
+    """The questions the step stopped at (`interrupt()`), while they wait for an answer."""
+    answers: list[HumanInput] = field(default_factory=list)
+    """The answers its questions were given, in order."""
+    handoff: list[str] | None = None
+    """Where the step handed control (a supervisor's or swarm's handoff), if it ended so."""
 
 
 def steps(trace: Trace) -> list[StepSummary]:
@@ -72,13 +87,33 @@ def steps(trace: Trace) -> list[StepSummary]:
         elif isinstance(e, NodeFinished) and e.key in by_key:
             s = by_key[e.key]
             s.duration_s, s.error, s.delta, s.end_ts = e.duration_s, e.error, e.delta, e.ts
+            s.interrupts = list(e.interrupts)
+            s.handoff = e.handoff
         elif isinstance(e, ModelCall) and e.node_key in by_key:
             by_key[e.node_key].calls.append(e)
         elif isinstance(e, ToolInvocation) and e.node_key in by_key:
             by_key[e.node_key].tools.append(e)
         elif isinstance(e, AgentRetry) and e.node_key in by_key:
             by_key[e.node_key].retries += 1
+    for e in trace:  # an answer is given before its node runs again (the step's final execution)
+        if isinstance(e, HumanInput) and e.interrupt.node_key in by_key:
+            by_key[e.interrupt.node_key].answers.append(e)
     return order
+
+
+def answer_text(call: ModelCall) -> str:
+    """A call's answer as every view shows it: its text, then each tool call it asked for as
+    `→ name(arguments)` (a handoff decision is such a call); an unanswered call's error."""
+    if call.response is None:
+        return f"(no response) {call.error}"
+    calls = [f"→ {c.name}({c.arguments})" for c in call.response.tool_calls]
+    return "\n".join([call.response.text, *calls] if call.response.text else calls)
+
+
+def tool_line(t: ToolInvocation) -> str:
+    """A recorded tool call on one line: `name(input) → output` (or its error)."""
+    result = f"error: {t.error}" if t.error else json.dumps(t.output, default=str, ensure_ascii=False)
+    return f"{t.name}({json.dumps(t.input, default=str, ensure_ascii=False)}) → {result}"
 
 
 def _preview(value: Any, width: int = 60) -> str:
@@ -91,7 +126,7 @@ def show(trace: Trace, console: Console, *, step: int | None = None, calls: bool
     started = trace.started
     m = started.manifest
     head = Text.assemble((f"{trace.run_id}", "bold"), f"  graph {m.graph}  status ",
-                         (trace.status, {"ok": "green", "error": "red"}.get(trace.status, "yellow")))
+                         (trace.status, {"ok": "green", "error": "red", "interrupted": "magenta"}.get(trace.status, "yellow")))
     if started.parent:
         head.append(f"  forked from {started.parent.run_id}"
                     + (f" at step {started.parent.live_from}"
@@ -115,37 +150,87 @@ def show(trace: Trace, console: Console, *, step: int | None = None, calls: bool
         for col in ("step", "node", "role", "agent", "try", "tokens", "latency", "", "output / error"):
             table.add_column(col, justify="right" if col in ("step", "try", "tokens", "latency") else "left")
         for s in items:
-            for c in s.calls:
-                out = f"[red]{c.error}[/]" if c.error else _preview(c.parsed if c.parsed is not None else
-                                                                    (c.response.text if c.response else ""))
+            events: list[ModelCall | ToolInvocation] = [*s.calls, *s.tools]
+            for c in sorted(events, key=lambda e: e.seq):
+                if isinstance(c, ToolInvocation):  # a recorded tool call, in its place among the model calls
+                    line = _esc(_preview(tool_line(c), 120))
+                    table.add_row(str(s.step), s.node, "tool", "", "", "", f"{c.duration_s * 1000:.0f} ms",
+                                  "replayed" if c.replayed else "", f"[red]{line}[/]" if c.error else line)
+                    continue
+                out = f"[red]{c.error}[/]" if c.error else _esc(_preview(c.parsed if c.parsed is not None else
+                                                                         (answer_text(c) if c.response else "")))
                 table.add_row(str(s.step), s.node, c.role, c.agent or "", str(c.attempt or 0),
                               f"{c.usage.prompt_tokens}+{c.usage.completion_tokens}",
                               f"{c.latency_s * 1000:.0f} ms", "replayed" if c.replayed else "", out)
     else:
-        for col in ("step", "node", "roles", "calls", "tokens", "latency", "retries", "error"):
+        handoffs = any(s.handoff is not None for s in items)  # a multi-agent run: where each agent handed to
+        for col in ("step", "node", "roles", "calls", "tokens", "latency", "retries", *(["handoff"] if handoffs else []),
+                    "error"):
             table.add_column(col, justify="right" if col in ("step", "calls", "tokens", "latency", "retries") else "left")
         for s in items:
             tokens = sum(c.usage.total_tokens for c in s.calls)
+            handoff = [f"→ {', '.join(s.handoff)}" if s.handoff is not None else ""] if handoffs else []
             table.add_row(str(s.step), s.node, ", ".join(sorted({c.role for c in s.calls})), str(len(s.calls)),
                           str(tokens), f"{s.duration_s * 1000:.0f} ms", str(s.retries) if s.retries else "",
-                          f"[red]{s.error}[/]" if s.error else "")
+                          *handoff, f"[red]{s.error}[/]" if s.error else _human_cell(s))
     console.print(table)
     for e in trace.of_kind(ErrorEvent):
         console.print(f"[red]error[/] {e.type}: {e.message}")
+    show_questions(trace, console)
     if not trace.complete:
         console.print("[yellow]incomplete: the run stopped before it finished"
                       + (" (its last line was cut off)" if trace.dropped_tail else "") + "[/]")
 
 
+def _human_cell(s: StepSummary) -> str:
+    """A step's questions in the step table: what it waits on, or the answers it was given."""
+    if s.interrupts:
+        return "[yellow]waits: " + "; ".join(_preview(q.value, 50) for q in s.interrupts) + "[/]"
+    if s.answers:
+        return "answered: " + "; ".join(_preview(a.answer, 50) for a in s.answers)
+    return ""
+
+
+def show_questions(trace: Trace, console: Console) -> None:
+    """The questions an interrupted run waits on (id, step, what was asked) and how to answer them."""
+    waiting = trace.interrupts
+    if not waiting:
+        return
+    console.print(f"[yellow]waiting for human input[/]: {len(waiting)} question{'s' if len(waiting) > 1 else ''}")
+    for q in waiting:
+        where = f"step {q.step} ({q.node_key})" if q.step >= 0 else "(no traced node)"
+        console.print(f"  {q.id}  {where}: {_preview(q.value, 200)}", highlight=False, soft_wrap=True)
+    how = "JSON" if len(waiting) == 1 else "'{\"ID\": JSON, ...}'"
+    console.print(f"answer with: rolegraph resume {trace.run_id} --answer {how}  (or --answer-file FILE)",
+                  highlight=False, soft_wrap=True)
+
+
 def _show_step(s: StepSummary, console: Console) -> None:
     console.print(f"[bold]step {s.step}[/]: {s.node} ({s.key}), {s.duration_s * 1000:.0f} ms")
-    console.print(Panel(_preview(s.delta, 2000), title="state update", title_align="left"))
+    for q in s.interrupts:
+        console.print(Panel(_preview(q.value, 2000), title=f"question {q.index} (interrupt {q.id}): waiting",
+                            title_align="left"))
+    for a in s.answers:
+        console.print(Panel(Group(Text(_preview(a.interrupt.value, 2000)), Text("— answer —", style="bold"),
+                                  Text(_preview(a.answer, 2000))),
+                            title=f"question {a.interrupt.index}" + (" [replayed]" if a.replayed else ""),
+                            title_align="left"))
+    if s.handoff is not None:
+        console.print(f"handed off to {', '.join(s.handoff)}", highlight=False)
+    console.print(Panel(_preview(s.delta, 2000), title="state update" + (" (the handoff's)" if s.handoff else ""),
+                        title_align="left"))
     for c in s.calls:
         body = "\n".join(request_lines(c.request))
-        answer = c.response.text if c.response else f"(no response) {c.error}"
-        console.print(Panel(Group(Text(body), Text("— answer —", style="bold"), Text(answer)),
-                            title=f"call {c.call_index}: {c.role} / {c.agent} attempt {c.attempt}"
+        console.print(Panel(Group(Text(body), Text("— answer —", style="bold"), Text(answer_text(c))),
+                            title=f"call {c.call_index}: {c.role}" + (f" / {c.agent} attempt {c.attempt}" if c.agent else "")
                                   + (" [replayed]" if c.replayed else ""),
                             subtitle=f"{c.usage.prompt_tokens}+{c.usage.completion_tokens} tokens, "
                                      f"{c.latency_s * 1000:.0f} ms" + (f", error: {c.error}" if c.error else ""),
                             title_align="left"))
+    if s.tools:
+        lines = [f"#{t.call_index} {_preview(tool_line(t), 400)}" + (" [replayed]" if t.replayed else "") for t in s.tools]
+        console.print(Panel(Text("\n".join(lines)), title="tool calls", title_align="left"))
+
+
+def _esc(text: str) -> str:
+    return text.replace("[", r"\[")

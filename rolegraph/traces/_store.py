@@ -332,6 +332,15 @@ class TraceStore:
 
         return _with_liveness(self._read(query, []))
 
+    def info(self, run_id: str) -> RunInfo | None:
+        """One run's row of the index, with the status the run list shows for it ("running" while its
+        writer lives, "incomplete" once it is dead); None when the index does not hold the run."""
+        def query(con: sqlite3.Connection) -> builtins.list[RunInfo]:
+            return [RunInfo(*row) for row in con.execute(f"SELECT {_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))]
+
+        found = _with_liveness(self._read(query, []))
+        return found[0] if found else None
+
     def resolve(self, ref: str) -> Path:
         """A run directory from an id, a unique id prefix, 'last', or a path."""
         p = Path(ref)

@@ -13,7 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from rolegraph.errors import UserError
-from rolegraph.traces._events import BlobRef, Event, ModelCall, NodeStarted, RunFinished, RunStarted, parse_event
+from rolegraph.traces._events import (
+    BlobRef,
+    Event,
+    HumanInput,
+    ModelCall,
+    NodeFinished,
+    NodeStarted,
+    PendingInterrupt,
+    RunFinished,
+    RunStarted,
+    parse_event,
+)
 
 BLOB_KEY = "$rolegraph_blob"
 """The one blob reference: an event's long string is replaced by {BLOB_KEY: sha256, "size": n}, a
@@ -38,6 +49,7 @@ class Trace:
     """Complete lines that are no event, skipped, each as `path:line: why` (the events after them
     are kept). A cut-off last line is `dropped_tail`, not damage."""
     _by_key: dict[tuple[str | None, int], ModelCall] = field(default_factory=dict, repr=False)
+    _answers: dict[tuple[str, int], HumanInput] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Trace:
@@ -66,6 +78,8 @@ class Trace:
         for e in events:
             if isinstance(e, ModelCall):
                 trace._by_key[(e.node_key, e.call_index)] = e
+            elif isinstance(e, HumanInput):
+                trace._answers.setdefault((e.interrupt.node_key, e.interrupt.index), e)
         return trace
 
     def __iter__(self) -> Iterator[Event]:
@@ -101,6 +115,26 @@ class Trace:
 
     def model_call(self, node_key: str | None, call_index: int) -> ModelCall | None:
         return self._by_key.get((node_key, call_index))
+
+    def human_answer(self, node_key: str, index: int) -> HumanInput | None:
+        """The answer recorded for question `index` of node execution `node_key`, if it was answered."""
+        return self._answers.get((node_key, index))
+
+    @property
+    def interrupts(self) -> builtins.list[PendingInterrupt]:
+        """The questions the run waits on: an interrupted run's (its RunFinished says which); for a run
+        that did not finish, those its nodes asked that no recorded answer followed (a process killed
+        while the run was paused)."""
+        if self.finished is not None:
+            return list(self.finished.interrupts) if self.finished.status == "interrupted" else []
+        answered = {e.interrupt.id for e in self.events if isinstance(e, HumanInput)}
+        asked: dict[str, PendingInterrupt] = {}
+        for e in self.events:
+            if isinstance(e, NodeFinished):
+                asked.update((q.id, q) for q in e.interrupts if q.id not in answered)
+            elif isinstance(e, NodeStarted):  # a node run again after its questions were answered
+                asked = {i: q for i, q in asked.items() if q.node_key != e.key}
+        return list(asked.values())
 
     def blob(self, ref: BlobRef | dict[str, Any]) -> Any:
         sha = ref.blob if isinstance(ref, BlobRef) else ref["blob"]

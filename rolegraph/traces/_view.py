@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from rolegraph.traces._redact import Redactor
-from rolegraph.traces._show import steps
+from rolegraph.traces._show import StepSummary, answer_text, steps, tool_line
 from rolegraph.traces._trace import Trace
 
 ASSETS = Path(__file__).parent / "assets"
@@ -65,7 +65,9 @@ def render_view(trace: Trace, *, assets_url: str | None = None, app: Mapping[str
 
     `app` adds what a page served by `rolegraph ui` shows beside the trace: `nav` (label -> URL),
     `fork_url` (where a step's fork form posts), `fork_roles` (role -> its current prompt source or
-    None), `live` (which live models a fork calls) and `compare_url` (the run beside its parent)."""
+    None), `live` (which live models a fork calls) and `compare_url` (the run beside its parent);
+    `status` (the run's status as the run list shows it: "running" while its writer lives) and
+    `live_url` (while it runs, what the page polls to update its steps in place, without a reload)."""
     started = trace.started
     items = steps(trace)
     t0 = started.ts
@@ -84,12 +86,15 @@ def render_view(trace: Trace, *, assets_url: str | None = None, app: Mapping[str
                 left=round(100 * (c_start - t0) / span, 3), width=round(100 * c.latency_s / span, 3),
                 messages=[dict(role=m.role, content=m.content or "".join(
                     f"{tc.name}({tc.arguments})" for tc in m.tool_calls)) for m in c.request.messages],
-                answer=c.response.text if c.response else "",
+                answer=answer_text(c) if c.response else "",
+                tool_calls=[dict(name=tc.name, arguments=tc.arguments) for tc in c.response.tool_calls]
+                if c.response else [],
                 parsed=None if c.parsed is None else _pretty(c.parsed),
             ))
         step_rows.append(dict(step=s.step, node=s.node, key=s.key, duration=s.duration_s, error=s.error,
                               left=round(100 * (node_start - t0) / span, 3),
-                              width=round(100 * s.duration_s / span, 3), calls=calls, delta=_pretty(s.delta)))
+                              width=round(100 * s.duration_s / span, 3), calls=calls, delta=_pretty(s.delta),
+                              **_step_extras(s), **_step_questions(s), ended=bool(s.end_ts)))
     totals = trace.finished.totals if trace.finished else None
     calls_all = [c for s in step_rows for c in s["calls"]]
     parent = ""
@@ -100,7 +105,8 @@ def render_view(trace: Trace, *, assets_url: str | None = None, app: Mapping[str
             if started.parent.live_from is not None else " (offline replay)")
     manifest = started.manifest.model_dump(mode="json", exclude={"mermaid"})
     return _template().render(
-        run_id=trace.run_id, graph=started.manifest.graph, status=trace.status, parent=parent,
+        run_id=trace.run_id, graph=started.manifest.graph, status=(app or {}).get("status") or trace.status,
+        parent=parent,
         steps=step_rows, n_calls=len(calls_all), n_replayed=sum(1 for c in calls_all if c["replayed"]),
         prompt_tokens=sum(c["prompt_tokens"] for c in calls_all),
         completion_tokens=sum(c["completion_tokens"] for c in calls_all),
@@ -109,7 +115,22 @@ def render_view(trace: Trace, *, assets_url: str | None = None, app: Mapping[str
         manifest_json=_pretty(manifest), output=_pretty(trace.finished.output) if trace.finished else "",
         mermaid_js="" if assets_url else _mermaid_js(), css="" if assets_url else _css(),
         assets_url=assets_url or "", app=dict(app) if app else None,
+        questions=[dict(id=q.id, step=q.step, node=q.node, key=q.node_key, value=_pretty(q.value))
+                   for q in trace.interrupts],
     )
+
+
+def _step_questions(s: StepSummary) -> dict[str, Any]:
+    """The questions a step asked with `interrupt()`: those it waits on, and those answered (with the answer)."""
+    return dict(asks=[_pretty(q.value) for q in s.interrupts],
+                answers=[dict(question=_pretty(a.interrupt.value), answer=_pretty(a.answer), replayed=a.replayed)
+                         for a in s.answers])
+
+
+def _step_extras(s: StepSummary) -> dict[str, Any]:
+    """What a step shows besides its model calls: where it handed control, and its recorded tool calls."""
+    return dict(handoff=s.handoff, tools=[dict(index=t.call_index, name=t.name, line=tool_line(t), error=t.error,
+                                               replayed=t.replayed, duration=t.duration_s) for t in s.tools])
 
 
 def write_view(trace: Trace, path: str | Path | None = None, *, assets: str | Path | None = None,

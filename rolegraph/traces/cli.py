@@ -25,7 +25,7 @@ def _store(runs: Path | None) -> object:
 
 @trace_app.command("list")
 def list_runs(runs: RunsDirOpt = None, graph: Annotated[str | None, typer.Option()] = None,
-              status: Annotated[str | None, typer.Option(help="ok, error, running or incomplete")] = None,
+              status: Annotated[str | None, typer.Option(help="ok, error, interrupted, running or incomplete")] = None,
               search: Annotated[str | None, typer.Option(help="Text to find in the runs' inputs.")] = None,
               limit: Annotated[int, typer.Option(min=1)] = 30) -> None:
     """Recorded runs, newest first."""
@@ -91,14 +91,27 @@ def export_run(run: str,
 @trace_app.command("to-test")
 def to_test(run: str, step: Annotated[int, typer.Option("--step", help="The step to turn into a test.")],
             output: Annotated[Path, typer.Option("--out", help="Test file or directory.")] = Path("tests/recorded"),
-            runs: RunsDirOpt = None) -> None:
-    """Write a pytest case that replays one step from its recorded input state."""
-    from rolegraph.traces._totest import write_test
+            runs: RunsDirOpt = None,
+            check: Annotated[bool, typer.Option("--check/--no-check", help="Run the written test once and keep it "
+                                                "only if it passes (the default).")] = True) -> None:
+    """Write a pytest case that runs one step again from what it was given (a node's state, a Send's
+    payload, a task's arguments; a subgraph's step through its subgraph) and checks it returns what
+    it returned. A step that cannot become a passing test is refused, saying why."""
+    from rolegraph.traces._totest import check_test, write_test, written_test_name
 
-    try:
-        path = write_test(_store(runs).load(run), step, output)  # type: ignore[attr-defined]
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    trace = _store(runs).load(run)  # type: ignore[attr-defined]
+    fixture = (output if output.suffix != ".py" else output.parent) / "traces" / trace.run_id
+    fixture_existed = fixture.exists()
+    path = write_test(trace, step, output)
+    why = check_test(path, written_test_name(trace, step)) if check else None
+    if why is not None:
+        path.unlink()
+        if not fixture_existed:
+            import shutil
+
+            shutil.rmtree(fixture, ignore_errors=True)
+        raise UserError(f"step {step} cannot become a test that passes: run again by itself, it fails with {why} "
+                        "(nothing was written)")
     out.print(str(path))
 
 

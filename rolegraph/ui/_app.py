@@ -34,17 +34,18 @@ from rolegraph.traces import (
     role_prompts,
 )
 from rolegraph.ui._cache import PageCache
-from rolegraph.ui._compare import compare_evals, compare_runs, preview
+from rolegraph.ui._compare import compare_evals, compare_runs, preview, shared_scorers
 from rolegraph.ui._forks import ForkJobs
 from rolegraph.ui._guard import Guard
 from rolegraph.ui._paths import NotFound, inside
+from rolegraph.ui._resumes import ResumeJobs
 
 UI_ASSETS = Path(__file__).parent / "assets"
 STATIC = {**{name: ASSETS / name for name in SHARED_ASSETS}, "ui.css": UI_ASSETS / "ui.css"}
 """Every file the app serves from disk: the package's own, by name."""
 PER_PAGE = (25, 50, 100, 200)
 MAX_PAGE = 1_000_000
-STATUSES = ("ok", "error", "running", "incomplete")
+STATUSES = ("ok", "error", "interrupted", "running", "incomplete")
 NAV = {"Runs": "/runs", "Evaluations": "/evals"}
 EVAL_DEPTH = 3
 """How deep evaluations sit under --evals: `<id>`, `<suite>/<benchmark>` (`rolegraph eval mcq`), or one more."""
@@ -79,6 +80,8 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
     jobs = ForkJobs(runs_root, live or (lambda: Runtime.load(config)), redact)
     app = FastAPI(title="rolegraph", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.jobs = jobs
+    resumes = ResumeJobs(runs_root, live or (lambda: Runtime.load(config)), redact)
+    app.state.resumes = resumes
     app.add_middleware(Guard, host=host)
     reports = PageCache()
 
@@ -159,8 +162,25 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
             compare = f"/compare?a={urllib.parse.quote(started.parent.run_id)}&b={urllib.parse.quote(trace.run_id)}"
         html = render_view(trace, assets_url="/assets/", app={
             "nav": NAV, "fork_url": f"/runs/{urllib.parse.quote(trace.run_id)}/fork", "fork_roles": _fork_roles(trace),
-            "live": live_description, "compare_url": compare})
+            "live": live_description, "compare_url": compare, **_resume_view(trace, resumes),
+            **_live_view(trace, store)})
         return HTMLResponse(redact(html))
+
+    @app.get("/runs/{run_id}/live.json")
+    def run_live(run_id: str) -> JSONResponse:
+        """What a run's page polls while the run is in progress: its status and how long its log is."""
+        folder = inside(runs_root, run_id, must_have="events.jsonl")
+        info = store.info(folder.name)
+        status = info.status if info is not None else load_run(run_id).status
+        return JSONResponse({"status": status, "size": (folder / "events.jsonl").stat().st_size},
+                            headers={"Cache-Control": "no-store"})
+
+    @app.post("/runs/{run_id}/resume")
+    async def resume(run_id: str, request: Request) -> RedirectResponse:
+        trace = load_run(run_id)
+        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        resumes.start(trace, form)
+        return RedirectResponse(f"/runs/{urllib.parse.quote(trace.run_id)}", status_code=303)
 
     @app.post("/runs/{run_id}/fork")
     async def fork(run_id: str, request: Request) -> RedirectResponse:
@@ -225,7 +245,7 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
         scorers = sorted(set(ea.headline()) | set(eb.headline()))
         if not scorers:
             raise UserError("neither evaluation has a scored result yet")
-        scorer = scorer if scorer in scorers else scorers[0]
+        scorer = scorer if scorer in scorers else next(iter(shared_scorers(ea, eb)), scorers[0])  # a shared one first
         try:
             cmp = compare_evals(ea, eb, scorer)
         except ValueError as exc:
@@ -254,6 +274,27 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
         return HTMLResponse(reports.get(eval_id, sources, render, extra=redact.values))
 
     return app
+
+
+def _resume_view(trace: Trace, resumes: ResumeJobs) -> dict[str, Any]:
+    """What a run's page shows of human input: the form answering the questions an interrupted run
+    waits on, and, while a resume started there is going on, that it is (the page then reloads)."""
+    if resumes.running(trace.run_id):
+        return {"resuming": True}
+    job = resumes.get(trace.run_id)
+    failed = {"resume_error": job.message} if job is not None and job.state == "error" else {}
+    if trace.status == "interrupted":
+        return {"resume_url": f"/runs/{urllib.parse.quote(trace.run_id)}/resume", **failed}
+    return failed
+
+
+def _live_view(trace: Trace, store: TraceStore) -> dict[str, Any]:
+    """The run's status as the run list shows it ("running" while its writer lives, "incomplete" once
+    it is dead), and while it runs, the URL its page polls to update itself in place."""
+    info = store.info(trace.run_id) if trace.finished is None else None
+    status = info.status if info is not None else trace.status
+    live = f"/runs/{urllib.parse.quote(trace.run_id)}/live.json" if status == "running" else None
+    return {"status": status, "live_url": live}
 
 
 def _fork_roles(trace: Trace) -> dict[str, str | None]:

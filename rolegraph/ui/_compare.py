@@ -153,6 +153,11 @@ class EvalComparison:
     only_b: int
 
 
+def shared_scorers(a: EvalStore, b: EvalStore) -> list[str]:
+    """The scorers both evaluations have scored results of (what a comparison compares by default)."""
+    return sorted(set(a.headline()) & set(b.headline()))
+
+
 def compare_evals(a: EvalStore, b: EvalStore, scorer: str) -> EvalComparison:
     """The paired comparison of B against A on the cases both scored (ValueError when none), and
     the cases whose score changed — for 0/1 scores, the ones that flipped."""

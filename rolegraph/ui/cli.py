@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import threading
 import webbrowser
 from pathlib import Path
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 
 from rolegraph._cli_options import EvalsDirOpt
+from rolegraph.errors import UserError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -27,6 +29,9 @@ def ui_command(
     config: Annotated[Path | None, typer.Option(help="rolegraph.toml for the live models of forks.")] = None,
 ) -> None:
     """Browse runs and evaluations in a local web page: filter, compare side by side, fork."""
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        raise UserError("`rolegraph ui` needs FastAPI and uvicorn, which come with the ui extra: "
+                        "pip install 'rolegraph[ui]'")
     import uvicorn
 
     from rolegraph.ui._app import create_app

@@ -49,7 +49,7 @@ async def ask(state: State, runtime: rg.Runtime) -> dict[str, Any]:
     return {"out": await fuzzed.run(runtime, q=state.q)}
 
 
-@rg.graph(input=Question, state=State, name="checkpoint_values")
+@rg.graph(input=Question, state=State, name="checkpoint_values", agents=[fuzzed])
 def checkpoint_values(g: rg.StateGraph) -> None:
     g.add_node(ask)
     g.add_edge(rg.START, "ask")

@@ -60,7 +60,7 @@ def test_best_move_loses_nothing_and_a_blunder_loses_a_lot_from_a_fen(stockfish:
     assert miss > 5000  # mate in one is worth 9,999; the position without it far less
 
 
-@pytest.mark.parametrize("method", ["restricted", "after_move"])
+@pytest.mark.parametrize("method", ["restricted", "after_move", "fresh"])
 def test_a_fen_and_the_moves_that_reach_it_score_alike(stockfish: StockfishPlayer, method: LossMethod) -> None:
     for moves, fen, replies in ((HANGING_MOVES, HANGING_FEN, ["f3h4", "a2a3", "b1c3"]),
                                 (MATE_MOVES, MATE_FEN, ["d8h4", "a7a6", "g8f6"])):
@@ -71,6 +71,20 @@ def test_a_fen_and_the_moves_that_reach_it_score_alike(stockfish: StockfishPlaye
             from_start = stockfish.centipawn_losses([*moves, reply], [len(moves)], depth=DEPTH,
                                                     method=method)
             assert from_fen == from_board == from_start, (fen, reply)
+
+
+def test_fresh_losses_rank_the_best_move_at_zero_and_the_blunders_high(stockfish: StockfishPlayer) -> None:
+    # "fresh": the best move's and the played move's restricted searches, each on a cleared engine
+    take, ignore = (stockfish.centipawn_losses([m], start=HANGING_FEN, depth=DEPTH, method="fresh")[0]
+                    for m in ("f3h4", "a2a3"))
+    assert take == 0.0 and ignore > 400
+    mate, miss = (stockfish.centipawn_losses([m], start=MATE_FEN, depth=DEPTH, method="fresh")[0]
+                  for m in ("d8h4", "a7a6"))
+    assert mate == 0.0 and miss > 5000
+    # a loss is the position's and the move's alone: the same whatever the engine searched before
+    before = stockfish.centipawn_losses(["b1c3"], start=HANGING_FEN, depth=DEPTH, method="fresh")
+    stockfish.centipawn_losses(GAME_A, depth=DEPTH, method="fresh")
+    assert stockfish.centipawn_losses(["b1c3"], start=HANGING_FEN, depth=DEPTH, method="fresh") == before
 
 
 def test_a_start_board_is_not_changed(stockfish: StockfishPlayer) -> None:

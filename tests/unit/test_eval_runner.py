@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,50 @@ def test_compare_cli(tmp_path: Path) -> None:
                             env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     assert "on 60 shared cases" in result.stdout and "0.000 [0.000, 0.000]" in result.stdout
+
+
+class PairSolver:
+    """Keeps the evaluation pair each call was given."""
+
+    def __init__(self) -> None:
+        self.pairs: list[str | None] = []
+
+    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int,
+                       pair: str | None = None) -> SolverOutput:
+        self.pairs.append(pair)
+        return SolverOutput(output=0)
+
+
+class ElsewhereExecutor:
+    """Runs each pair in a fresh context, as a Ray worker does: nothing set in the driver's context
+    reaches the solver, only the submit call's arguments."""
+
+    async def start(self, benchmark: Benchmark, runtime: Runtime) -> None:
+        self.benchmark, self.runtime = benchmark, runtime
+
+    def submit(self, case: Case, repeat: int, *, seed: int, timeout_s: float | None,
+               pair: str | None = None) -> Any:
+        import contextvars
+
+        from rolegraph.evals import run_one
+
+        coro = run_one(self.benchmark, case, repeat, self.runtime, seed=seed, timeout_s=timeout_s, pair=pair)
+        return asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_evaluation_pair_is_the_solvers_argument_wherever_the_pair_runs(tmp_path: Path) -> None:
+    store = EvalStore(tmp_path / "p" / "results.sqlite")
+    solver = PairSolver()
+    bench = Benchmark(name="p", cases=lambda: iter([Case(id="a", input=1), Case(id="b", input=2)]), solver=solver,
+                      scorers=[Match("accuracy")])
+    await run_eval(bench, Runtime.from_models({}), store=store, repeats=2, progress=False,
+                   executor=ElsewhereExecutor())
+    uid = store.uid()
+    assert sorted(p or "" for p in solver.pairs) == [f"{uid}/a/0", f"{uid}/a/1", f"{uid}/b/0", f"{uid}/b/1"]
+    # a solver written without the parameter is called without it
+    summary = await run_eval(toy_benchmark(), Runtime.from_models({}), store=EvalStore(tmp_path / "t" / "r.sqlite"),
+                             limit=2, progress=False, executor=ElsewhereExecutor())
+    assert summary.ran == 2 and summary.errors == 0

@@ -35,7 +35,7 @@ async def write(state: State, runtime: rg.Runtime) -> dict[str, Any]:
     return {"draft": await slow_writer.run(runtime, q=state.q)}
 
 
-@rg.graph(input=Question, state=State, name="slow_eval")
+@rg.graph(input=Question, state=State, name="slow_eval", agents=[slow_writer])
 def slow_graph(g: rg.StateGraph) -> None:
     g.add_node(write)
     g.add_edge(rg.START, "write")

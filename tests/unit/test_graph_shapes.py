@@ -72,7 +72,7 @@ class _Result(rg.RunResult):
     notes: list[str]
 
 
-@rg.graph(input=Topics, state=State, result=_Result, recursion_limit=40,
+@rg.graph(input=Topics, state=State, result=_Result, recursion_limit=40, agents=[note, summarize_agent],
           start=lambda topics: {"topics": topics.topics, "notes": []},
           finish=lambda state: {"summary": state["summary"], "notes": state["notes"]})
 def shapes(graph: rg.StateGraph) -> None:

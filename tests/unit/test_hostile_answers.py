@@ -55,7 +55,7 @@ async def ask(state: State, runtime: rg.Runtime) -> dict[str, Any]:
     return {"accepted": accepted, "refused": refused}
 
 
-@rg.graph(input=Question, state=State, name="hostile_answers", recorded_failures=(AgentOutputError,))
+@rg.graph(input=Question, state=State, name="hostile_answers", recorded_failures=(AgentOutputError,), agents=[hostile])
 def hostile_graph(g: rg.StateGraph) -> None:
     g.add_node(ask)
     g.add_edge(rg.START, "ask")

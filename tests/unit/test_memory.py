@@ -156,7 +156,7 @@ class _Nothing(BaseModel):
     pass
 
 
-@rg.graph(input=_Nothing, state=S, result=_Out)
+@rg.graph(input=_Nothing, state=S, result=_Out, agents=[player])
 def memgame(g: rg.StateGraph) -> None:
     g.add_node(play)
     g.add_edge(START, "play")

@@ -28,7 +28,7 @@ class S(BaseModel):
     ok: bool = False
 
 
-def _graph(tmp_path: Path, name: str, node: Any) -> rg.Graph[Any]:
+def _graph(tmp_path: Path, name: str, node: Any, agents: Any = ()) -> rg.Graph[Any]:
     prompts = tmp_path / "prompts"
     prompts.mkdir(exist_ok=True)
     (prompts / "judge.j2").write_text("{% block user %}Judge: {{ text }}{% endblock %}")
@@ -39,7 +39,7 @@ def _graph(tmp_path: Path, name: str, node: Any) -> rg.Graph[Any]:
         g.add_edge("judge", rg.END)
 
     build.__module__ = __name__
-    return rg.graph(input=Q, state=S, name=name, prompts=str(prompts))(build)
+    return rg.graph(input=Q, state=S, name=name, prompts=str(prompts), agents=agents)(build)
 
 
 async def test_an_agents_rejected_and_accepted_attempts_are_each_one_call_event(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ async def test_an_agents_rejected_and_accepted_attempts_are_each_one_call_event(
     answers = iter(["not json", '{"ok": true}'])
     store = TraceStore(tmp_path / "runs")
     async with rg.Runtime.from_models({"default": FunctionModel(lambda r: next(answers))}, traces=store) as rt:
-        result = await _graph(tmp_path, "judged", node).run({"text": "x"}, runtime=rt)
+        result = await _graph(tmp_path, "judged", node, [judge]).run({"text": "x"}, runtime=rt)
     trace = store.load(result.run_id or "")
     calls = trace.of_kind(ModelCall)
     assert [(c.agent, c.attempt, c.parsed, bool(c.error)) for c in calls] == [

@@ -55,7 +55,7 @@ async def write(state: State, runtime: rg.Runtime) -> dict[str, Any]:
     return {"draft": draft}
 
 
-@rg.graph(input=Question, state=State, result=Answer, prompts="prompts")
+@rg.graph(input=Question, state=State, result=Answer, prompts="prompts", agents=[writer])
 def leaky(g: rg.StateGraph) -> None:
     g.add_node(write)
     g.add_edge(rg.START, "write")

@@ -166,7 +166,8 @@ ANALYSIS_OPTIONS: dict[str, int] = {"Threads": 1, "Hash": 16, "Skill Level": 20}
 a fixed hash size (Stockfish's default 16 MB), because the table's size changes what a search
 keeps; full strength, because below level 20 Stockfish searches several lines and scores change."""
 
-LossMethod = Literal["restricted", "after_move"]
+LossMethod = Literal["restricted", "after_move", "fresh"]
+"""How `StockfishPlayer.centipawn_losses` scores a move (its docstring compares them)."""
 
 
 def find_stockfish(path: str | None = None) -> str:
@@ -247,6 +248,13 @@ class StockfishPlayer:
         root search did, with its own windows and pruning, so the two scores are not like for like:
         on four 40-ply games, moves that "restricted" scores level with the best were charged 7-11
         cp on average and up to 124 cp (depth 10) or 81 cp (depth 12).
+        `method="fresh"`: the root search finds the best move; the loss is a root search restricted
+        to the best move minus one restricted to the played move, each of the three searches on a
+        cleared engine (`ucinewgame`), floored at 0; the best move loses 0. Both sides of the
+        difference are the same kind of search from the same empty hash, so neither inherits
+        entries from another search: "restricted" compares a plain search with a restricted one
+        that reuses the root search's hash, and the two differ on some positions by tens of
+        centipawns (and by thousands where a losing move's score is unstable at the depth).
 
         Every position is searched from a cleared state (a new `game` key makes python-chess send
         `ucinewgame`, which empties Stockfish's hash and history tables; the restricted search then
@@ -259,9 +267,9 @@ class StockfishPlayer:
         computes no centipawn loss. It ranks the played move among Stockfish's top 10 moves of the
         position before it (MultiPV 10 through the `stockfish` 3.28 wrapper, at that wrapper's
         default depth, 15; Skill Level 20, Hash 2048, 16 or 32 threads) and reports how often the
-        move was in the top k. Of the two methods, "restricted" judges a move as that analysis
-        does, by a search of the position before it in which the move is scored at the root;
-        "after_move" has no counterpart there. Neither is SPIN-Bench's number."""
+        move was in the top k (`StockfishTopMoves` reproduces it). "restricted" and "fresh" judge
+        a move as that analysis does, by a search of the position before it in which the move is
+        scored at the root; "after_move" has no counterpart there. None is SPIN-Bench's number."""
         import chess
         import chess.engine
 
@@ -291,6 +299,14 @@ def _move_loss(engine: chess.engine.SimpleEngine, board: chess.Board, move: ches
     game = object()  # a new game: python-chess sends ucinewgame before the first search
     root = engine.analyse(board, limit, game=game)
     best = root["score"].pov(mover).score(mate_score=MATE_SCORE)
+    if method == "fresh":
+        pv = root.get("pv")
+        if not pv or pv[0] == move:
+            return 0.0
+        # each search its own new game: no search starts from another's hash or history tables
+        baseline = engine.analyse(board, limit, game=object(), root_moves=[pv[0]])["score"].pov(mover)
+        played = engine.analyse(board, limit, game=object(), root_moves=[move])["score"].pov(mover)
+        return max(0.0, float(baseline.score(mate_score=MATE_SCORE) - played.score(mate_score=MATE_SCORE)))
     if method == "restricted":
         pv = root.get("pv")
         if pv and pv[0] == move:

@@ -7,19 +7,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from rolegraph.envs.spin import (
     ANALYSIS_DEPTH,
+    SPINBENCH_TOP_MOVES,
     BitBullySolver,
     ConnectFour,
     LossMethod,
     StockfishPlayer,
     TicTacToe,
+    TopMovesSettings,
     make_env,
     tictactoe_move_values,
 )
 from rolegraph.evals._core import Benchmark, Case, EvalRecord, Score
+from rolegraph.evals.spin._topk import TOPK_GAMES, TopMoves
 from rolegraph.evals.spin.elo import PairRecord, canonical, tally
 from rolegraph.graphs import GraphSolver, RunResult
 from rolegraph.graphs import spin as spin_graph
@@ -159,19 +162,40 @@ class MoveQuality:
             self._stockfish.close()
 
 
+MoveQualityChoice = Literal["topk", "loss", "both"]
+"""Which move-quality measures a game benchmark scores: SPIN-Bench's top-k move fractions
+(`TopMoves`), the value lost per move (`MoveQuality`), or both."""
+
+
 def game_benchmark(game: str, *, games: int = 10, opponent: str | None = None, player: str = "llm",
                    players: int = 2, mode: str = "free", seed: int = 0, quality: bool = True,
-                   **spec: Any) -> Benchmark:
-    """The SPIN-Bench benchmark for one game against one opponent."""
+                   move_quality: MoveQualityChoice | None = None, loss_method: LossMethod = "restricted",
+                   topk_settings: TopMovesSettings = SPINBENCH_TOP_MOVES, **spec: Any) -> Benchmark:
+    """The SPIN-Bench benchmark for one game against one opponent. With `quality`, LLM moves are
+    graded by `move_quality`: by default both measures for chess and connect four, and the loss
+    alone for tic-tac-toe (SPIN-Bench's top-k fractions are defined for chess and connect four).
+    `loss_method` is chess's centipawn-loss method and `topk_settings` the Stockfish settings of
+    the top-k ranking (SPIN-Bench's); both, the engine's version and the measures chosen are
+    recorded in the evaluation's config."""
     opponent = opponent or {"tictactoe": "minimax", "connect4": "bitbully", "chess": "stockfish-0",
                             "hanabi": "hanabi-bot"}[game]
     scorers: list[Any]
+    quality_config: dict[str, Any] = {}
     if game == "hanabi":
         scorers = [HanabiScore(), IllegalTries()]
     else:
         scorers = [Outcome("win"), Outcome("draw"), Outcome("loss"), IllegalTries()]
         if quality:
-            scorers.append(MoveQuality(game))
+            chosen = move_quality or ("both" if game in TOPK_GAMES else "loss")
+            quality_config["move_quality"] = chosen
+            if chosen in ("loss", "both"):
+                scorers.append(MoveQuality(game, method=loss_method))
+                if game == "chess":
+                    quality_config["loss"] = {"method": loss_method, "depth": ANALYSIS_DEPTH}
+            if chosen in ("topk", "both"):
+                topk = TopMoves(game, settings=topk_settings)
+                scorers.append(topk)
+                quality_config["topk"] = topk.config()
 
     def cases() -> Iterator[Case]:
         return game_cases(game, games=games, opponent=opponent, player=player, players=players, mode=mode,
@@ -180,7 +204,7 @@ def game_benchmark(game: str, *, games: int = 10, opponent: str | None = None, p
     name = f"spin-{game}-{opponent}-{mode}" + (f"-{players}p" if game == "hanabi" else "")
     return Benchmark(name=name, cases=cases, solver=game_solver(), scorers=scorers,
                      config={"game": game, "opponent": opponent, "player": player, "players": players, "mode": mode,
-                             "games": games, **spec})
+                             "games": games, **spec, **quality_config})
 
 
 def elo_pairs(records: Iterable[EvalRecord]) -> list[PairRecord]:

