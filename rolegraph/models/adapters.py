@@ -138,12 +138,14 @@ def train_adapter(model: Any, tokenizer: Any, examples: list[Example], out_dir: 
 # --- conversion to GGUF ------------------------------------------------------------------------------
 
 def find_lora_converter() -> Path:
-    """llama.cpp's convert_lora_to_gguf.py, which `make setup` keeps beside llama-server."""
+    """llama.cpp's convert_lora_to_gguf.py, which `rolegraph setup embedded` (and `make setup`) keeps
+    beside llama-server."""
     from rolegraph.models.servers.embedded import find_llama_server
 
     script = find_llama_server().parent / "convert" / "convert_lora_to_gguf.py"
     if not script.is_file():
-        raise UserError(f"llama.cpp's LoRA converter is not at {script}: run `make setup`")
+        raise UserError(f"llama.cpp's LoRA converter is not at {script}: run `rolegraph setup embedded` "
+                        "(`make setup` in a checkout), which installs it beside llama-server")
     return script
 
 
