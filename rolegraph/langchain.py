@@ -515,7 +515,7 @@ def _keep_app_services(compiled: Any, made: Graph[Any]) -> None:
 
         warnings.warn(f"app(name={made.name!r}): the app's own checkpointer ({type(saver).__name__}) is not used; "
                       "each rolegraph run keeps its own checkpoints (one thread per run). To go on with a "
-                      "conversation, start the next run from the last run's state (README: Multi-agent apps)",
+                      "conversation, start the next run from the last run's state (docs/how-to/multi-agent.md)",
                       UserWarning, stacklevel=3)
 
 

@@ -166,7 +166,7 @@ def same_request(a: ModelCall, b: ModelCall) -> bool:
 def matches_recorded(recorded: ModelCall, request: ChatRequest) -> bool:
     """Whether `request` is the one `recorded` made: its fingerprint, or, for a trace written before
     fingerprints left random ids out, the exact request's."""
-    return recorded.fingerprint in (request.fingerprint, request.exact_fingerprint)
+    return recorded.fingerprint == request.fingerprint or recorded.fingerprint == request.exact_fingerprint
 
 
 class ReplayModel:

@@ -1,6 +1,7 @@
-"""Human input on the real embedded model, as the README runs it: the approval example stops at its
-question, `rolegraph resume RUN --answer ...` goes on from the answer (a live rewrite), and
-`rolegraph replay RUN` gives the recorded answer again offline: identical, no live call."""
+"""Human input on the real embedded model, as docs/how-to/human-input.md runs it: the approval
+example stops at its question, `rolegraph resume RUN --answer ...` goes on from the answer (a live
+rewrite), and `rolegraph replay RUN` gives the recorded answer again offline: identical, no live
+call."""
 
 from __future__ import annotations
 

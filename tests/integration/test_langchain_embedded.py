@@ -1,5 +1,5 @@
 """rolegraph.langchain on the real embedded model: structured output through the dialect, and the
-ReAct example end to end (run, offline replay, fork), as the README runs it."""
+ReAct example end to end (run, offline replay, fork), as docs/how-to/langgraph-app.md runs it."""
 
 from __future__ import annotations
 

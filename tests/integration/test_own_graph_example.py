@@ -1,4 +1,4 @@
-"""examples/own_graph as the README runs it: the user's graph file over JSONL on the embedded
+"""examples/own_graph as docs/getting-started.md runs it: the user's graph file over JSONL on the embedded
 model, then `rolegraph replay last` offline, then an evaluation with a scorer file."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The documentation site's code blocks (docs/): each runs or is checked here, or is marked as a
-fragment by an `<!-- fragment -->` line just above it.
+fragment by an `<!-- fragment -->` line just above it. The README, the landing page, is checked too:
+its example runs (its models scripted), its shell lines exist and its links lead to pages.
 
 - python: a page's blocks run in order as one script, offline, in a copy of examples/own_graph;
 - toml: a rolegraph.toml that loads;
@@ -57,6 +58,7 @@ def blocks(page: Path) -> list[Block]:
 
 
 ALL = [b for page in PAGES for b in blocks(page)]
+README = ROOT / "README.md"
 
 
 def test_the_site_has_its_pages_and_every_block_says_its_language() -> None:
@@ -103,7 +105,7 @@ def _options(command: Any) -> set[str]:
     return {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
 
 
-@pytest.mark.parametrize("block", [b for b in ALL if b.lang == "bash" and not b.fragment], ids=str)
+@pytest.mark.parametrize("block", [b for b in [*ALL, *blocks(README)] if b.lang == "bash" and not b.fragment], ids=str)
 def test_a_shell_block_names_commands_and_options_that_exist(block: Block) -> None:
     targets = set(re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(), re.M))
     for line in block.code.splitlines():
@@ -143,3 +145,35 @@ def test_the_supported_versions_are_pyprojects_ranges() -> None:
     stated = dict(re.findall(r"^\| ([\w-]+)(?: \([^)]*\))? \| `([^`]+)` \|", table, re.M))
     stated.pop("Python", None)
     assert stated == ranges
+
+
+SCRIPTED = """import rolegraph as rg
+from rolegraph.models import ScriptedModel
+
+rg.Runtime.load = classmethod(lambda cls, *args, **kwargs: cls.from_models(
+    {"writer": ScriptedModel(["Air scatters light.", "Air scatters blue light the most."]),
+     "critic": ScriptedModel([{"ok": False, "feedback": "say which colour"}, {"ok": True}])}, traces="runs"))
+"""
+
+
+def test_the_readmes_example_runs_as_a_users_file(tmp_path: Path) -> None:
+    code = [b.code for b in blocks(README) if b.lang == "python"]
+    assert len(code) == 1, "the README shows one example; longer ones belong on a docs page"
+    work = tmp_path / "own_graph"
+    shutil.copytree(ROOT / "examples" / "own_graph", work)
+    (work / "readme.py").write_text(SCRIPTED + code[0], encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROLEGRAPH")}
+    done = subprocess.run([sys.executable, "readme.py"], check=False, cwd=work, capture_output=True, text=True,
+                          timeout=120, env={**env, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, f"README.md's example failed:\n{done.stderr[-3000:]}"
+    assert done.stdout.startswith("Air scatters blue light the most. "), done.stdout
+
+
+def test_the_readmes_links_lead_to_pages_of_the_site() -> None:
+    text = README.read_text(encoding="utf-8")
+    links = re.findall(r"\]\((docs/[^)#]+)", text)
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert len(links) >= 20, links
+    missing = [link for link in links if not (ROOT / link).is_file() or link.removeprefix("docs/") not in nav]
+    assert missing == [], f"README.md links to pages that are not in the site: {missing}"
+

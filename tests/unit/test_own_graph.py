@@ -24,7 +24,7 @@ from rolegraph.traces._totest import write_test
 ROOT = Path(__file__).resolve().parents[2]
 
 EXAMPLE = ROOT / "examples" / "own_graph" / "writer_critic.py"
-"""The README's own-graph example: these tests run its graph as a user's file."""
+"""The getting-started page's own-graph example: these tests run its graph as a user's file."""
 
 
 def make_graph(folder: Path, name: str = "writer_critic") -> Path:
