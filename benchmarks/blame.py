@@ -1,15 +1,20 @@
-"""Counterfactual blame against ground truth.
+"""Counterfactual blame against ground truth: accuracy and cost.
 
-1. A planted fault (examples/blame/planted.py): in failed runs of a six-step pipeline whose faulty
-   step dooms the run when it answers wrongly, how often `blame` names that step, with K samples per
-   call, plain and adaptive, and the live model calls each used per run.
-2. Tic-tac-toe blunders: SPIN-Bench games the embedded model (constrained mode, first to move) lost
-   to minimax. The known decisive move is the first LLM move after which the exact minimax value of
-   the position for the LLM drops from draw or win to loss. How often blame's decisive call is that
-   move, against two baselines: the last LLM move, and an LLM judge (the embedded model asked to name
-   the losing move from the transcript).
+1. Planted pipelines (examples/blame/chain.py): 6, 30 and 100 model calls, the fault at a random
+   call, two noise levels (low: the fault answers wrongly 20% of the time; high: 50%, and every
+   other call slips 10% of the time, more than two slips before the fault also failing the run),
+   in failed runs whose one cause is the fault. Methods: the full sweep (K = 8 per call), the
+   adaptive sweep (up to 8), bisection (up to 16 per call it samples), and the baselines: the last
+   call of the failing role, and an LLM judge given the transcript (`--judge CONFIG`, the role
+   `judge` of that rolegraph.toml; `--judge embedded` for the embedded model). Per method and case:
+   how often the decisive call is the fault, the median live model calls and tokens of a blame.
+2. The scripted tic-tac-toe player (examples/blame/player.py) against minimax: lost games, the
+   decisive move known exactly from the minimax values; the same methods.
+3. A paired comparison on shared prefixes (fork-compare) against two fresh evaluations.
+4. Tic-tac-toe games the embedded model lost to minimax (needs the embedded model; --skip-games).
 
-    .venv/bin/python benchmarks/blame.py [--planted-runs 50] [--samples 8] [--games 20] [--skip-games]
+    .venv/bin/python benchmarks/blame.py [--runs 50] [--lengths 6,30,100] [--games 50]
+        [--long-runs 50] [--long-sweep-runs 5] [--judge CONFIG|embedded ...] [--skip-games] [--skip-paired]
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import re
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,41 +37,173 @@ from rich.table import Table
 
 import rolegraph as rg
 from rolegraph.envs.spin import TicTacToe, tictactoe_move_values
-from rolegraph.evals.blame import blame
+from rolegraph.evals.blame import BlameReport, blame
 from rolegraph.graphs import spin
 from rolegraph.models import ChatRequest, FunctionModel, Message
 from rolegraph.traces import NodeStarted, Trace, TraceStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "blame"))
-from planted import STEPS, Task, over_http, planted, worker
+from chain import Chain, chain, slipped, wrong
+from chain import worker as chain_worker
+from planted import over_http, planted
+from player import decisive_move, game, scripted_player
 
 console = Console(width=150)
 
 
-async def planted_accuracy(runs: int, samples: int, q: float, root: Path) -> list[tuple[str, ...]]:
-    store = TraceStore(root / "planted-runs")
-    failed: list[tuple[Trace, int]] = []
-    async with rg.Runtime.from_models({"default": FunctionModel(worker)}, traces=store) as rt:
+NOISE = {"low": {"q": 0.2}, "high": {"q": 0.5, "slip": 0.1, "max_slips": 2}}
+METHODS = {"sweep": {"method": "sweep", "samples": 8}, "adaptive sweep": {"method": "sweep", "samples": 8,
+                                                                         "adaptive": True},
+           "bisect": {"method": "bisect"}}
+
+
+@dataclass
+class Case:
+    """One failed run to blame, with the exact decisive call and how to re-sample it."""
+
+    trace: Trace
+    truth: int
+    """The decisive call's index in run order."""
+    worker: Any
+    transcript: list[str]
+    """What a judge reads: one line per model call, in run order."""
+    failing_role_last: int
+    """The index of the failing role's last call (the baseline's answer)."""
+
+
+@dataclass
+class Tally:
+    right: int = 0
+    runs: int = 0
+    calls: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    wall: float = 0.0
+
+
+async def planted_cases(length: int, noise: str, runs: int, root: Path) -> list[Case]:
+    """Failed runs of an n-call chain whose one cause is the fault, the fault at a random call."""
+    store = TraceStore(root / f"chain-{length}-{noise}")
+    rng = random.Random(length * 1000 + len(noise))
+    cases: list[Case] = []
+    async with rg.Runtime.from_models({"default": FunctionModel(chain_worker)}, traces=store) as rt:
         seed = 0
-        while len(failed) < runs:
-            fault = seed % (STEPS - 1)  # the fault moves: steps 0..4
-            result = await planted.run(Task(fault=fault, q=q), runtime=rt, seed=seed)
-            if not result.success:
-                failed.append((store.load(result.run_id or ""), fault))
-            seed += 1
-    rows: list[tuple[str, ...]] = []
-    for adaptive in (False, True):
-        hits, calls, started = 0, [], time.perf_counter()
-        for k, (trace, fault) in enumerate(failed):
-            async with rg.Runtime.from_models({"default": FunctionModel(worker)}) as rt:
-                report = await blame(trace, live=rt, out=root / f"planted-{adaptive}-{k}", samples=samples,
-                                     adaptive=adaptive, progress=False)
-            hits += report.decisive == fault
-            calls.append(report.live_calls)
-        rows.append((f"planted fault, q={q}, {'adaptive up to ' if adaptive else ''}K={samples}",
-                     f"{hits}/{len(failed)} ({hits / len(failed):.0%})", f"{statistics.mean(calls):.0f}",
-                     f"{time.perf_counter() - started:.1f}"))
-    return rows
+        while len(cases) < runs:
+            fault = rng.randrange(length - 1)
+            task = Chain(length=length, fault=fault, **NOISE[noise])  # type: ignore[arg-type]
+            for _ in range(500):
+                seed += 1
+                result = await chain.run(task, runtime=rt, seed=seed)
+                slips = sum(slipped(a) for a in result.answers[:fault])
+                if not result.success and wrong(result.answers[fault]) and slips <= (task.max_slips or length):
+                    break
+            trace = store.load(result.run_id or "")
+            lines = [f"call {i} (worker): {a}" for i, a in enumerate(result.answers)]
+            cases.append(Case(trace, fault, chain_worker, lines, length - 1))
+    return cases
+
+
+async def game_cases(games: int, root: Path) -> tuple[list[Case], int]:
+    """Lost games of the scripted player against minimax (its planted move cycles over 1-3)."""
+    store = TraceStore(root / "scripted-games")
+    cases: list[Case] = []
+    seed = 0
+    while len(cases) < games:
+        player = scripted_player(planted=1 + seed % 3, blunder=0.35)
+        async with rg.Runtime.from_models({"default": FunctionModel(player)}, traces=store) as rt:
+            result = await spin.run(game(seed), runtime=rt)
+        seed += 1
+        truth = decisive_move(result)
+        if result.returns[0] >= 0 or truth is None:
+            continue
+        moves = [t for t in result.turns if t.seat.startswith("llm")]
+        lines = [f"your move {moves.index(t) + 1} (X): {t.move}" if t in moves else f"opponent (O): {t.move}"
+                 for t in result.turns]
+        cases.append(Case(store.load(result.run_id or ""), truth, player, lines, len(moves) - 1))
+    return cases, seed
+
+
+PIPELINE_JUDGE = ("A pipeline made these model calls in order, and the run failed:\n{lines}\n"
+                  "Which call's answer made it fail? Answer with the call's number only.")
+GAME_JUDGE = ("You played this tic-tac-toe game as X against a perfect opponent (O), move by move:\n{lines}\n"
+              "You lost. Which of your own moves was the mistake that lost the game? Give its number among your "
+              "moves (1 for your first move), and nothing else.")
+
+
+async def judge_pick(rt: rg.Runtime, case: Case, game_case: bool) -> tuple[int | None, int]:
+    """The judge's answer as a call index, and the tokens it spent."""
+    prompt = (GAME_JUDGE if game_case else PIPELINE_JUDGE).format(lines="\n".join(case.transcript))
+    reply = await rt.model("judge").chat(ChatRequest(messages=(Message(role="user", content=prompt),), max_tokens=8,
+                                                     temperature=0.0))
+    m = re.search(r"\d+", reply.text)
+    pick = None if m is None else int(m[0]) - (1 if game_case else 0)
+    return pick, reply.usage.total_tokens
+
+
+async def run_methods(name: str, cases: list[Case], root: Path, methods: list[str], judges: list[str],
+                      limit: dict[str, int]) -> dict[str, Tally]:
+    tallies: dict[str, Tally] = {}
+    game_case = name.startswith("tic-tac-toe")
+    for method in methods:
+        t = tallies.setdefault(method, Tally())
+        for k, case in enumerate(cases[: limit.get(method, len(cases))]):
+            started = time.perf_counter()
+            async with rg.Runtime.from_models({"default": FunctionModel(case.worker)}) as rt:
+                report: BlameReport = await blame(case.trace, live=rt, out=root / f"{name}-{method}-{k}",
+                                                  progress=False, **METHODS[method])  # type: ignore[arg-type]
+            t.wall += time.perf_counter() - started
+            t.runs += 1
+            t.right += report.decisive == case.truth
+            t.calls.append(report.live_calls)
+            t.tokens.append(report.tokens)
+    t = tallies.setdefault("baseline: last call of the failing role", Tally())
+    for case in cases:
+        t.runs += 1
+        t.right += case.failing_role_last == case.truth
+        t.calls.append(0)
+        t.tokens.append(0)
+    for ref in judges:
+        t = tallies.setdefault(f"baseline: LLM judge ({ref})", Tally())
+        runtime = rg.Runtime.load(None if ref == "embedded" else Path(ref))
+        async with runtime:
+            for case in cases:
+                started = time.perf_counter()
+                pick, tokens = await judge_pick(runtime, case, game_case)
+                t.wall += time.perf_counter() - started
+                t.runs += 1
+                t.right += pick == case.truth
+                t.calls.append(1)
+                t.tokens.append(tokens)
+    return tallies
+
+
+async def ground_truth(args: argparse.Namespace, root: Path) -> Table:
+    table = Table(title="blame against ground truth: the decisive call named, and what it cost (medians per run)")
+    for col in ("case", "method", "runs", "decisive right", "live calls", "fewer than sweep", "tokens", "wall s"):
+        table.add_column(col, justify="left" if col in ("case", "method") else "right")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for length in [int(x) for x in args.lengths.split(",") if x.strip()]:
+        for noise in args.noise.split(","):
+            cases = await planted_cases(length, noise, args.runs if length < 100 else args.long_runs, root)
+            limit = {m: args.long_sweep_runs for m in ("sweep", "adaptive sweep")} if length >= 100 else {}
+            name = f"planted {length} calls, {noise} noise"
+            add_rows(table, name, await run_methods(name, cases, root, methods, args.judge, limit))
+            console.print(f"{name}: done")
+    if args.games:
+        cases, played = await game_cases(args.games, root)
+        name = f"tic-tac-toe scripted player ({len(cases)} lost of {played})"
+        add_rows(table, name, await run_methods(name, cases, root, methods, args.judge, {}))
+    return table
+
+
+def add_rows(table: Table, name: str, tallies: dict[str, Tally]) -> None:
+    sweep = statistics.median(tallies["sweep"].calls) if "sweep" in tallies and tallies["sweep"].calls else None
+    for method, t in tallies.items():
+        calls = statistics.median(t.calls) if t.calls else 0
+        fewer = f"{sweep / calls:.1f}x" if sweep and calls and method in METHODS else ""
+        table.add_row(name, method, str(t.runs), f"{t.right}/{t.runs} ({t.right / max(t.runs, 1):.0%})",
+                      f"{calls:.0f}", fewer, f"{statistics.median(t.tokens) if t.tokens else 0:.0f}",
+                      f"{t.wall:.1f}" if t.wall else "")
+        name = ""
 
 
 def blunder_ply(result: Any) -> int | None:
@@ -129,7 +268,7 @@ async def tictactoe(games: int, samples: int, root: Path, max_games: int) -> lis
             trace = rt.traces.load(result.run_id)
             steps = ply_steps(trace)
             llm_plies = [t.ply for t in result.turns if t.seat.startswith("llm")]
-            report = await blame(trace, live=rt, out=root / f"ttt-{k}", samples=samples, progress=False)
+            report = await blame(trace, live=rt, out=root / f"ttt-{k}", samples=samples, method="sweep", progress=False)
             decisive = next(s for s in report.steps if s.index == report.decisive)
             calls.append(report.live_calls)
             hits["blame"] += decisive.step == steps[ply]
@@ -204,32 +343,41 @@ async def paired_efficiency(cases: int, samples: int, root: Path) -> list[tuple[
 
 async def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--planted-runs", type=int, default=50)
-    ap.add_argument("--q", type=float, default=0.2)
-    ap.add_argument("--samples", type=int, default=8)
-    ap.add_argument("--games", type=int, default=20, help="lost games to blame")
+    ap.add_argument("--runs", type=int, default=50, help="failed runs per planted case")
+    ap.add_argument("--lengths", default="6,30,100")
+    ap.add_argument("--noise", default="low,high")
+    ap.add_argument("--methods", default="sweep,adaptive sweep,bisect")
+    ap.add_argument("--long-runs", type=int, default=50, help="failed runs per 100-call case")
+    ap.add_argument("--long-sweep-runs", type=int, default=5,
+                    help="runs of the sweeps on 100-call cases (each costs 40,400 live calls at K = 8)")
+    ap.add_argument("--games", type=int, default=50, help="lost games of the scripted player to blame")
+    ap.add_argument("--judge", action="append", default=[],
+                    help="rolegraph.toml whose role `judge` judges transcripts, or 'embedded' (repeatable)")
+    ap.add_argument("--samples", type=int, default=8, help="K of the embedded-model games' sweep")
+    ap.add_argument("--embedded-games", type=int, default=20, help="embedded-model games lost to blame")
     ap.add_argument("--max-games", type=int, default=200)
-    ap.add_argument("--skip-games", action="store_true", help="only the planted fault (no embedded model)")
+    ap.add_argument("--skip-games", action="store_true", help="no embedded-model games")
+    ap.add_argument("--skip-paired", action="store_true", help="no fork-compare table")
     ap.add_argument("--compare-cases", type=int, default=100)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="rolegraph-blame-"))
-    pairs = await paired_efficiency(args.compare_cases, 4, root)
-    table = Table(title="paired comparison on shared prefixes: the decider's model changed (true difference +0.5 "
-                        "of the runs the prefix leaves winnable)")
-    for col in ("estimate", "difference", "95% CI", "model calls"):
-        table.add_column(col, justify="right")
-    for row in pairs:
-        table.add_row(*row)
-    console.print(table)
-    rows = await planted_accuracy(args.planted_runs, args.samples, args.q, root)
+    console.print(await ground_truth(args, root))
+    if not args.skip_paired:
+        pairs = await paired_efficiency(args.compare_cases, 4, root)
+        table = Table(title="paired comparison on shared prefixes: the decider's model changed (true difference +0.5 "
+                            "of the runs the prefix leaves winnable)")
+        for col in ("estimate", "difference", "95% CI", "model calls"):
+            table.add_column(col, justify="right")
+        for row in pairs:
+            table.add_row(*row)
+        console.print(table)
     if not args.skip_games:
-        rows += await tictactoe(args.games, args.samples, root, args.max_games)
-    table = Table(title="blame against ground truth")
-    for col in ("case", "decisive step right", "live model calls per run", "wall s"):
-        table.add_column(col, justify="right")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+        table = Table(title="tic-tac-toe games the embedded model lost to minimax")
+        for col in ("case", "decisive step right", "live model calls per run", "wall s"):
+            table.add_column(col, justify="right")
+        for row in await tictactoe(args.embedded_games, args.samples, root, args.max_games):
+            table.add_row(*row)
+        console.print(table)
 
 
 if __name__ == "__main__":

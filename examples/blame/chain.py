@@ -1,8 +1,8 @@
 """A pipeline of N model calls (30, 100, ...) with a planted fault, for `rolegraph blame` on long
-runs: one node runs N times, each a call of the `worker` role, the faulty call (position `fault`)
-the `decider`'s. The faulty call answers wrongly with probability q and a wrong answer dooms the run,
-so in a failed run the decisive call is known exactly. Answers are opaque tokens (a wrong one is
-a multiple of 7): the transcript does not say which call was wrong.
+runs: one node runs N times, each a call of the `worker` role. The faulty call (position `fault`)
+answers wrongly with probability q and a wrong answer dooms the run, so in a failed run the decisive
+call is known exactly. Answers are opaque tokens (a wrong one is a multiple of 7): neither the
+transcript nor the role says which call was wrong.
 
 Noise: other calls "slip" with probability `slip`; more than `max_slips` slips before the fault
 also fail the run (failed runs with a wrong fault and few slips have one cause), and they make the
@@ -62,18 +62,14 @@ async def work(state: State, runtime: rg.Runtime) -> dict[str, Any]:
     first_wrong = state.second is not None and i == state.second and wrong(state.answers[state.fault])
     content = (f"call {i} fault {state.fault} q {state.q} slip {state.slip} second {state.second} "
                f"q2 {state.q2} first_wrong {int(first_wrong)}")
-    role = "decider" if i in (state.fault, state.second) else "worker"
-    reply = await runtime.model(role).chat(ChatRequest(messages=(Message(role="user", content=content),), max_tokens=8))
+    reply = await runtime.model("worker").chat(ChatRequest(messages=(Message(role="user", content=content),), max_tokens=8))
     return {"answers": [*state.answers, reply.text]}
 
 
 def _finish(state: State) -> dict[str, Any]:
     slips = sum(slipped(a) for a in state.answers[: state.fault])
-    if state.second is not None:
-        ok = not wrong(state.answers[state.second])
-    else:
-        ok = not wrong(state.answers[state.fault])
-    ok = ok and (state.max_slips is None or slips <= state.max_slips)
+    deciding = state.second if state.second is not None else state.fault  # a second fault decides alone
+    ok = not wrong(state.answers[deciding]) and (state.max_slips is None or slips <= state.max_slips)
     return {"success": ok, "answers": state.answers}
 
 
@@ -81,7 +77,7 @@ def _more(state: State) -> str:
     return "work" if len(state.answers) < state.length else rg.END
 
 
-@rg.graph(input=Chain, state=State, result=Done, finish=_finish, roles=["worker", "decider"],
+@rg.graph(input=Chain, state=State, result=Done, finish=_finish, roles=["worker"],
           recursion_limit=lambda task: task.length + 10)
 def chain(g: rg.StateGraph) -> None:
     g.add_node(work)

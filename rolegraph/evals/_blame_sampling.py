@@ -300,8 +300,11 @@ def candidates_of(trace: Trace, roles: Sequence[str] | None, steps: tuple[int, i
     each fork point's recorded prefix holds the previous one's. Those of `roles` and `steps`."""
     from rolegraph.traces import ModelCall
 
-    calls = sorted((c for c in trace.of_kind(ModelCall) if c.step is not None and c.response is not None),
-                   key=lambda c: (c.step or 0, c.call_index))
+    by_place: dict[tuple[int, int], ModelCall] = {}
+    for c in trace.of_kind(ModelCall):
+        if c.step is not None and c.response is not None:
+            by_place.setdefault((c.step, c.call_index), c)  # one point per place: each a strict prefix of the next
+    calls = [by_place[k] for k in sorted(by_place)]
     out = []
     for i, c in enumerate(calls):
         step = c.step or 0

@@ -1,7 +1,8 @@
 """Where blame samples: the sweep (every call, K times, or until its interval decides it) and the
-search for the one drop (bisection over the calls, each point sampled until its interval decides
-which side of the drop it is on, the cheap late calls preferred), which falls back to sweeping a
-range when the samples show more than one drop there or a rise."""
+search for the one drop (bisection over the calls, each probe sampled until its interval or a
+likelihood ratio decides which side of the drop it is on, the cheap late calls preferred), which
+searches a range again (or sweeps it, when short) where the samples show a second drop, and
+sweeps a range where p rises."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def _likelier(e: Estimate, high: float, low: float) -> bool | None:
     if a - b < 0.2:
         return None
     k = round(e.value * e.n)
-    ratio = (k * math.log(a / b) + (e.n - k) * math.log((1 - a) / (1 - b)))
+    ratio = k * math.log(a / b) + (e.n - k) * math.log((1 - a) / (1 - b))
     if ratio > math.log(LIKELIER):
         return True
     if ratio < -math.log(LIKELIER):

@@ -31,7 +31,7 @@ class FunctionScorer:
 
     def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "score")
+        self.name: str = name or str(getattr(fn, "__name__", "score"))
         self._slots: list[tuple[str, str, bool]] = []
         """(parameter, the value it gets, passed by keyword) for each parameter filled."""
         self._var_keyword = False

@@ -361,8 +361,8 @@ def blame_command(
 ) -> None:
     """Which model call made a run fail: re-sample the run from a call (the calls before it answered
     from the trace) and see how often it still succeeds. By default a search for the one drop in a
-    few calls (sweeping a range only where the samples show several drops); --sweep samples every
-    call. Reports each sampled call's success rate, the drops, the decisive call and the live calls
+    few calls (searching or sweeping again only where the samples show another drop or a rise);
+    --sweep samples every call. Reports each sampled call's success rate, the drops, the decisive call and the live calls
     and tokens spent, with a table, blame.json and blame.html. Resumable: run it again with the same --out."""
     import asyncio
 

@@ -2,7 +2,7 @@
 6-, 30- and 100-call pipelines with a fraction of the sweep's live calls; the budget is a hard
 bound (resumes included); a run with two drops is seen and swept; a killed bisection resumes with
 every sample taken once; on a Send fan-out the calls are in run order, each fork point's prefix
-holds the previous one's, and the faulty branch is named."""
+holds the previous one's, and the faulty branch is named; the command line and the page show the cost."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples" / "blame"))
 from chain import Chain, chain, wrong  # noqa: E402 - the example's folder first
 from chain import worker as chain_worker  # noqa: E402
-from planted import STEPS, Task, planted  # noqa: E402
+from planted import STEPS, Task, over_http, planted  # noqa: E402
 from planted import worker as planted_worker  # noqa: E402
 
 K = 8
@@ -101,8 +101,8 @@ def _again(state: LoopState) -> str:
     return "ask" if state.answers[-1] == "again" and len(state.answers) < state.rounds else rg.END
 
 
-@rg.graph(input=Loop, state=LoopState, result=LoopDone, finish=lambda s: {"success": s.answers[-1] == "ok", "answers": s.answers},
-          recursion_limit=30)
+@rg.graph(input=Loop, state=LoopState, result=LoopDone, recursion_limit=30,
+          finish=lambda s: {"success": s.answers[-1] == "ok", "answers": s.answers})
 def retry_loop(g: rg.StateGraph) -> None:
     """Asks until the answer is not "again": a re-sampled run may make more calls than the recorded one."""
     g.add_node(ask)
@@ -313,3 +313,56 @@ async def test_a_fan_out_blame_keeps_max_calls_and_claims_separation_only_with_e
         assert len(live.requests) == bounded.live_calls <= 20 and bounded.budget_reached
         two = await blame(trace, live=rt, out=tmp_path / "two", samples=2, method="sweep", graph=fan, progress=False)
     assert not two.separated and "Fewer than 4 samples" in two.evidence
+
+
+async def test_the_report_the_json_and_the_page_show_what_blame_cost(tmp_path: Path) -> None:
+    import json
+
+    from rich.console import Console
+
+    from rolegraph.evals.blame import write_blame_page
+
+    store = TraceStore(tmp_path / "runs")
+    trace = await failed(store, chain, Chain(length=12, fault=8), chain_worker)
+    async with rg.Runtime.from_models({"default": FunctionModel(chain_worker)}) as rt:
+        report = await blame(trace, live=rt, out=tmp_path / "blame", method="bisect", budget_calls=5000, progress=False)
+    saved = json.loads((tmp_path / "blame" / "blame.json").read_text())
+    assert saved["live_calls"] == report.live_calls > 0 and saved["tokens"] == report.tokens > 0
+    assert saved["method"] == "bisect" and saved["budget_calls"] == 5000 and saved["budget_reached"] is False
+    console = Console(record=True, width=160)
+    report.print(console)
+    assert f"cost: {report.live_calls} live model calls of a budget of 5000, {report.tokens:,} tokens" in console.export_text()
+    page = write_blame_page(report, tmp_path / "blame").read_text()
+    assert f'data-live-calls="{report.live_calls}" data-tokens="{report.tokens}"' in page
+    unsampled = sum(1 for s in report.steps if not s.samples)
+    assert unsampled > 0 and page.count("not sampled") == unsampled
+
+
+async def test_the_command_line_blames_with_a_budget_a_scorer_and_a_target(tmp_path: Path) -> None:
+    from rolegraph.config import EndpointConfig, RoleConfig, RuntimeConfig
+    from rolegraph.models.servers.loadtest import LoadTestServer
+
+    (tmp_path / "scorers.py").write_text("def kept(output, target):\n    return output['success'] == target\n")
+    async with LoadTestServer(delay_s=0.0, reply=over_http) as server:
+        (tmp_path / "rolegraph.toml").write_text(
+            f'[endpoints.stub]\nbase_url = "{server.base_url}"\ndialect = "openai"\n\n'
+            '[roles.default]\nendpoint = "stub"\nmodel = "stub"\n\n[roles.decider]\nendpoint = "stub"\nmodel = "stub"\n')
+        config = RuntimeConfig(endpoints={"stub": EndpointConfig(base_url=server.base_url, dialect="openai")},
+                               roles={"default": RoleConfig(endpoint="stub", model="stub")})
+        async with rg.Runtime(config, traces=TraceStore(tmp_path / "runs")) as rt:
+            for seed in range(200):
+                result = await planted.run(Task(fault=3), runtime=rt, seed=seed)
+                if not result.success:
+                    break
+        before = server.requests
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "rolegraph", "blame", result.run_id or "", "--runs", str(tmp_path / "runs"),
+            "--config", str(tmp_path / "rolegraph.toml"), "--max-calls", "60", "--scorer",
+            f"{tmp_path / 'scorers.py'}:kept", "--target", "true", "--out", str(tmp_path / "blame"),
+            cwd=tmp_path, env={**os.environ, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await proc.communicate()
+        spent = server.requests - before
+    assert proc.returncode == 0, err.decode()[-2000:]
+    text = out.decode()
+    assert f"cost: {spent} live model calls of a budget of 60" in text and spent <= 60
+    assert "the budget of 60 live calls ran out" in text and (tmp_path / "blame" / "blame.html").exists()
