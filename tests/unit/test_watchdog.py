@@ -44,10 +44,15 @@ while True:
     print("reaped", pid, os.waitstatus_to_exitcode(status), flush=True)
 """
 PARENT = """\
-import subprocess, sys
+import os, subprocess, sys
 watchdog = subprocess.Popen(sys.argv[1:])
 print("watchdog", watchdog.pid, flush=True)
-print("watchdog-exit", watchdog.wait(), flush=True)
+# seen, not reaped, then told, then reaped: if this process is killed in between, the watchdog is still
+# a zombie for the reaper, which tells its status instead (reaping first could lose it)
+info = os.waitid(os.P_PID, watchdog.pid, os.WEXITED | os.WNOWAIT)
+code = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+print("watchdog-exit", code, flush=True)
+watchdog.wait()
 """
 SERVER = """\
 import os, signal, sys, time
