@@ -2,7 +2,8 @@
 
 1. Planted pipelines (examples/blame/chain.py): 6, 30 and 100 model calls, the fault at a random
    call, two noise levels (low: the fault answers wrongly 20% of the time; high: 50%, and every
-   other call slips 10% of the time, more than two slips before the fault also failing the run),
+   other call slips, 10% of the time or 3 times a run on long runs, more than two slips before the
+   fault also failing the run),
    in failed runs whose one cause is the fault. Methods: the full sweep (K = 8 per call), the
    adaptive sweep (up to 8), bisection (up to 16 per call it samples), and the baselines: the last
    call of the failing role, and an LLM judge given the transcript (`--judge CONFIG`, the role
@@ -51,7 +52,8 @@ from player import decisive_move, game, scripted_player
 console = Console(width=150)
 
 
-NOISE = {"low": {"q": 0.2}, "high": {"q": 0.5, "slip": 0.1, "max_slips": 2}}
+NOISE = {"low": {"q": 0.2}, "high": {"q": 0.5, "max_slips": 2}}
+"""High noise also has slips: 10% of calls on runs up to 30 calls, 3 per run on longer ones."""
 METHODS = {"sweep": {"method": "sweep", "samples": 8}, "adaptive sweep": {"method": "sweep", "samples": 8,
                                                                          "adaptive": True},
            "bisect": {"method": "bisect"}}
@@ -89,16 +91,16 @@ async def planted_cases(length: int, noise: str, runs: int, root: Path) -> list[
         seed = 0
         while len(cases) < runs:
             fault = rng.randrange(length - 1)
-            task = Chain(length=length, fault=fault, **NOISE[noise])  # type: ignore[arg-type]
-            for _ in range(500):
+            noise_of = {**NOISE[noise], **({"slip": min(0.1, 3 / length)} if noise == "high" else {})}
+            task = Chain(length=length, fault=fault, **noise_of)  # type: ignore[arg-type]
+            for _ in range(500):  # a failed run whose one cause is the fault (else another fault)
                 seed += 1
                 result = await chain.run(task, runtime=rt, seed=seed)
                 slips = sum(slipped(a) for a in result.answers[:fault])
                 if not result.success and wrong(result.answers[fault]) and slips <= (task.max_slips or length):
+                    lines = [f"call {i} (worker): {a}" for i, a in enumerate(result.answers)]
+                    cases.append(Case(store.load(result.run_id or ""), fault, chain_worker, lines, length - 1))
                     break
-            trace = store.load(result.run_id or "")
-            lines = [f"call {i} (worker): {a}" for i, a in enumerate(result.answers)]
-            cases.append(Case(trace, fault, chain_worker, lines, length - 1))
     return cases
 
 
