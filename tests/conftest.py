@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
@@ -15,6 +16,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_MCQS = ROOT / "examples" / "data" / "microscopy_mcqs.jsonl"
 ALLOWED_HOSTS = {"127.0.0.1"}
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+"""Debian's chromium, which the browser tests drive through Playwright."""
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

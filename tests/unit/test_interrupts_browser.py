@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,9 @@ from rolegraph import Runtime
 from rolegraph.models import FunctionModel
 from rolegraph.traces import HumanInput, TraceStore
 from rolegraph.ui import create_app
-from tests.conftest import serve_app
+from tests.conftest import CHROMIUM, serve_app
+from tests.conftest import CHROMIUM_ARGS as ARGS
 from tests.unit.test_interrupts import Ask, approval, planner, runtime_at
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium at /usr/bin/chromium "

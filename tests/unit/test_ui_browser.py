@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +18,9 @@ import pytest
 from rolegraph.evals import EvalStore
 from rolegraph.traces import TraceStore
 from rolegraph.ui import create_app
-from tests.conftest import serve_app
+from tests.conftest import CHROMIUM, serve_app
+from tests.conftest import CHROMIUM_ARGS as ARGS
 from tests.unit.test_ui import graph, live, record, write_eval  # noqa: F401 - `graph` is a fixture
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium at /usr/bin/chromium "
