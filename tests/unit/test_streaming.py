@@ -716,10 +716,11 @@ def test_rolegraph_run_stream_shows_tokens_as_they_come_and_each_update(tmp_path
 
 async def test_the_run_page_follows_a_run_in_progress_and_agrees_with_the_list(tmp_path: Path,
                                                                                prompts: PromptLibrary) -> None:
-    gate = asyncio.Event()
+    gate, reached = asyncio.Event(), asyncio.Event()
 
     async def held(request: ChatRequest) -> Any:
         if "Review" in (request.messages[-1].content or ""):
+            reached.set()
             await gate.wait()
         return answer(request)
 
@@ -729,8 +730,9 @@ async def test_the_run_page_follows_a_run_in_progress_and_agrees_with_the_list(t
     task = asyncio.create_task(streamed.run(QUESTION, runtime=rt))
     store = rt.traces
     assert store is not None
-    while not store.list() or not store.load(store.list()[0].run_id).of_kind(NodeFinished):
-        await asyncio.sleep(0.01)
+    # held inside the second step's model call: its NodeStarted is written, its NodeFinished cannot be
+    await asyncio.wait_for(reached.wait(), 60)
+    assert store.list() and store.load(store.list()[0].run_id).of_kind(NodeFinished)
     run_id = store.list()[0].run_id
 
     page = await asyncio.to_thread(ui.get, f"/runs/{run_id}")
