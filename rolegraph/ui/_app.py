@@ -27,6 +27,7 @@ from rolegraph.traces import (
     ASSETS,
     SHARED_ASSETS,
     SORT_COLUMNS,
+    HumanInput,
     Redactor,
     Trace,
     TraceStore,
@@ -38,7 +39,7 @@ from rolegraph.ui._compare import compare_evals, compare_runs, preview, shared_s
 from rolegraph.ui._forks import ForkJobs
 from rolegraph.ui._guard import Guard
 from rolegraph.ui._paths import NotFound, inside
-from rolegraph.ui._resumes import ResumeJobs
+from rolegraph.ui._resumes import ResumeJobs, form_answer
 
 UI_ASSETS = Path(__file__).parent / "assets"
 STATIC = {**{name: ASSETS / name for name in SHARED_ASSETS}, "ui.css": UI_ASSETS / "ui.css"}
@@ -162,6 +163,7 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
             compare = f"/compare?a={urllib.parse.quote(started.parent.run_id)}&b={urllib.parse.quote(trace.run_id)}"
         html = render_view(trace, assets_url="/assets/", app={
             "nav": NAV, "fork_url": f"/runs/{urllib.parse.quote(trace.run_id)}/fork", "fork_roles": _fork_roles(trace),
+            "fork_answers": bool(trace.of_kind(HumanInput)),
             "live": live_description, "compare_url": compare, **_resume_view(trace, resumes),
             **_live_view(trace, store)})
         return HTMLResponse(redact(html))
@@ -199,7 +201,9 @@ def create_app(*, runs: str | Path = "runs", evals: str | Path = "evals", live: 
         current = _fork_roles(trace).get(role)
         if not prompt.strip() or (current is not None and prompt.strip() == current.strip()):
             prompt = ""  # unchanged
-        job = jobs.start(trace, step=step, role=role, model=model or None, prompt=prompt or None)
+        typed = field("answer").strip()
+        job = jobs.start(trace, step=step, role=role, model=model or None, prompt=prompt or None,
+                         answer=form_answer(typed) if typed else None)
         return RedirectResponse(f"/forks/{job.id}", status_code=303)
 
     @app.get("/forks/{job_id}.json")

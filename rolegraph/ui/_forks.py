@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import threading
 import time
@@ -55,13 +56,17 @@ class ForkJobs:
     def get(self, job_id: str) -> ForkJob | None:
         return self._jobs.get(job_id)
 
-    def start(self, trace: Trace, *, step: int, role: str, model: str | None, prompt: str | None) -> ForkJob:
+    def start(self, trace: Trace, *, step: int, role: str, model: str | None, prompt: str | None,
+              answer: Any = None) -> ForkJob:
         """Check the request against the trace, then start the fork in the background. A bad step or
         role is a UserError before anything starts."""
         n_steps = len(steps(trace))
         if not 0 <= step < n_steps:
             raise UserError(f"step {step} is not in run {trace.run_id} (steps 0..{n_steps - 1})")
-        if role not in trace.roles:
+        if (model or prompt) and not role:
+            raise UserError(f"a changed model or prompt names the role it changes; roles of run {trace.run_id}: "
+                            f"{', '.join(trace.roles) or 'none'}")
+        if (role or model or prompt) and role not in trace.roles:
             raise UserError(f"run {trace.run_id} has no role '{role}'; roles: {', '.join(trace.roles)}")
         if prompt:
             try:
@@ -70,17 +75,19 @@ class ForkJobs:
                 raise UserError(f"the prompt template for '{role}', line {exc.lineno}: {exc.message}") from None
         prompt_file = self.save_prompt(prompt) if prompt else None
         changes = {**({f"model:{role}": model} if model else {}),
-                   **({f"prompt:{role}": str(prompt_file)} if prompt_file else {})}
+                   **({f"prompt:{role}": str(prompt_file)} if prompt_file else {}),
+                   **({"answer:*": self.redactor(json.dumps(answer))} if answer is not None else {})}
         job = ForkJob(id=os.urandom(6).hex(), parent=trace.run_id, step=step, changes=changes, parent_steps=n_steps)
         with self._lock:
             self._jobs[job.id] = job
-        thread = threading.Thread(target=self._work, args=(job, trace, role, model, prompt_file), name=f"fork-{job.id}",
+        thread = threading.Thread(target=self._work, args=(job, trace, role, model, prompt_file, answer), name=f"fork-{job.id}",
                                   daemon=True)
         self._threads.append(thread)
         thread.start()
         return job
 
-    def _work(self, job: ForkJob, trace: Trace, role: str, model: str | None, prompt_file: Path | None) -> None:
+    def _work(self, job: ForkJob, trace: Trace, role: str, model: str | None, prompt_file: Path | None,
+              answer: Any = None) -> None:
         try:
             prompts = {role: str(prompt_file)} if prompt_file else {}
             live = self.live()
@@ -89,7 +96,8 @@ class ForkJobs:
             async def go() -> Any:
                 try:
                     return await replay_run(trace, store=_Watched(self.runs, job, redactor=self.redactor), live=live,
-                                            live_from=job.step, models={role: model} if model else {}, prompts=prompts)
+                                            live_from=job.step, models={role: model} if model else {}, prompts=prompts,
+                                            answer=answer)
                 finally:
                     await live.aclose()
 

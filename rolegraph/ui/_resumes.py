@@ -54,7 +54,7 @@ class ResumeJobs:
             text = (form.get(f"answer-{q.id}") or [""])[0].replace("\r\n", "\n")
             if not text.strip():
                 raise UserError(f"no answer for the question of step {q.step} ({q.node_key}); every question needs one")
-            answers[q.id] = _value(text)
+            answers[q.id] = form_answer(text)
         with self._lock:
             if self.running(trace.run_id):
                 raise UserError(f"run {trace.run_id} is already being resumed")
@@ -90,7 +90,7 @@ class ResumeJobs:
             thread.join(timeout)
 
 
-def _value(text: str) -> Any:
+def form_answer(text: str) -> Any:
     """An answer typed in the form: JSON when it reads as JSON, else the text itself."""
     try:
         return json.loads(text)

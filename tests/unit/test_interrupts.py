@@ -433,3 +433,29 @@ def test_answers_given_as_text_or_json_and_a_fork_answer_needs_a_question_to_cha
         asyncio.run(replay_run(trace, store=TraceStore(tmp_path / "runs"), live=runtime, live_from=2, answer="x"))
     with pytest.raises(UserError, match="give --live-from STEP too"):
         asyncio.run(replay_run(trace, answer="x"))
+
+
+def test_a_fork_from_the_run_page_changes_the_human_answer(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from rolegraph.ui import create_app
+
+    runtime, _ = runtime_at(tmp_path / "runs")
+    done, _ = asyncio.run(answered(nested, runtime))
+    store = TraceStore(tmp_path / "runs")
+    step = store.load(done.run_id).of_kind(HumanInput)[0].interrupt.step
+    ui = TestClient(create_app(runs=tmp_path / "runs", evals=tmp_path / "evals", live=lambda: runtime_at(tmp_path / "runs")[0]),
+                    headers={"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"})
+    page = ui.get(f"/runs/{done.run_id}").text
+    assert 'name="answer"' in page and 'name="role"' not in page  # the graph has no roles: only the answer changes
+
+    sent = ui.post(f"/runs/{done.run_id}/fork", data={"step": str(step), "answer": "not now"}, follow_redirects=False)
+    assert sent.status_code == 303
+    ui.app.state.jobs.join(timeout=30)  # type: ignore[attr-defined]
+    job = ui.get(sent.headers["location"] + ".json").json()
+    assert job["state"] == "done", job
+    forked = store.load(job["run_id"])
+    assert forked.started.parent is not None and forked.started.parent.changes == {"answer:*": '"not now"'}
+    assert forked.finished is not None and "told not now" in json.dumps(forked.finished.output), forked.finished.output
+    nothing = ui.post(f"/runs/{done.run_id}/fork", data={"step": str(step), "model": "other"})
+    assert nothing.status_code == 400 and "names the role it changes" in nothing.text
