@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+import aiosqlite
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
 import rolegraph as rg
 from rolegraph import Agent, AgentOutputError, Runtime
-from rolegraph.graphs import _run
+from rolegraph.graphs import CHECKPOINTS, DeltaSqliteSaver, RedactingSerde, state_types
 from rolegraph.models import FunctionModel
 from rolegraph.prompts import PromptLibrary
 from rolegraph.traces import Redactor, TraceStore
@@ -106,8 +106,8 @@ def answer(kind: str, rng: random.Random) -> str:
 
 
 async def checkpointed(run_dir: Path) -> Any:
-    async with AsyncSqliteSaver.from_conn_string(str(run_dir / _run.CHECKPOINTS)) as saver:
-        saver.serde = _run.RedactingSerde(Redactor(env={}), types=_run.state_types(State))
+    async with aiosqlite.connect(str(run_dir / CHECKPOINTS)) as conn:
+        saver = DeltaSqliteSaver(conn, serde=RedactingSerde(Redactor(env={}), types=state_types(State)))
         got = await saver.aget_tuple({"configurable": {"thread_id": run_dir.name}})
         return None if got is None else got.checkpoint["channel_values"].get("out")
 

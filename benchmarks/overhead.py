@@ -47,8 +47,9 @@ from rich.console import Console
 from rich.table import Table
 
 import rolegraph as rg
+import rolegraph.graphs
 from rolegraph import Runtime
-from rolegraph.graphs import _run
+from rolegraph.graphs import run_graph
 from rolegraph.models import ChatRequest, FunctionModel, Message
 from rolegraph.traces import TraceStore
 
@@ -154,8 +155,8 @@ async def raw_sqlite_default(db: Path) -> None:
 
 # rolegraph's own SQLite settings, read from the code that applies them (so the reference
 # cannot drift from what a recorded run does)
-PRAGMAS: tuple[str, ...] = getattr(_run, "SQLITE_PRAGMAS", ("PRAGMA page_size = 1024",))
-DURABILITY: Any = getattr(_run, "DURABILITY", None)
+PRAGMAS: tuple[str, ...] = getattr(rolegraph.graphs, "SQLITE_PRAGMAS", ("PRAGMA page_size = 1024",))
+DURABILITY: Any = getattr(rolegraph.graphs, "DURABILITY", None)
 
 
 async def raw_sqlite_same(db: Path) -> None:
@@ -194,7 +195,7 @@ def _runtime(root: Path) -> Runtime:
 async def rolegraph_recorded(db: Path) -> None:
     rt = _runtime(db.parent)
     manifest = loop_graph.manifest(Loop.input, runtime=rt)
-    await _run.run_graph(loop_graph, manifest, rt, checkpoint=False)
+    await run_graph(loop_graph, manifest, rt, checkpoint=False)
 
 
 async def rolegraph_checkpointed(db: Path) -> None:

@@ -34,9 +34,10 @@ from langgraph.graph import END, START, StateGraph
 from rich.console import Console
 from rich.table import Table
 
+import rolegraph.graphs
 from rolegraph import Runtime
 from rolegraph.envs.mcq import MCQ
-from rolegraph.graphs import _run, refinebot, replay_run
+from rolegraph.graphs import refinebot, replay_run
 from rolegraph.models import ChatRequest, FunctionModel
 from rolegraph.traces import ModelCall, TraceStore
 
@@ -50,8 +51,8 @@ REWRITE = {"question_stem": "Which compartment in the image makes ATP?", "explan
 
 
 # what a recorded run's checkpointer uses (read from the code that applies it; older code: page size only)
-PRAGMAS: tuple[str, ...] = getattr(_run, "SQLITE_PRAGMAS", ("PRAGMA page_size = 1024",))
-DURABILITY: Any = getattr(_run, "DURABILITY", None)
+PRAGMAS: tuple[str, ...] = getattr(rolegraph.graphs, "SQLITE_PRAGMAS", ("PRAGMA page_size = 1024",))
+DURABILITY: Any = getattr(rolegraph.graphs, "DURABILITY", None)
 
 
 def instant(request: ChatRequest) -> Any:

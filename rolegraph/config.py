@@ -83,6 +83,10 @@ class TracesSettings(_Strict):
     dir: str = "runs"
     """Where runs are recorded (relative to the working directory)."""
     enabled: bool = True
+    snapshot_every: int = Field(default=25, ge=1)
+    """A node step's input state is written whole every this many steps of its graph (later for a state
+    that keeps growing, so that its whole copies weigh at most half its changes); the steps between
+    record what changed, with a digest of the whole state. 1: every step's state whole."""
 
 
 class MemorySettings(_Strict):

@@ -30,6 +30,7 @@ from rolegraph.traces import (
     ReplayTools,
     RoleInfo,
     RunContext,
+    ToolSource,
     Trace,
     TraceStore,
     current_node,
@@ -85,7 +86,7 @@ class Runtime:
         self.traces = traces
         """Where runs are recorded; None records nothing (node and call numbering still work)."""
         self.trace_parent = trace_parent if trace_parent is not None or replay is None else replay.origin
-        self.tool_source = ReplayTools(replay) if replay is not None else None
+        self.tool_source: ToolSource | None = ReplayTools(replay) if replay is not None else None
         """Answers tool calls from the replay's trace instead of running the tools."""
         self._memory_store = memory_store
         """Where memories persist (a path opens on first use); None keeps them in this process only."""
@@ -128,7 +129,7 @@ class Runtime:
         """From `path`, $ROLEGRAPH_CONFIG or ./rolegraph.toml; else the embedded default model."""
         prompts = PromptLibrary(prompts_dir) if prompts_dir else PromptLibrary()
         config = load_config(path, env=env)
-        traces = TraceStore(config.traces.dir) if config.traces.enabled else None
+        traces = TraceStore(config.traces.dir, snapshot_every=config.traces.snapshot_every) if config.traces.enabled else None
         memory = config.memory_dir() / "memory.sqlite"  # created only if a memory is used
         return cls(config, prompts=prompts, env=env, traces=traces, memory_store=memory)
 

@@ -3,6 +3,7 @@ confidence intervals; reports; the MicroVQA-style MCQ benchmark and robustness t
 
 from rolegraph.envs.mcq import MCQ, load_mcqs
 from rolegraph.evals._core import Benchmark, Case, EvalRecord, Match, Score, Scorer, Solver, SolverOutput
+from rolegraph.evals._ray import RayExecutor
 from rolegraph.evals._report import MAX_CASE_ROWS, render_report, summarize, write_report
 from rolegraph.evals._runner import AsyncioExecutor, EvalSummary, Executor, run_eval, run_one
 from rolegraph.evals._scoring import FunctionScorer, load_scorer
@@ -20,6 +21,7 @@ __all__ = [
     "Executor",
     "FunctionScorer",
     "Match",
+    "RayExecutor",
     "Score",
     "Scorer",
     "Solver",

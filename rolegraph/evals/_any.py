@@ -28,6 +28,7 @@ from rolegraph.errors import InputError, UserError
 from rolegraph.evals._core import Benchmark, Case
 from rolegraph.evals._scoring import FunctionScorer as FunctionScorer  # its home before the one scorer shape
 from rolegraph.evals._scoring import load_scorer
+from rolegraph.evals._shell import ExecutorOpt, RayAddressOpt, make_executor
 from rolegraph.models.servers import default_concurrency
 
 out = Console()
@@ -104,6 +105,8 @@ def eval_any_command(
     seed: Annotated[int, typer.Option()] = 0,
     resume: ResumeOpt = None,
     retry_errors: RetryErrorsOpt = True,
+    executor: ExecutorOpt = "asyncio",
+    ray_address: RayAddressOpt = None,
     out_dir: EvalOutOpt = Path("evals"),
     config: ConfigOpt = None,
     allow_unused_roles: AllowUnusedRolesOpt = False,
@@ -144,7 +147,7 @@ def eval_any_command(
         try:
             return await run_eval(bench, runtime, store=store, concurrency=concurrency, repeats=repeats, limit=limit,
                                   timeout_s=timeout, seed=seed, resume=resume is not None, retry_errors=retry_errors,
-                                  console=err)
+                                  console=err, executor=make_executor(executor, ray_address))
         finally:
             await runtime.aclose()
 

@@ -16,7 +16,8 @@ from typing import Any
 from rich.console import Console
 
 from rolegraph.evals._core import Benchmark, Case, Score, Scorer, SolverOutput
-from rolegraph.evals._runner import run_eval
+from rolegraph.evals._ray import OnRay
+from rolegraph.evals._runner import Executor, run_eval
 from rolegraph.evals._scoring import score_result
 from rolegraph.evals._store import EvalStore
 from rolegraph.evals.metrics import Estimate, wilson_ci
@@ -76,6 +77,55 @@ class Budget:
             os.close(self._fd)
             self._fd = None
 
+    def record(self, calls: int, where: str) -> None:
+        """Count `calls` made elsewhere (on Ray workers, counted there against the same limit)."""
+        for _ in range(max(0, calls)):
+            self.spent += 1
+            if self.log is not None:
+                if self._fd is None:
+                    self.log.parent.mkdir(parents=True, exist_ok=True)
+                    self._fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                os.write(self._fd, f"{where}\n".encode())
+
+
+class _Counter:
+    """A Ray actor on the driver's node: the live calls of a blame's workers, against its limit."""
+
+    def __init__(self, spent: int, limit: int | None) -> None:
+        self.spent, self.limit = spent, limit
+
+    def take(self) -> bool:
+        if self.limit is not None and self.spent >= self.limit:
+            return False
+        self.spent += 1
+        return True
+
+    def count(self) -> int:
+        return self.spent
+
+
+class RemoteBudget:
+    """A blame's budget on Ray: every worker asks one counter (an actor on the driver's node) before a
+    live call, so the bound holds across workers; the driver writes the calls to `live-calls.log` after
+    each round (a driver killed mid-round leaves that round's calls out of the log)."""
+
+    def __init__(self, budget: Budget) -> None:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+        self.limit, self.start = budget.limit, budget.spent
+        self.counter = ray.remote(num_cpus=0, scheduling_strategy=here)(_Counter).remote(budget.spent, budget.limit)  # type: ignore[call-overload]
+
+    async def take(self, where: str) -> None:
+        if not await self.counter.take.remote():
+            raise BudgetExhausted(f"the budget of {self.limit} live calls is spent")
+
+    def spent(self) -> int:
+        import ray
+
+        return int(ray.get(self.counter.count.remote()))
+
 
 def _lines(path: Path) -> int:
     try:
@@ -90,14 +140,17 @@ class Resampled:
     calls and tokens counted in `spend` and taken from `budget`."""
 
     def __init__(self, inner: ChatModel, seed: int, temperature: float | None, spend: Spend,
-                 budget: Budget | None = None, where: str = "") -> None:
+                 budget: Budget | RemoteBudget | None = None, where: str = "") -> None:
         self.inner, self.seed, self.temperature, self.spend = inner, seed, temperature, spend
         self.budget, self.where = budget, where
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         if self.budget is not None:
             try:
-                self.budget.take(self.where)
+                if isinstance(self.budget, RemoteBudget):
+                    await self.budget.take(self.where)
+                else:
+                    self.budget.take(self.where)
             except BudgetExhausted:
                 self.spend.cut = True
                 raise
@@ -151,10 +204,30 @@ class ForkSolver:
     """One case = one (call, sample): fork the run at the call, run the rest live, score the outcome."""
 
     def __init__(self, trace: Trace, graph: Graph[Any], base: Runtime, store: TraceStore, scorer: Scorer,
-                 case: Case, temperature: float | None, seed: int, budget: Budget) -> None:
+                 case: Case, temperature: float | None, seed: int, budget: Budget | RemoteBudget) -> None:
         self.trace, self.graph, self.base, self.store = trace, graph, base, store
         self.scorer, self.case, self.temperature, self.seed, self.budget = scorer, case, temperature, seed, budget
         self.output = graph.solver().output
+        self.remote: RemoteBudget | None = None
+
+    def on_ray(self) -> OnRay:
+        """On Ray workers: the recorded run shipped to each worker once, the forked runs home into
+        this blame's runs/, the budget counted by one counter (see `RemoteBudget`)."""
+        assert isinstance(self.budget, Budget)
+        self.remote = RemoteBudget(self.budget)
+        build = _ForkOnWorker(self.trace.run_id, self.graph, self.scorer, self.case, self.temperature, self.seed,
+                              self.remote)
+        source = self.trace.dir
+        return OnRay(build=build, runs=lambda case: [source], home=self.store)
+
+    def ray_code(self) -> list[str]:
+        """The graph's file, whose folder travels to Ray workers."""
+        return [self.graph.file] if self.graph.file else []
+
+    def sync_budget(self) -> None:
+        """After a round on Ray: the calls the workers made, into the driver's budget and its log."""
+        if self.remote is not None and isinstance(self.budget, Budget):
+            self.budget.record(self.remote.spent() - self.budget.spent, "ray")
 
     async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
         spec = case.input
@@ -181,6 +254,37 @@ class ForkSolver:
             return SolverOutput(output={"score": None, "cut": True, **cost}, **run)
         score = await score_result(self.scorer, self.case, self.output(result), result)
         return SolverOutput(output={"score": score, **cost}, **run)
+
+
+@dataclass(frozen=True)
+class _ForkOnWorker:
+    """Builds a blame's solver on a Ray worker (the recorded run is loaded from the worker's store,
+    where the first job shipped it)."""
+
+    run_id: str
+    graph: Graph[Any]
+    scorer: Scorer
+    case: Case
+    temperature: float | None
+    seed: int
+    budget: RemoteBudget
+
+    def __call__(self, runtime: Runtime) -> _WorkerFork:
+        return _WorkerFork(self, runtime)
+
+
+class _WorkerFork:
+    def __init__(self, how: _ForkOnWorker, runtime: Runtime) -> None:
+        self.how, self.runtime = how, runtime
+        self.solver: ForkSolver | None = None
+
+    async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
+        if self.solver is None:
+            assert runtime.traces is not None
+            how = self.how
+            self.solver = ForkSolver(runtime.traces.load(how.run_id), how.graph, runtime, runtime.traces, how.scorer,
+                                     how.case, how.temperature, how.seed, how.budget)
+        return await self.solver(case, runtime, repeat=repeat, seed=seed)
 
 
 _CASE = re.compile(r"call(\d+)-s(\d+)")
@@ -213,8 +317,9 @@ class Sampler:
 
     def __init__(self, *, solver: ForkSolver, store: EvalStore, live: Runtime, candidates: Sequence[Candidate],
                  budget: Budget, config: dict[str, Any], concurrency: int, seed: int, progress: bool,
-                 console: Console | None) -> None:
+                 console: Console | None, executor: Executor | None = None) -> None:
         self.solver, self.store, self.live, self.candidates, self.budget = solver, store, live, candidates, budget
+        self.executor = executor
         self.config, self.concurrency, self.seed, self.progress, self.console = config, concurrency, seed, progress, console
         self.stopped = False
         """A wanted sample did not fit in the budget."""
@@ -260,7 +365,8 @@ class Sampler:
 
         bench = Benchmark(name="blame", cases=stream, solver=self.solver, scorers=[Outcome()], config=self.config)
         await run_eval(bench, self.live, store=self.store, concurrency=self.concurrency, resume=True, seed=self.seed,
-                       retry_errors=False, progress=self.progress, console=self.console)
+                       retry_errors=False, progress=self.progress, console=self.console, executor=self.executor)
+        self.solver.sync_budget()
         self.tallies = self._read()
         if any(t.cut for t in self.tallies.values()) and self.budget.left == 0:
             self.stopped = True

@@ -7,13 +7,36 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
+from rolegraph.errors import UserError
+
 out = Console()
 err = Console(stderr=True)
+
+ExecutorOpt = Annotated[str, typer.Option(help="Where the cases run: asyncio (this process) or ray (Ray workers; "
+                                               "their traces come home to this machine).")]
+"""`--executor` of an evaluation, a blame or a fork-compare."""
+RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", help="With --executor ray: a Ray cluster "
+                                                                        "(HEAD:6379); default: a local Ray.")]
+"""`--ray-address`: the Ray cluster to run on."""
+
+
+def make_executor(name: str, address: str | None) -> Any:
+    """The executor `--executor NAME [--ray-address A]` names: None for asyncio (the runner's default)."""
+    if name == "asyncio":
+        if address is not None:
+            raise UserError("--ray-address goes with --executor ray")
+        return None
+    if name == "ray":
+        from rolegraph.evals._ray import RayExecutor
+
+        return RayExecutor(address=address)
+    raise UserError(f"unknown executor {name!r}: use asyncio or ray")
 
 
 def run_in_shell(benchmark: Any, *, concurrency: int, seed: int, resume: Path | None, out_dir: Path,

@@ -18,6 +18,7 @@ drop or a rise; `sweep` samples every call K times (`adaptive`: until its interv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -45,8 +46,10 @@ from rolegraph.evals._blame_sampling import (
 )
 from rolegraph.evals._blame_search import MIN_SAMPLES, Bisection, SearchLog, sweep
 from rolegraph.evals._core import Scorer
+from rolegraph.evals._runner import Executor
 from rolegraph.evals._scoring import as_scorer, score_result
 from rolegraph.evals._scoring import load_scorer as _load_scorer
+from rolegraph.evals._shell import ExecutorOpt, RayAddressOpt, make_executor
 from rolegraph.evals._store import EvalStore
 from rolegraph.graphs import Graph, find_graph, replay_run
 from rolegraph.runtime import Runtime
@@ -189,7 +192,7 @@ async def blame(trace: Trace, *, live: Runtime, out: str | Path, scorer: Callabl
                 steps: tuple[int, int] | None = None, max_calls: int | None = None, concurrency: int = 4,
                 temperature: float | None = None, seed: int = 0, graph: Graph[Any] | None = None,
                 progress: bool = True, console: Console | None = None, method: Method = "sweep",
-                budget_calls: int | None = None, target: Any = None) -> BlameReport:
+                budget_calls: int | None = None, target: Any = None, executor: Executor | None = None) -> BlameReport:
     """Blame the model calls of `trace` (see the module's doc). Results go to `out`
     (results.sqlite, runs/, live-calls.log, blame.json); calling again with the same `out` resumes:
     samples already scored are kept, none is run twice.
@@ -200,7 +203,9 @@ async def blame(trace: Trace, *, live: Runtime, out: str | Path, scorer: Callabl
     `budget_calls` (`max_calls` is its former name) is a hard bound on the live model calls, kills
     and resumes included: what it left undecided is in the report's notes. `scorer` is
     `fn(output, target)` as `rolegraph eval` takes it (it may ask for `result`, the graph's result
-    object, by name), or a Scorer; `target` is what it compares against (default None)."""
+    object, by name), or a Scorer; `target` is what it compares against (default None). `executor`
+    runs the samples elsewhere (`RayExecutor`: on a Ray cluster, the forked traces shipped home
+    into `out`/runs); the results are written here, by this process, as on asyncio."""
     samples = samples if samples is not None else (BISECT_SAMPLES if method == "bisect" else SWEEP_SAMPLES)
     if samples < 1:
         raise UserError("--samples must be at least 1")
@@ -234,12 +239,14 @@ async def blame(trace: Trace, *, live: Runtime, out: str | Path, scorer: Callabl
     sampler = Sampler(solver=solver, store=store, live=live, candidates=candidates, budget=budget,
                       config={"run": trace.run_id, "samples": samples, "adaptive": adaptive, "seed": seed,
                               "method": method},
-                      concurrency=concurrency, seed=seed, progress=progress, console=console)
+                      concurrency=concurrency, seed=seed, progress=progress, console=console, executor=executor)
+    hold = getattr(executor, "hold", None)  # a Ray executor keeps its workers from round to round
     try:
-        if method == "bisect":
-            log = await Bisection(sampler, outcome, samples).run()
-        else:
-            log = await sweep(sampler, samples, adaptive=adaptive)
+        async with hold() if callable(hold) else contextlib.nullcontext():
+            if method == "bisect":
+                log = await Bisection(sampler, outcome, samples).run()
+            else:
+                log = await sweep(sampler, samples, adaptive=adaptive)
     finally:
         budget.close()
     kind = "bisect" if method == "bisect" else ("adaptive sweep" if adaptive else "sweep")
@@ -356,6 +363,8 @@ def blame_command(
     seed: Annotated[int, typer.Option()] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Where results go (default blame/RUN_ID); "
                                                           "an existing one is resumed.")] = None,
+    executor: ExecutorOpt = "asyncio",
+    ray_address: RayAddressOpt = None,
     runs: RunsDirOpt = None,
     config: LiveConfigOpt = None,
 ) -> None:
@@ -384,7 +393,8 @@ def blame_command(
                                roles=[r.strip() for r in roles.split(",") if r.strip()] if roles else None,
                                steps=_steps_range(steps), concurrency=concurrency, temperature=temperature,
                                seed=seed, console=console, method="sweep" if sweep else "bisect",
-                               budget_calls=budget_calls, target=expected)
+                               budget_calls=budget_calls, target=expected,
+                               executor=make_executor(executor, ray_address))
         finally:
             await live.aclose()
 

@@ -21,8 +21,10 @@ from rolegraph._cli_options import LiveConfigOpt
 from rolegraph.errors import UserError
 from rolegraph.evals._blame_sampling import Outcome, Resampled, Spend, sample_seed
 from rolegraph.evals._core import Benchmark, Case, Scorer, SolverOutput
-from rolegraph.evals._runner import run_eval
+from rolegraph.evals._ray import OnRay
+from rolegraph.evals._runner import Executor, run_eval
 from rolegraph.evals._scoring import as_scorer, score_result
+from rolegraph.evals._shell import ExecutorOpt, RayAddressOpt, make_executor
 from rolegraph.evals._store import EvalStore
 from rolegraph.evals.blame import default_scorer, load_scorer
 from rolegraph.evals.metrics import paired_comparison
@@ -96,13 +98,31 @@ def target_scorer(result: Any, target: Any) -> float:
 class _ArmSolver:
     def __init__(self, base: Runtime, store: TraceStore, traces: dict[str, Trace], forks: dict[str, tuple[int, int]],
                  targets: dict[str, Any], scorer: Scorer, models: dict[str, str], prompts: dict[str, str],
-                 temperature: float | None, seed: int) -> None:
+                 temperature: float | None, seed: int, run_ids: dict[str, str] | None = None) -> None:
         self.base, self.store, self.traces, self.forks, self.targets = base, store, traces, forks, targets
         self.scorer, self.models, self.prompts, self.temperature, self.seed = scorer, models, prompts, temperature, seed
+        self.run_ids = run_ids or {}
+        """Pair -> the run id of a trace not loaded yet (on a Ray worker: in `store`, shipped in with the job)."""
+
+    def on_ray(self) -> OnRay:
+        """On Ray workers: each case's recorded run shipped to its worker once, the changed prompt's
+        text with the job, the forked runs home into this comparison's runs/."""
+        dirs = {pair: t.dir for pair, t in self.traces.items()}
+        build = _ArmsOnWorker({pair: t.run_id for pair, t in self.traces.items()}, self.forks, self.targets, self.scorer,
+                              self.models, {role: Path(f).read_text() for role, f in self.prompts.items()},
+                              self.temperature, self.seed)
+        return OnRay(build=build, runs=lambda case: [dirs[case.input["pair"]]], home=self.store)
+
+    def ray_code(self) -> list[str]:
+        """The files of the graphs the recorded runs ran, whose folder travels to Ray workers."""
+        files = {find_graph(t.started.manifest).file for t in self.traces.values()}
+        return sorted(f for f in files if f)
 
     async def __call__(self, case: Case, runtime: Runtime, *, repeat: int, seed: int) -> SolverOutput:
         spec = case.input
-        trace = self.traces[spec["pair"]]
+        trace = self.traces.get(spec["pair"])
+        if trace is None:
+            trace = self.traces[spec["pair"]] = self.store.load(self.run_ids[spec["pair"]])
         step, call = self.forks[spec["pair"]]
         spend = Spend()
         drawn = sample_seed(trace, step * 1000 + call, spec["sample"], self.seed)  # both arms alike
@@ -124,16 +144,44 @@ class _ArmSolver:
                             prompt_tokens=spend.prompt_tokens, completion_tokens=spend.completion_tokens)
 
 
+@dataclass(frozen=True)
+class _ArmsOnWorker:
+    """Builds fork-compare's solver on a Ray worker around its runtime and trace store."""
+
+    run_ids: dict[str, str]
+    forks: dict[str, tuple[int, int]]
+    targets: dict[str, Any]
+    scorer: Scorer
+    models: dict[str, str]
+    prompt_texts: dict[str, str]
+    temperature: float | None
+    seed: int
+
+    def __call__(self, runtime: Runtime) -> _ArmSolver:
+        import tempfile
+
+        assert runtime.traces is not None
+        prompts = {}
+        for role, text in self.prompt_texts.items():
+            path = Path(tempfile.mkdtemp(prefix="rolegraph-prompt-")) / f"{role}.j2"
+            path.write_text(text)
+            prompts[role] = str(path)
+        return _ArmSolver(runtime, runtime.traces, {}, self.forks, self.targets, self.scorer, self.models, prompts,
+                          self.temperature, self.seed, run_ids=self.run_ids)
+
+
 async def fork_compare(eval_dir: str | Path, *, live: Runtime, at: str, model: str | None = None,
                        prompt: str | Path | None = None, samples: int = 4,
                        scorer: Callable[..., Any] | Scorer | None = None,
                        out: str | Path | None = None, concurrency: int = 4, temperature: float | None = None,
-                       seed: int = 0, progress: bool = True, console: Console | None = None) -> ForkComparison:
+                       seed: int = 0, progress: bool = True, console: Console | None = None,
+                       executor: Executor | None = None) -> ForkComparison:
     """Compare the recorded settings of role `at` with a changed `model` name or `prompt` file, from
     each case's own prefix (see the module's doc). Results go to `out` (default EVAL_DIR/fork-compare);
     calling again with the same `out` resumes. `scorer` is `fn(output, target)` as `rolegraph eval`
     takes it (it may ask for `result`, the graph's result object, by name), or a Scorer; each case's
-    target is its recorded one."""
+    target is its recorded one. `executor` runs the samples elsewhere (`RayExecutor`: on a Ray
+    cluster, the forked traces shipped home into `out`/runs); the results are written here."""
     if (model is None) == (prompt is None):
         raise UserError("give exactly one change: --model ROLE=NAME or --prompt ROLE=FILE")
     eval_dir = Path(eval_dir)
@@ -178,7 +226,7 @@ async def fork_compare(eval_dir: str | Path, *, live: Runtime, at: str, model: s
     bench = Benchmark(name="fork-compare", cases=cases, solver=solver, scorers=[Outcome()],
                       config={"eval": str(eval_dir), "change": change, "samples": samples})
     await run_eval(bench, live, store=store, concurrency=concurrency, resume=True, seed=seed, progress=progress,
-                   console=console)
+                   console=console, executor=executor)
     arms: dict[str, dict[str, float]] = {a: {} for a in ARMS}
     per_case: dict[str, dict[str, list[float]]] = {}
     links: dict[str, dict[str, list[str]]] = {}
@@ -229,6 +277,8 @@ def fork_compare_command(
     concurrency: Annotated[int, typer.Option(min=1)] = 4,
     temperature: Annotated[float | None, typer.Option(help="Temperature of the live calls.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Default EVAL_DIR/fork-compare (resumed if there).")] = None,
+    executor: ExecutorOpt = "asyncio",
+    ray_address: RayAddressOpt = None,
     config: LiveConfigOpt = None,
 ) -> None:
     """Paired comparison on shared prefixes: fork every case at the first call of --at and run the
@@ -247,7 +297,8 @@ def fork_compare_command(
         try:
             return await fork_compare(eval_dir, live=live, at=at, model=m[1] if m else None,
                                       prompt=p[1] if p else None, samples=samples, scorer=fn, out=out, concurrency=concurrency,
-                                      temperature=temperature, console=Console(stderr=True))
+                                      temperature=temperature, console=Console(stderr=True),
+                                      executor=make_executor(executor, ray_address))
         finally:
             await live.aclose()
 

@@ -10,21 +10,29 @@ from rolegraph.graphs._find import find_graph, installed_graphs, load_graph
 from rolegraph.graphs._functional import FunctionalGraph, WorkflowResult, functional_graph, workflow_tasks
 from rolegraph.graphs._human import AnswerBook
 from rolegraph.graphs._replay import PartialReplay, replay_run, replay_stream, resume_run
+from rolegraph.graphs._replay_imported import ImportedReplay, replay_imported
 from rolegraph.graphs._result import RunFailure
-from rolegraph.graphs._run import RunStream, run_graph
+from rolegraph.graphs._run import CHECKPOINTS, DURABILITY, SQLITE_PRAGMAS, RedactingSerde, RunStream, run_graph, state_types
+from rolegraph.graphs._saver import DeltaSqliteSaver
 from rolegraph.graphs._solver import GraphSolver
 from rolegraph.graphs._steps import StepReplay, replay_step
 from rolegraph.traces import run_totals
 
 __all__ = [
+    "CHECKPOINTS",
+    "DURABILITY",
     "END",
     "MAX_INPUT_BYTES",
+    "SQLITE_PRAGMAS",
     "START",
     "AnswerBook",
+    "DeltaSqliteSaver",
     "FunctionalGraph",
     "Graph",
     "GraphSolver",
+    "ImportedReplay",
     "PartialReplay",
+    "RedactingSerde",
     "RunFailure",
     "RunPlan",
     "RunResult",
@@ -38,11 +46,13 @@ __all__ = [
     "graph",
     "installed_graphs",
     "load_graph",
+    "replay_imported",
     "replay_run",
     "replay_step",
     "replay_stream",
     "resume_run",
     "run_graph",
     "run_totals",
+    "state_types",
     "workflow_tasks",
 ]

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiosqlite
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from rolegraph.errors import ReplayMismatch, RolegraphError, UserError, one_line
 from rolegraph.graphs._api import Graph
 from rolegraph.graphs._find import find_graph
 from rolegraph.graphs._human import answers_by_id, fork_answers
 from rolegraph.graphs._run import CHECKPOINTS, RedactingSerde, RunStream, run_graph, state_types
+from rolegraph.graphs._saver import open_saver
 from rolegraph.prompts import PromptLibrary, load_template_file
 from rolegraph.runtime import Runtime
 from rolegraph.traces import (
@@ -219,7 +219,7 @@ async def _log_against_checkpoint(trace: Trace, graph: Graph[Any]) -> str | None
     its tail (or a line, or was copied back from an older version) would resume with steps missing."""
     try:
         async with aiosqlite.connect(str(trace.dir / CHECKPOINTS)) as conn:
-            saver = AsyncSqliteSaver(conn, serde=RedactingSerde(Redactor(), types=state_types(cast(Any, graph.state_type))))
+            saver = await open_saver(conn, RedactingSerde(Redactor(), types=state_types(cast(Any, graph.state_type))))
             latest = await saver.aget_tuple(cast(Any, {"configurable": {"thread_id": trace.run_id}}))
     except Exception as exc:  # noqa: BLE001 - a damaged checkpoint file, whatever the library raises
         return f"its checkpoints ({trace.dir / CHECKPOINTS}) cannot be read: {type(exc).__name__}: {one_line(exc)}"

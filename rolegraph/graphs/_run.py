@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, cast
 import aiosqlite
 import ormsgpack
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import StreamMode
 
 from rolegraph._langgraph import final_values
 from rolegraph.graphs._human import Questions, paused_result
+from rolegraph.graphs._saver import open_saver
 from rolegraph.graphs._serde import WIDE_INT, wide_msgpack
 from rolegraph.traces import Manifest, Redactor, set_output
 
@@ -280,7 +280,7 @@ class RunStream:
                     async with aiosqlite.connect(str(run.writer.dir / CHECKPOINTS)) as conn:
                         for pragma in SQLITE_PRAGMAS:
                             await conn.execute(pragma)
-                        saver = AsyncSqliteSaver(conn, serde=RedactingSerde(
+                        saver = await open_saver(conn, RedactingSerde(
                             run.writer.store.redactor, types=state_types(cast(Any, graph.state_type))))
                         g = compiled.copy(update={"checkpointer": saver})
                         # a run killed before its first checkpoint resumes from its input

@@ -81,15 +81,33 @@ def replay_command(
     answer_file: AnswerFileOpt = None,
     runs: RunsDirOpt = None,
     config: LiveConfigOpt = None,
+    app: Annotated[str | None, typer.Option(
+        "--app", help="The code to replay against (FILE.py:NAME or module:NAME: a wrapped LangGraph app or a "
+                      "rolegraph graph); needed for an imported run, else the recorded graph.")] = None,
 ) -> None:
     """Run a recorded run again offline from its trace; with --live-from, fork it. A run that did
     not finish is replayed as far as it was recorded, and nothing new is written. A person's answers
-    (to `interrupt()` questions) are given again from the trace; --answer changes one in a fork."""
+    (to `interrupt()` questions) are given again from the trace; --answer changes one in a fork.
+    An imported run (`rolegraph trace import`) is replayed against --app: its model and tool calls are
+    answered from the imported spans, in order, and the app's run is recorded as a run of its own,
+    which --live-from then forks."""
+    from rolegraph.graphs._find import load_graph
     from rolegraph.graphs._replay import PartialReplay, replay_run
     from rolegraph.runtime import Runtime
+    from rolegraph.traces import IMPORTED
 
     store = _store(runs)
     trace = store.load(run)
+    graph = load_graph(app) if app is not None else None
+    if IMPORTED in trace.started.manifest.tags:
+        if graph is None:
+            raise UserError(f"run {trace.run_id} was imported ({trace.started.manifest.tags[IMPORTED]}): say which code "
+                            "to replay it against, --app FILE.py:NAME or --app module:NAME (a LangGraph app wrapped "
+                            "with rolegraph.langchain.app, or a rolegraph graph)")
+        trace = _replay_imported(trace, graph, store)
+        if live_from is None:
+            return
+        graph = None  # the fork below runs the app's own run again: it finds the app from its manifest
     human = given_answer(answer, answer_file)
     live = Runtime.load(config) if live_from is not None else None
 
@@ -97,7 +115,7 @@ def replay_command(
         try:
             return await replay_run(trace, store=store, live=live, live_from=live_from,
                                     models=_pairs(model or [], "--model"), prompts=_pairs(prompt or [], "--prompt"),
-                                    answer=human)
+                                    answer=human, graph=graph)
         finally:
             if live is not None:
                 await live.aclose()
@@ -124,6 +142,22 @@ def replay_command(
         out.print("output: identical to the recorded run" if same else "[yellow]output differs from the recorded run[/]")
     if new is not None and new.status == "interrupted":
         _questions(store, new.run_id)
+
+
+def _replay_imported(trace: Any, graph: Any, store: TraceStore) -> Any:
+    """Replay an imported run against `graph`, print what it did, and return the new run's trace."""
+    from rolegraph.graphs._replay_imported import replay_imported
+
+    done = asyncio.run(replay_imported(trace, graph, store=store))
+    new_id = getattr(done.result, "run_id", None)
+    out.print(f"replay of imported run {trace.run_id} against {graph.name}: {new_id}")
+    out.print(f"{done.answered} model calls answered from the trace, {done.live_calls} live; {done.tools_answered} "
+              "tool calls answered from the trace, 0 run")
+    if done.unused:
+        out.print(f"[yellow]the trace recorded more than the app asked: {', '.join(done.unused)} unused[/]")
+    if new_id is None:
+        raise UserError("the replay's run was not recorded (no trace store): give --runs DIR")
+    return store.load(new_id)
 
 
 def _human_summary(trace: Any) -> None:

@@ -22,10 +22,14 @@ from rolegraph.traces._events import (
     RunFinished,
     RunResumed,
     RunStarted,
+    SpanSource,
     ToolInvocation,
     Totals,
     parse_event,
 )
+from rolegraph.traces._import import IMPORTED, ImportedRun, ImportReport, import_traces, imported
+from rolegraph.traces._import_replay import CAPTURE_HELP, ImportedAnswers
+from rolegraph.traces._otlp import to_otlp
 from rolegraph.traces._recorder import (
     Attempt,
     RecordedCall,
@@ -76,7 +80,9 @@ def load(ref: str, root: str = "runs") -> Trace:
 __all__ = [
     "ANY_QUESTION",
     "ASSETS",
+    "CAPTURE_HELP",
     "FORMAT_VERSION",
+    "IMPORTED",
     "SHARED_ASSETS",
     "SORT_COLUMNS",
     "AgentRetry",
@@ -87,6 +93,9 @@ __all__ = [
     "Event",
     "ForkOrigin",
     "HumanInput",
+    "ImportReport",
+    "ImportedAnswers",
+    "ImportedRun",
     "IndexUnavailable",
     "Manifest",
     "MemoryRead",
@@ -110,6 +119,7 @@ __all__ = [
     "RunPage",
     "RunResumed",
     "RunStarted",
+    "SpanSource",
     "StepRoute",
     "StepSummary",
     "TaskStep",
@@ -126,6 +136,8 @@ __all__ = [
     "final_state",
     "first_divergence",
     "human_input",
+    "import_traces",
+    "imported",
     "is_task_key",
     "load",
     "parse_event",
@@ -146,6 +158,7 @@ __all__ = [
     "steps",
     "takes_runtime",
     "task_call",
+    "to_otlp",
     "traced_node",
     "write_assets",
     "write_once",

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rolegraph.traces._events import ModelCall, ToolInvocation
+from rolegraph.traces._import import IMPORTED
+from rolegraph.traces._import_replay import same_as_imported
 from rolegraph.traces._replay import request_lines, same_request
 from rolegraph.traces._show import StepSummary, answer_text, steps, tool_line
 from rolegraph.traces._trace import Trace
@@ -43,12 +45,14 @@ def final_state(trace: Trace) -> dict[str, Any]:
 
 def first_divergence(a: Trace, b: Trace) -> Divergence | None:
     sa, sb = steps(a), steps(b)
+    # a run imported from elsewhere is compared as its replay compares it (`same_as_imported`)
+    loose = IMPORTED in a.started.manifest.tags or IMPORTED in b.started.manifest.tags
     for x, y in zip(sa, sb, strict=False):
         if x.node != y.node:
             return Divergence(x.step, "node", f"step {x.step} ran '{x.node}' in A but '{y.node}' in B",
                               [x.node], [y.node])
         for cx, cy in zip(x.calls, y.calls, strict=False):
-            if not same_request(cx, cy):
+            if not (same_as_imported(cx.request, cy.request) if loose else same_request(cx, cy)):
                 return Divergence(x.step, "request", f"step {x.step} ({x.node}) call {cx.call_index}: the requests differ",
                                   request_lines(cx.request), request_lines(cy.request))
             tx, ty = _answer(cx), _answer(cy)
@@ -58,7 +62,7 @@ def first_divergence(a: Trace, b: Trace) -> Divergence | None:
         if len(x.calls) != len(y.calls):
             return Divergence(x.step, "calls", f"step {x.step} ({x.node}) made {len(x.calls)} calls in A, "
                               f"{len(y.calls)} in B", [str(len(x.calls))], [str(len(y.calls))])
-        tools = _tool_divergence(x.step, x.node, x.tools, y.tools)
+        tools = _tool_divergence(x.step, x.node, x.tools, y.tools, loose=loose)
         if tools is not None:
             return tools
         human = _human_divergence(x, y)
@@ -112,10 +116,18 @@ def _answer(c: ModelCall) -> str:
     return answer_text(c) if c.response else f"(error) {c.error}"
 
 
-def _tool_divergence(step: int, node: str, a: list[ToolInvocation], b: list[ToolInvocation]) -> Divergence | None:
+def _tool_divergence(step: int, node: str, a: list[ToolInvocation], b: list[ToolInvocation], *,
+                     loose: bool = False) -> Divergence | None:
+    """`loose` (an imported run): a tool `langchain.T` is T, and an output is compared as text (a span
+    holds a tool's answer as the text the model was given)."""
+    def key(t: ToolInvocation) -> Any:
+        if loose:
+            out = t.output if isinstance(t.output, str) else json.dumps(t.output)
+            return comparable((t.name.rpartition(".")[2], t.input, out, t.error))
+        return comparable((t.name, t.input, t.output, t.error))
+
     la, lb = [tool_line(t) for t in a], [tool_line(t) for t in b]
-    same = [comparable((t.name, t.input, t.output, t.error)) for t in a] == \
-        [comparable((t.name, t.input, t.output, t.error)) for t in b]
+    same = [key(t) for t in a] == [key(t) for t in b]
     if same:
         return None
     return Divergence(step, "tool", f"step {step} ({node}): its tool calls differ", la, lb)

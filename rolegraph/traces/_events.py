@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from rolegraph.models import ChatRequest, ChatResponse, TransportRetry, Usage
 
 FORMAT_VERSION = 1
+DELTA_VERSION = 2
+"""The version of a node_started event whose state is written as changes (`state_delta`), which readers
+before it cannot read; every other event keeps FORMAT_VERSION."""
 
 
 class _Event(BaseModel):
@@ -67,11 +70,26 @@ class ForkOrigin(BaseModel):
     changes: dict[str, str] = Field(default_factory=dict)
 
 
+class SpanSource(BaseModel):
+    """Where an imported event came from: the OpenTelemetry span it was made of, and what of that
+    span no field of the event holds (kept as it came, never dropped)."""
+
+    span_id: str
+    """The span's id (hex)."""
+    name: str = ""
+    raw: dict[str, Any] = Field(default_factory=dict)
+    """The span's attributes that were not mapped onto the event."""
+    inner: list[dict[str, Any]] = Field(default_factory=list, exclude_if=lambda v: not v)
+    """Spans inside it that became no event of their own (name, kind, attributes), as they came."""
+
+
 class RunStarted(_Event):
     kind: Literal["run_started"] = "run_started"
     run_id: str
     manifest: Manifest
     parent: ForkOrigin | None = None
+    source: SpanSource | None = None
+    """Set on an imported run: its root span (and the resource's attributes) as they came."""
 
 
 class RunResumed(_Event):
@@ -90,7 +108,17 @@ class NodeStarted(_Event):
     step: int
     """The n-th node execution of the run (what `trace show` and `--live-from` count)."""
     state: Any = None
-    """The input state (JSON)."""
+    """The input state (JSON). Left out when it is written as `state_delta`; a loaded trace puts it back."""
+    state_digest: str | None = None
+    """sha256 of the input state's compact JSON (keys in their order), which a loaded trace checks the
+    state it read or rebuilt against. None in traces recorded before states were written as changes."""
+    state_delta: Any = None
+    """The input state as changes to the state of event `state_base` (see `_deltas`: `add`, `set` and
+    `del` operations on its JSON); such an event carries `format_version` 2."""
+    state_base: int | None = None
+    """The `seq` of the node_started event whose state `state_delta` changes."""
+    source: SpanSource | None = None
+    """Set on an imported event: the span it was made of."""
 
 
 class NodeFinished(_Event):
@@ -129,6 +157,8 @@ class ModelCall(_Event):
     replayed: bool = False
     retries: list[TransportRetry] = Field(default_factory=list)
     """Transport retries made for this call (each failed attempt and the wait after it)."""
+    source: SpanSource | None = None
+    """Set on an imported event: the span it was made of."""
 
     @property
     def usage(self) -> Usage:
@@ -160,6 +190,8 @@ class ToolInvocation(_Event):
     duration_s: float = 0.0
     error: str | None = None
     replayed: bool = False
+    source: SpanSource | None = None
+    """Set on an imported event: the span it was made of."""
 
 
 class MemoryWrite(_Event):

@@ -65,10 +65,17 @@ def _model_span(trace_id: str, parent: str, c: ModelCall) -> dict[str, Any]:
     for i, m in enumerate(c.request.messages):
         attrs[f"llm.input_messages.{i}.message.role"] = m.role
         attrs[f"llm.input_messages.{i}.message.content"] = m.content or ""
+        attrs.update(_tool_call_attrs(f"llm.input_messages.{i}.message", m.tool_calls))
+        if m.tool_call_id is not None:
+            attrs[f"llm.input_messages.{i}.message.tool_call_id"] = m.tool_call_id
+    for i, t in enumerate(c.request.tools):
+        attrs[f"llm.tools.{i}.tool.json_schema"] = json.dumps(
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}})
     if c.response is not None:
         attrs.update({
             "llm.output_messages.0.message.role": "assistant",
             "llm.output_messages.0.message.content": c.response.text,
+            **_tool_call_attrs("llm.output_messages.0.message", c.response.tool_calls),
             "output.value": c.response.text,
             "llm.token_count.prompt": c.usage.prompt_tokens,
             "llm.token_count.completion": c.usage.completion_tokens,
@@ -81,6 +88,16 @@ def _model_span(trace_id: str, parent: str, c: ModelCall) -> dict[str, Any]:
     name = f"chat {c.role}"
     return _span(trace_id, _id(trace_id, c.node_key or "", "call", str(c.call_index), n=16), parent, name,
                  c.ts - c.latency_s, c.ts, attrs, c.error, SPAN_KIND_CLIENT)
+
+
+def _tool_call_attrs(prefix: str, calls: Any) -> dict[str, Any]:
+    """A message's tool calls as OpenInference's `...message.tool_calls.N.tool_call.*` attributes."""
+    out: dict[str, Any] = {}
+    for j, call in enumerate(calls):
+        out[f"{prefix}.tool_calls.{j}.tool_call.id"] = call.id
+        out[f"{prefix}.tool_calls.{j}.tool_call.function.name"] = call.name
+        out[f"{prefix}.tool_calls.{j}.tool_call.function.arguments"] = call.arguments
+    return out
 
 
 def _tool_span(trace_id: str, parent: str, t: ToolInvocation) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from rolegraph.traces._events import (
     PendingInterrupt,
     ToolInvocation,
 )
+from rolegraph.traces._import import imported
 from rolegraph.traces._replay import request_lines
 from rolegraph.traces._store import RunInfo
 from rolegraph.traces._trace import Trace
@@ -133,6 +134,9 @@ def show(trace: Trace, console: Console, *, step: int | None = None, calls: bool
                        + (f", call {started.parent.live_from_call}" if started.parent.live_from_call else "")
                        if started.parent.live_from is not None else " (replay)"))
     console.print(head)
+    origin = imported(started)
+    if origin is not None:
+        console.print(f"[cyan]{_esc(origin)}[/]", highlight=False, soft_wrap=True)
     if trace.finished:
         t = trace.finished.totals
         console.print(f"{t.node_steps} steps, {t.model_calls} model calls ({t.replayed_calls} replayed), "

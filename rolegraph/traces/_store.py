@@ -13,15 +13,17 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rolegraph.errors import UserError, one_line
+from rolegraph.traces._deltas import SNAPSHOT_EVERY
 from rolegraph.traces._events import (
     ModelCall,
     RunFinished,
@@ -44,9 +46,14 @@ class IndexUnavailable(UserError):
 class TraceStore:
     """Runs under `root/<run_id>/`, indexed in `root/index.sqlite`."""
 
-    def __init__(self, root: str | Path, *, redactor: Redactor | None = None) -> None:
+    def __init__(self, root: str | Path, *, redactor: Redactor | None = None,
+                 snapshot_every: int = SNAPSHOT_EVERY) -> None:
         self.root = Path(root)
         self.redactor = redactor or Redactor()
+        self.snapshot_every = snapshot_every
+        """A node step's input state is written whole every this many steps of its graph or subgraph (later
+        for a state that keeps growing: see `_deltas.StateLog`); in between, as what changed since the
+        step before (1: always whole)."""
         self._lock = threading.RLock()
         self._con: sqlite3.Connection | None = None
         self._file: tuple[int, int] | None = None
@@ -85,6 +92,58 @@ class TraceStore:
 
         self._write(f"resumed run {trace.run_id}", running)
         return writer
+
+    def run_files(self, run_id: str) -> dict[str, bytes]:
+        """A run folder's files (its log, blobs and anything else in it) by path relative to the
+        folder: what `add_run` takes, to carry a run to another store on another machine."""
+        run_dir = self.root / run_id
+        if not (run_dir / "events.jsonl").is_file():
+            raise UserError(f"no run '{run_id}' in {self.root}")
+        return {f.relative_to(run_dir).as_posix(): f.read_bytes() for f in sorted(run_dir.rglob("*")) if f.is_file()}
+
+    def add_run(self, run_id: str, files: Mapping[str, bytes]) -> Path:
+        """Add a run recorded elsewhere (`run_files` of another store) to this store and its index,
+        and return its folder. The same run with the same content is already here: nothing to do; the
+        same run continued elsewhere (its log here a prefix of the one given, a resumed run) replaces
+        it; other content under the same id is refused (UserError). Written beside the store and
+        renamed into place, so a reader sees the whole run or none of it."""
+        if not run_id or run_id != Path(run_id).name or run_id.startswith("."):
+            raise UserError(f"cannot add a run named {run_id!r}: a run id is one folder name")
+        bad = [name for name in files if Path(name).is_absolute() or ".." in Path(name).parts or not name]
+        if bad or "events.jsonl" not in files:
+            raise UserError(f"run {run_id}: the files given are no run folder "
+                            f"({'unsafe paths: ' + ', '.join(bad) if bad else 'no events.jsonl'})")
+        if self.redactor.values:  # a key of this machine's that reached another machine's log
+            files = {**files, "events.jsonl": self.redactor(files["events.jsonl"].decode()).encode()}
+        target = self.root / run_id
+        with self._lock:
+            if (target / "events.jsonl").is_file():
+                have = self.run_files(run_id)
+                if have == dict(files):
+                    self._write(f"run {run_id}", lambda con: self._insert_from_folder(con, target))
+                    return target
+                log = have.pop("events.jsonl")
+                if not (files["events.jsonl"].startswith(log) and all(files.get(k) == v for k, v in have.items())):
+                    raise UserError(f"run {run_id} is already in {self.root} with other content: a run id names "
+                                    "one run; give the other one a new id (or remove the folder, if it is stale)")
+            tmp = self.root / f".incoming-{run_id}-{os.getpid()}-{os.urandom(3).hex()}"
+            try:
+                for name, data in files.items():
+                    path = tmp / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+                if target.exists():  # a continued run: the old folder out of the way first, then dropped
+                    old = tmp.with_name(tmp.name.replace(".incoming-", ".replaced-"))
+                    os.replace(target, old)
+                    os.replace(tmp, target)
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.replace(tmp, target)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
+            self._write(f"run {run_id}", lambda con: self._insert_from_folder(con, target))
+        return target
 
     @property
     def index_path(self) -> Path:

@@ -1,4 +1,5 @@
-"""A recorded run, loaded: its events in order, long strings put back from its blobs, and a log
+"""A recorded run, loaded: its events in order, long strings put back from its blobs, each step's
+state whole (rebuilt where it was written as changes, and checked against its digest), and a log
 that a kill cut off read up to its last complete line. A damaged line elsewhere (garbage, a line
 another program wrote) is reported, by file and line, and skipped: the events after it are kept."""
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rolegraph.errors import UserError
+from rolegraph.traces._deltas import rebuild_states
 from rolegraph.traces._events import (
     BlobRef,
     Event,
@@ -68,6 +70,7 @@ class Trace:
                     events.append(parse_event(line))
                 except ValueError as exc:  # not JSON, not UTF-8, or no event this version knows
                     damaged.append(f"{path}:{line_no}: {_why(exc)}")
+        damaged += rebuild_states(events, path)  # a step's state written as changes, put back whole
         if damaged:
             for where in damaged[:LOGGED_DAMAGE]:
                 logger.warning("%s; the line was skipped", where)

@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from rolegraph.traces._import import imported
 from rolegraph.traces._redact import Redactor
 from rolegraph.traces._show import StepSummary, answer_text, steps, tool_line
 from rolegraph.traces._trace import Trace
@@ -103,6 +104,7 @@ def render_view(trace: Trace, *, assets_url: str | None = None, app: Mapping[str
             f" at step {started.parent.live_from}" + (f", call {started.parent.live_from_call}"
                                                        if started.parent.live_from_call else "")
             if started.parent.live_from is not None else " (offline replay)")
+    parent = parent or imported(started) or ""  # an imported run says where it came from in the same place
     manifest = started.manifest.model_dump(mode="json", exclude={"mermaid"})
     return _template().render(
         run_id=trace.run_id, graph=started.manifest.graph, status=(app or {}).get("status") or trace.status,

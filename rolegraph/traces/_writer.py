@@ -11,10 +11,11 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
+from pydantic_core import PydanticSerializationError, from_json, to_json, to_jsonable_python
 
 from rolegraph.models import clean_value
-from rolegraph.traces._events import Event, RunFinished, RunStarted
+from rolegraph.traces._deltas import StateLog, canonical, digest, namespace
+from rolegraph.traces._events import DELTA_VERSION, Event, NodeFinished, NodeStarted, RunFinished, RunStarted
 from rolegraph.traces._trace import BLOB_KEY
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class RunWriter:
         self._fh = open(run_dir / "events.jsonl", "ab", buffering=0)  # noqa: SIM115 - closed in close()
         self._lock = threading.Lock()
         self._seq = 0
+        self._states = StateLog(store.snapshot_every)
 
     def write(self, event: Event, raw: tuple[str, Any] | None = None) -> Event:
         """Append `event`. `raw` = (field, value): a value (a graph's state, a node's update) to
@@ -44,7 +46,16 @@ class RunWriter:
         with self._lock:
             event.seq = self._seq
             self._seq += 1
-            line = self.store.redactor(_event_json(event) if raw is None else _event_json_raw(event, *raw))
+            if raw is not None and raw[0] == "state" and raw[1] is not None and isinstance(event, NodeStarted):
+                line = self._started_json(event, raw[1])
+                event.state = raw[1]
+            elif raw is not None and raw[0] == "delta" and raw[1] is not None and isinstance(event, NodeFinished):
+                text = self.store.redactor(_value_json(raw[1]))
+                self._states.updated(event.seq, text)  # the next state's changes may point at it
+                line = self.store.redactor(_event_json_with(event, "delta", text))
+                event.delta = raw[1]
+            else:
+                line = self.store.redactor(_event_json(event) if raw is None else _event_json_raw(event, *raw))
             if len(line) > FIELD_LIMIT:
                 line = self._long_strings_to_blobs(line)
             data = (line + "\n").encode()
@@ -58,6 +69,24 @@ class RunWriter:
         elif isinstance(event, RunFinished):
             self.store._index_finish(self.run_id, event)
         return event
+
+    def _started_json(self, event: NodeStarted, state: Any) -> str:
+        """A node start's line: its input state whole, or as its changes to the previous state of its
+        namespace (see `StateLog`), with the whole state's digest either way. The state is read back
+        from its redacted JSON first, so that the digest is of what a loaded trace holds."""
+        text = self.store.redactor(_value_json(state))
+        try:
+            recorded = from_json(text)
+        except ValueError:  # JSON no reader can take back: written as it is, with nothing to check it against
+            return self.store.redactor(_event_json_with(event, "state", text))
+        whole = canonical(recorded)
+        event.state_digest = digest(whole)
+        change = self._states.entry(namespace(event), event.seq, recorded, whole)
+        if change is None:
+            return self.store.redactor(_event_json_with(event, "state", whole.decode()))
+        ops, event.state_base = change
+        event.format_version = DELTA_VERSION
+        return self.store.redactor(_event_json_with(event, "state_delta", ops.decode()))
 
     def _long_strings_to_blobs(self, line: str) -> str:
         def walk(value: Any) -> Any:
@@ -110,19 +139,31 @@ _RAW_JSON = '"\\u0000rolegraph:raw\\u0000"'  # how both JSON writers above spell
 def _event_json_raw(event: Event, name: str, value: Any) -> str:
     """`_event_json` with field `name` set to `value`, which is serialized once, in Rust: the same
     JSON as `to_jsonable_python(value, fallback=str)` in that field, for a third of the work (a
-    step's whole state is written with every node start)."""
+    step's state and a node's update are serialized this way)."""
     if value is None:  # left out, as exclude_none leaves it out
         return _event_json(event)
+    line = _event_json_with(event, name, _value_json(value))
+    setattr(event, name, value)
+    return line
+
+
+def _value_json(value: Any) -> str:
+    """`value` as the JSON `to_jsonable_python(value, fallback=str)` gives, serialized in one go."""
+    try:
+        return to_json(value, fallback=str, inf_nan_mode="null").decode()
+    except PydanticSerializationError:  # a lone surrogate: the same U+FFFD path as _event_json
+        return json.dumps(clean_value(to_jsonable_python(value, fallback=str)), ensure_ascii=False,
+                          separators=(",", ":"))
+
+
+def _event_json_with(event: Event, name: str, text: str) -> str:
+    """`_event_json` with field `name` holding `text`, JSON already serialized."""
+    kept = getattr(event, name)
     setattr(event, name, _RAW)
     try:
         line = _event_json(event)
     finally:
-        setattr(event, name, value)
-    try:
-        text = to_json(value, fallback=str, inf_nan_mode="null").decode()
-    except PydanticSerializationError:  # a lone surrogate: the same U+FFFD path as _event_json
-        text = json.dumps(clean_value(to_jsonable_python(value, fallback=str)), ensure_ascii=False,
-                          separators=(",", ":"))
+        setattr(event, name, kept)
     return line.replace(_RAW_JSON, text, 1)
 
 

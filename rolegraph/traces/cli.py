@@ -1,5 +1,5 @@
-"""`rolegraph trace ...`: list, show, diff, view, export and turn into tests recorded runs; rebuild
-the run index from the run folders."""
+"""`rolegraph trace ...`: list, show, diff, view, export and turn into tests recorded runs; import
+OpenTelemetry traces as runs; rebuild the run index from the run folders."""
 
 from __future__ import annotations
 
@@ -86,6 +86,24 @@ def export_run(run: str,
     from rolegraph.traces._otlp import export
 
     out.print(export(_store(runs).load(run), otlp))  # type: ignore[attr-defined]
+
+
+@trace_app.command("import")
+def import_runs(path: Annotated[Path, typer.Argument(help="An OTLP export: a file, or a folder of files.")],
+                format: Annotated[str, typer.Option(
+                    "--format", help="otlp-json (the collector's file exporter: one request a line), otlp-proto "
+                                     "(ExportTraceServiceRequest bytes, as SDK exporters post them; needs the otel "
+                                     "extra), openinference (OTLP read by OpenInference attributes only), or auto "
+                                     "(by suffix and content; both conventions).")] = "auto",
+                runs: RunsDirOpt = None) -> None:
+    """Import OpenTelemetry traces (GenAI or OpenInference spans, or rolegraph's own export) as runs:
+    one per trace id, shown, viewed, diffed and replayed (`rolegraph replay RUN --app module:app`) like
+    any run, and marked as imported."""
+    from rolegraph.traces._import import import_traces
+
+    report = import_traces(path, _store(runs), format)  # type: ignore[arg-type]
+    for line in report.lines():
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 @trace_app.command("to-test")

@@ -11,15 +11,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from pydantic import BaseModel
 
 import rolegraph as rg
 from rolegraph import Agent, AgentOutputError, Runtime
 from rolegraph.graphs._run import CHECKPOINTS, RedactingSerde, state_types
+from rolegraph.graphs._saver import open_saver
 from rolegraph.models import FunctionModel
 from rolegraph.prompts import PromptLibrary
 from rolegraph.traces import Redactor, TraceStore
@@ -66,8 +67,8 @@ def library(tmp_path: Path) -> PromptLibrary:
 def _checkpointed(run_dir: Path) -> Any:
     """The final state's `out` as the checkpoint database gives it back."""
     async def read() -> Any:
-        async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
-            saver.serde = RedactingSerde(Redactor(env={}), types=state_types(State))
+        async with aiosqlite.connect(str(run_dir / CHECKPOINTS)) as conn:
+            saver = await open_saver(conn, RedactingSerde(Redactor(env={}), types=state_types(State)))
             got = await saver.aget_tuple({"configurable": {"thread_id": run_dir.name}})
             assert got is not None
             return got.checkpoint["channel_values"]["out"]

@@ -61,3 +61,17 @@ def _pid(run_id: str | None, tmp_path: Path) -> int:
     con = sqlite3.connect(tmp_path / "runs" / "index.sqlite")
     (pid,) = con.execute("SELECT pid FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     return int(pid)
+
+
+def test_the_executor_flags_name_asyncio_or_ray_and_nothing_else() -> None:
+    from rolegraph.errors import UserError
+    from rolegraph.evals import RayExecutor
+    from rolegraph.evals._shell import make_executor
+
+    assert make_executor("asyncio", None) is None
+    made = make_executor("ray", "head:6379")
+    assert isinstance(made, RayExecutor) and made.address == "head:6379"
+    with pytest.raises(UserError, match="unknown executor 'dask': use asyncio or ray"):
+        make_executor("dask", None)
+    with pytest.raises(UserError, match="--ray-address goes with --executor ray"):
+        make_executor("asyncio", "head:6379")
