@@ -128,7 +128,8 @@ class _Worker:
         from rolegraph.traces import TraceStore
 
         root = Path(tempfile.mkdtemp(prefix="rolegraph-ray-"))
-        self.store = TraceStore(root / "runs") if spec["traces"] else None
+        self.store = (TraceStore(root / "runs", snapshot_every=spec["config"]["traces"].get("snapshot_every", 25))
+                      if spec["traces"] else None)
         prompts = PromptLibrary(*(_module_folder(name) for name in spec["prompt_dirs"]))
         config = RuntimeConfig.model_validate({**spec["config"], "traces": {**spec["config"]["traces"],
                                                                             "dir": str(root / "runs")}})

@@ -234,7 +234,8 @@ async def blame(trace: Trace, *, live: Runtime, out: str | Path, scorer: Callabl
         raise UserError(f"run {trace.run_id} has no model call to blame"
                         + (" among the roles/steps given" if roles or steps else ""))
     budget = Budget(budget_calls, out / SPENT_LOG)
-    solver = ForkSolver(trace, graph, live, TraceStore(out / "runs", redactor=live.redactor), scoring, case,
+    fork_runs = TraceStore(out / "runs", redactor=live.redactor, snapshot_every=live.config.traces.snapshot_every)
+    solver = ForkSolver(trace, graph, live, fork_runs, scoring, case,
                         temperature, seed, budget)
     sampler = Sampler(solver=solver, store=store, live=live, candidates=candidates, budget=budget,
                       config={"run": trace.run_id, "samples": samples, "adaptive": adaptive, "seed": seed,
@@ -379,7 +380,8 @@ def blame_command(
 
     if adaptive and not sweep:
         sweep = True  # --adaptive alone keeps meaning the adaptive sweep
-    store = TraceStore(runs if runs is not None else load_config(config).traces.dir)
+    traces = load_config(config).traces
+    store = TraceStore(runs if runs is not None else traces.dir, snapshot_every=traces.snapshot_every)
     trace = store.load(run)
     where = out or Path("blame") / trace.run_id
     fn = load_scorer(scorer) if scorer else None

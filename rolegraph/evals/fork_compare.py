@@ -213,7 +213,8 @@ async def fork_compare(eval_dir: str | Path, *, live: Runtime, at: str, model: s
     meta = store.meta() if store.path.exists() else {}
     if meta and (meta.get("config") or {}).get("change") != change:
         raise UserError(f"{out} holds a comparison of {(meta.get('config') or {}).get('change')}, not {change}")
-    solver = _ArmSolver(live, TraceStore(out / "runs", redactor=live.redactor), traces, forks, targets, scoring,
+    fork_runs = TraceStore(out / "runs", redactor=live.redactor, snapshot_every=live.config.traces.snapshot_every)
+    solver = _ArmSolver(live, fork_runs, traces, forks, targets, scoring,
                         {at: model} if model else {}, {at: str(prompt)} if prompt else {}, temperature, seed)
 
     def cases() -> Iterator[Case]:

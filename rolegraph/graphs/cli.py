@@ -33,7 +33,8 @@ out = Console()
 def _store(runs: Path | None) -> TraceStore:
     from rolegraph.config import load_config
 
-    return TraceStore(runs if runs is not None else load_config().traces.dir)
+    config = load_config().traces
+    return TraceStore(runs if runs is not None else config.dir, snapshot_every=config.snapshot_every)
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:

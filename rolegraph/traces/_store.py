@@ -114,7 +114,11 @@ class TraceStore:
             raise UserError(f"run {run_id}: the files given are no run folder "
                             f"({'unsafe paths: ' + ', '.join(bad) if bad else 'no events.jsonl'})")
         if self.redactor.values:  # a key of this machine's that reached another machine's log
-            files = {**files, "events.jsonl": self.redactor(files["events.jsonl"].decode()).encode()}
+            text = files["events.jsonl"].decode()
+            redacted = self.redactor(text)
+            if redacted != text:  # the states' digests were of what held the key: they can no longer check them
+                redacted = _without_state_digests(redacted)
+            files = {**files, "events.jsonl": redacted.encode()}
         target = self.root / run_id
         with self._lock:
             if (target / "events.jsonl").is_file():
@@ -431,6 +435,24 @@ _ROW = _COLUMNS + ", pair"
 _MARKS = ",".join("?" * len(_ROW.split(",")))
 _DAMAGE = ("malformed", "not a database", "no such table", "no such column", "corrupt")
 """How SQLite says a file is no intact index (as opposed to locked, read-only or full)."""
+
+
+def _without_state_digests(log: str) -> str:
+    """An events log with its node starts' `state_digest` taken out (a state rebuilt from a log changed
+    after it was written cannot match the digest of what it was)."""
+    out = []
+    for line in log.splitlines(keepends=True):
+        if '"state_digest"' in line:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                out.append(line)
+                continue
+            event.pop("state_digest", None)
+            out.append(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+            continue
+        out.append(line)
+    return "".join(out)
 
 
 def _damaged(exc: sqlite3.Error) -> bool:

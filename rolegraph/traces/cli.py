@@ -20,7 +20,8 @@ def _store(runs: Path | None) -> object:
     from rolegraph.config import load_config
     from rolegraph.traces import TraceStore
 
-    return TraceStore(runs if runs is not None else load_config().traces.dir)
+    config = load_config().traces
+    return TraceStore(runs if runs is not None else config.dir, snapshot_every=config.snapshot_every)
 
 
 @trace_app.command("list")

@@ -4,16 +4,20 @@ other content under the same id is refused."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import operator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from pydantic import BaseModel
 
 import rolegraph as rg
+from rolegraph import Runtime
 from rolegraph.errors import UserError
 from rolegraph.models import ChatRequest, FunctionModel, Message
-from rolegraph.traces import TraceStore
+from rolegraph.traces import NodeStarted, Redactor, TraceStore
 
 
 class Ask(BaseModel):
@@ -94,3 +98,42 @@ def test_files_that_escape_the_run_folder_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"unsafe paths: \.\./x"):
         TraceStore(tmp_path).add_run("r1", {"events.jsonl": b"", "../x": b"boo"})
     assert not (tmp_path / "x").exists()
+
+
+
+class Start(BaseModel):
+    pass
+
+
+class Notes(TypedDict, total=False):
+    notes: Annotated[list[str], operator.add]
+
+
+KEY = "sk-live-0123456789abcdef"
+
+
+async def note(state: Notes) -> dict[str, Any]:
+    return {"notes": [f"note {len(state.get('notes', []))} {KEY}"]}
+
+
+@rg.graph(input=Start, state=Notes, name="noting_with_a_key", recursion_limit=lambda input, options: 80)
+def noting(g: rg.StateGraph) -> None:
+    g.add_node(note)
+    g.add_edge(rg.START, "note")
+    g.add_conditional_edges("note", lambda s: rg.END if len(s["notes"]) >= 30 else "note", ["note", rg.END])
+
+
+def test_a_run_whose_states_held_a_key_of_this_machine_comes_home_redacted_and_still_loads(tmp_path: Path) -> None:
+    elsewhere = TraceStore(tmp_path / "worker", snapshot_every=10)  # the worker knows no key: nothing redacted there
+    result = asyncio.run(noting.run(Start(), runtime=Runtime.from_models({}, traces=elsewhere)))
+    assert result.status == "ok"
+    written = [json.loads(line) for line in (elsewhere.root / result.run_id / "events.jsonl").read_text().splitlines()]
+    assert any("state_delta" in e for e in written if e["kind"] == "node_started")
+
+    home = TraceStore(tmp_path / "home", redactor=Redactor(env={"SOME_API_KEY": KEY}))
+    home.add_run(result.run_id, elsewhere.run_files(result.run_id))
+    assert KEY not in (home.root / result.run_id / "events.jsonl").read_text()
+    trace = home.load(result.run_id)  # its states are rebuilt from the redacted log, unchecked, not refused
+    states = [e.state for e in trace.of_kind(NodeStarted)]
+    assert len(states) == 30 and all(s is not None for s in states[1:])
+    assert states[-1]["notes"][5].startswith("note 5 ") and KEY not in str(states[-1])
