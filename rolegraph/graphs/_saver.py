@@ -135,9 +135,9 @@ class DeltaSqliteSaver(BaseCheckpointSaver[float]):
     and a list whose new value extends its last stored one (an `operator.add` list, `add_messages`
     appending) is stored as the items it gained, or, when those items are exactly the step's writes
     (stored anyway, as pending writes), as a reference to them. The prefix is checked on the encoded
-    bytes, so a list changed in place is stored whole and every read is exact. A full copy is written when the
-    appended parts since the last one outweigh it, or after `full_every` of them: a read fetches at
-    most about twice the value's size, in at most `full_every + 1` rows of one query.
+    bytes, so a list changed in place is stored whole and every read is exact. A full copy is written
+    after `full_every` appended parts: a read fetches the value's own bytes (the last full copy and the
+    parts appended since), in at most `full_every + 1` rows of one query.
 
     Every checkpoint `aput` returns is committed. `serde` encodes every value (pass one that keeps
     secrets out). Pass the open connection; the caller closes it."""
@@ -347,7 +347,7 @@ class DeltaSqliteSaver(BaseCheckpointSaver[float]):
             # the check above compares from the first item: the previous items, encoded alike
             part = data[start + len(tip.body):]
             items = _items(data)
-            if tip.chain < self.full_every and tip.since_full + len(part) <= tip.full:
+            if tip.chain < self.full_every:  # (a full copy plus its parts is the value: no bytes are read twice)
                 self._keep(key, _Tip(version, data[start:], items, tip.full, tip.since_full + len(part), tip.chain + 1))
                 mine = sorted(w for w in written if w[3] == channel)
                 if part and mine and all(w[4] == "msgpack" and _array_header(w[5]) for w in mine) and part == b"".join(
