@@ -28,9 +28,9 @@ SNAPSHOT_EVERY = 25
 default (`TraceStore(snapshot_every=...)`, `[traces] snapshot_every`)."""
 SCATTERED = 8
 """A list changed in more places than this (not counting appended items) is written whole."""
-WHOLE_SHARE = 2
+WHOLE_SHARE = 4
 """A state is written whole again only once the changes written since its last whole copy weigh this
-many times that copy: a state that keeps growing is copied at sizes that triple, and its whole
+many times that copy: a state that keeps growing is copied at sizes that grow fivefold, and its whole
 copies weigh at most 1/WHOLE_SHARE of its changes."""
 RECENT_UPDATES = 16
 """The nodes' updates a writer keeps at hand, newest first, for the changes of the next states to point at."""
