@@ -127,7 +127,7 @@ class _Worker:
         from rolegraph.runtime import Runtime
         from rolegraph.traces import TraceStore
 
-        root = Path(tempfile.mkdtemp(prefix="rolegraph-ray-"))
+        root = self.root = Path(tempfile.mkdtemp(prefix="rolegraph-ray-"))
         self.store = (TraceStore(root / "runs", snapshot_every=spec["config"]["traces"].get("snapshot_every", 25))
                       if spec["traces"] else None)
         prompts = PromptLibrary(*(_module_folder(name) for name in spec["prompt_dirs"]))
@@ -155,6 +155,10 @@ class _Worker:
             if self.received.get(run_id) != _digest(files["events.jsonl"]):
                 back = (ShippedRun(run_id, files),)
         return _Done(record, back)
+
+    def clean(self) -> None:
+        """Remove this worker's temporary trace store: its runs went home with their results."""
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @functools.cache
@@ -320,6 +324,10 @@ class RayExecutor:
     def _kill_actors(self) -> None:
         import ray
 
+        try:  # each worker's temporary store on its node; a worker already gone leaves its node's temp dir as it is
+            ray.get([slot.actor.clean.remote() for slot in self._slots], timeout=30)
+        except Exception as exc:  # noqa: BLE001 - cleaning up is best effort
+            log.debug("a Ray worker's temporary trace store was left: %s", exc)
         for slot in self._slots:
             ray.kill(slot.actor)
         self._slots = []

@@ -198,6 +198,7 @@ async def test_an_evaluation_of_a_user_graph_file_runs_on_both_nodes_and_its_tra
     _only_from_driver(tmp_path / "runs", spied)
     assert server.requests == 8 * 3
     assert executor.shipped_bytes > 0
+    assert not list(nodes.extra_tmp.glob("rolegraph-ray-*"))  # the workers' temporary stores are gone with them
 
 
 async def test_a_resumed_evaluation_on_ray_adopts_the_runs_an_earlier_try_left_shipped_to_the_workers(
