@@ -351,7 +351,7 @@ class _Builder:
                             f"{self.trace_id[:16]}")
         tags = {IMPORTED: self.wire, "source": self.source, "trace_id": self.trace_id,
                 "convention": self.info.convention, "content": "yes" if self.info.content else "no"}
-        manifest = Manifest(graph=_slug(name), input=self._input(), tags=tags)
+        manifest = Manifest(graph=_slug(name), input=self._input(), tags=tags, mermaid=_drawing(self.events))
         source = None
         if root is not None and not (is_llm(root, self.fmt) or is_tool(root, self.fmt)):
             used = {k for k in root.attributes if k in _STEP_KEYS or k in ("rolegraph.run_id", "rolegraph.graph",
@@ -419,3 +419,25 @@ def imported(started: RunStarted) -> str | None:
     if IMPORTED not in tags:
         return None
     return f"imported from {tags[IMPORTED]} {tags.get('source', '')} (trace {tags.get('trace_id', '?')})"
+
+
+def _drawing(events: list[Any]) -> str:
+    """The graph as far as the trace shows it: its top-level steps' nodes and the moves between them
+    that the run made (a drawing for the run's page; an imported trace carries no graph of its own)."""
+    order = [e.node for e in events if isinstance(e, NodeStarted) and len(e.path) <= 1]
+    if not order:
+        return ""
+    ids: dict[str, str] = {}
+    for node in order:
+        ids.setdefault(node, f"n{len(ids)}")
+    lines = ["graph TD;", "  %% the moves the recorded run made", "  start([__start__]):::first", "  stop([__end__]):::last"]
+    lines += [f'  {ids[n]}["{_label(n)}"]' for n in ids]
+    moves = dict.fromkeys(zip(["start", *(ids[n] for n in order)], [*(ids[n] for n in order), "stop"], strict=True))
+    lines += [f"  {a} --> {b};" for a, b in moves]
+    return "\n".join(lines)
+
+
+def _label(name: str) -> str:
+    """A node's name as a drawing's label: letters, digits and a little punctuation (it comes from a file)."""
+    return re.sub(r"[^\w .:/-]", "_", name)[:60] or "_"
+

@@ -316,6 +316,8 @@ def test_openinference_trace_as_collector_json_imports_diffs_and_replays_offline
     trace = store.load(run.run_id)
     steps = [e.node for e in trace.events if e.kind == "node_started"]
     assert steps == ["agent", "tools", "agent", "tools", "agent"]
+    drawing = trace.started.manifest.mermaid  # the graph as the run went through it, for its page
+    assert '["agent"]' in drawing and '["tools"]' in drawing and drawing.count("-->") == 4
     raw_inner = [i for e in trace.events if getattr(e, "source", None) for i in e.source.inner]  # type: ignore[union-attr]
     assert len(raw_inner) == run.raw
     _replay_and_fork(store, run.run_id, url, server, produced)
@@ -482,3 +484,11 @@ def test_an_imported_run_says_so_in_its_page(tmp_path: Path) -> None:
                                     str(tmp_path / "page.html")])
     assert page.exit_code == 0, page.output
     assert f"imported from otlp-json {export}" in (tmp_path / "page.html").read_text()
+    from fastapi.testclient import TestClient
+
+    from rolegraph.ui import create_app
+
+    ui = TestClient(create_app(runs=store.root, evals=tmp_path / "evals"))
+    listed = ui.get("/runs").text.split(run.run_id, 1)[1].split("</tr>", 1)[0]
+    assert '<span class="tag">imported</span>' in listed
+    assert "imported from otlp-json" in ui.get(f"/runs/{run.run_id}").text
