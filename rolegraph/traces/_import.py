@@ -391,10 +391,16 @@ def import_traces(path: str | Path, store: TraceStore, fmt: str = "auto") -> Imp
     for s in read.spans:
         by_trace[s.trace_id].append(s)
     wires = {str(f): w for f, w in files}
+    unmapped: list[str] = []
     for trace_id, spans in by_trace.items():
         file = spans[0].where.rpartition(":")[0]
         builder = _Builder(spans, fmt, file, wires.get(file, "otlp-json"))
-        started, events, finished = builder.build()
+        try:
+            started, events, finished = builder.build()
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:  # a span unlike its convention
+            unmapped.append(f"trace {trace_id} ({file}): its spans could not be mapped ({type(exc).__name__}: {exc}); "
+                            "nothing of it was imported")
+            continue
         run_id = builder.info.run_id
         if (store.root / run_id / "events.jsonl").exists():
             report.skipped.append(f"trace {trace_id}: imported before, as run {run_id}")
@@ -410,6 +416,9 @@ def import_traces(path: str | Path, store: TraceStore, fmt: str = "auto") -> Imp
         finally:
             writer.close()
         report.runs.append(builder.info)
+    report.skipped += unmapped
+    if unmapped and not report.runs:
+        raise UserError(f"{path}: no trace could be imported ({len(unmapped)} not mapped; the first: {unmapped[0]})")
     return report
 
 

@@ -74,9 +74,9 @@ def _hex_id(value: Any, size: int) -> str:
 
 
 def any_value(v: Any) -> Any:
-    """An OTLP AnyValue as a Python value."""
+    """An OTLP AnyValue as a Python value (a value that is no AnyValue: a scalar as it is, else its JSON)."""
     if not isinstance(v, dict):
-        return v
+        return v if v is None or isinstance(v, str | int | float | bool) else json.dumps(v)
     if "stringValue" in v:
         return v["stringValue"]
     if "boolValue" in v:

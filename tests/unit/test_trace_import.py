@@ -18,6 +18,8 @@ from typing import Any
 
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -492,3 +494,38 @@ def test_an_imported_run_says_so_in_its_page(tmp_path: Path) -> None:
     listed = ui.get("/runs").text.split(run.run_id, 1)[1].split("</tr>", 1)[0]
     assert '<span class="tag">imported</span>' in listed
     assert "imported from otlp-json" in ui.get(f"/runs/{run.run_id}").text
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=12)
+_SPAN = st.fixed_dictionaries({
+    "traceId": st.sampled_from(["ab" * 16, "", "not-hex", "q83vEjRWeJA="]),
+    "spanId": st.sampled_from(["cd" * 8, "", "zz"]),
+    "name": st.text(max_size=10),
+    "startTimeUnixNano": st.one_of(st.integers(-5, 10**19).map(str), st.text(max_size=4)),
+    "endTimeUnixNano": st.one_of(st.integers(-5, 10**19).map(str), st.none()),
+    "attributes": st.lists(st.fixed_dictionaries({
+        "key": st.sampled_from(["gen_ai.operation.name", "gen_ai.input.messages", "gen_ai.output.messages",
+                                "openinference.span.kind", "llm.input_messages.0.message.role",
+                                "llm.output_messages.0.message.content", "input.value", "output.value", "tool.name"]),
+        "value": st.one_of(st.fixed_dictionaries({"stringValue": st.sampled_from(
+            ["chat", "LLM", "TOOL", "CHAIN", "[]", "{}", '[{"role": "user", "parts": []}]', "x"])}), _JSON)}),
+        max_size=6)})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(
+    st.lists(_SPAN, max_size=4).map(lambda spans: json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})),
+    _JSON.map(json.dumps), st.text(max_size=40)))
+def test_any_export_imports_or_is_one_clear_error(tmp_path: Path, body: str) -> None:
+    """Hostile input: whatever the file holds, the import ends in runs or one UserError naming the file."""
+    export = tmp_path / f"e{abs(hash(body))}.json"
+    export.write_text(body)
+    try:
+        report = import_traces(export, TraceStore(tmp_path / "runs"))
+    except UserError as exc:
+        assert str(export) in str(exc)
+        return
+    for run in report.runs:  # what was imported loads
+        assert TraceStore(tmp_path / "runs").load(run.run_id).run_id == run.run_id
