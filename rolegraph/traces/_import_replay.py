@@ -37,13 +37,6 @@ def _args(text: str) -> Any:
         return text
 
 
-def _message(m: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": m.role, "content": (m.content or "").strip()}
-    if m.tool_calls:
-        out["tool_calls"] = [{"name": c.name, "arguments": _args(c.arguments)} for c in m.tool_calls]
-    return out
-
-
 def _comparable(request: ChatRequest, *, tools: bool) -> ChatRequest:
     """What of a request the imported spans can be compared on (see the module's rule)."""
     messages = tuple(Message(role=m.role, content=(m.content or "").strip(),

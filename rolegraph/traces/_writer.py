@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,7 @@ class RunWriter:
             elif raw is not None and raw[0] == "delta" and raw[1] is not None and isinstance(event, NodeFinished):
                 text = self.store.redactor(_value_json(raw[1]))
                 self._states.updated(event.seq, text)  # the next state's changes may point at it
-                line = self.store.redactor(_event_json_with(event, "delta", text))
+                line = self._line(event, "delta", text)
                 event.delta = raw[1]
             else:
                 line = self.store.redactor(_event_json(event) if raw is None else _event_json_raw(event, *raw))
@@ -78,15 +79,20 @@ class RunWriter:
         try:
             recorded = from_json(text)
         except ValueError:  # JSON no reader can take back: written as it is, with nothing to check it against
-            return self.store.redactor(_event_json_with(event, "state", text))
+            return self._line(event, "state", text)
         whole = canonical(recorded)
         event.state_digest = digest(whole)
         change = self._states.entry(namespace(event), event.seq, recorded, whole)
         if change is None:
-            return self.store.redactor(_event_json_with(event, "state", whole.decode()))
+            return self._line(event, "state", whole.decode())
         ops, event.state_base = change
         event.format_version = DELTA_VERSION
-        return self.store.redactor(_event_json_with(event, "state_delta", ops.decode()))
+        return self._line(event, "state_delta", ops.decode())
+
+    def _line(self, event: Event, name: str, text: str) -> str:
+        """The event's line with field `name` holding `text`, JSON made from an already redacted value:
+        only the rest of the line is redacted here (a state is not scanned twice)."""
+        return _event_json_with(event, name, text, redact=self.store.redactor)
 
     def _long_strings_to_blobs(self, line: str) -> str:
         def walk(value: Any) -> Any:
@@ -156,14 +162,17 @@ def _value_json(value: Any) -> str:
                           separators=(",", ":"))
 
 
-def _event_json_with(event: Event, name: str, text: str) -> str:
-    """`_event_json` with field `name` holding `text`, JSON already serialized."""
+def _event_json_with(event: Event, name: str, text: str, redact: Callable[[str], str] | None = None) -> str:
+    """`_event_json` with field `name` holding `text`, JSON already serialized; `redact`, if given,
+    applies to the rest of the line."""
     kept = getattr(event, name)
     setattr(event, name, _RAW)
     try:
         line = _event_json(event)
     finally:
         setattr(event, name, kept)
+    if redact is not None:
+        line = redact(line)
     return line.replace(_RAW_JSON, text, 1)
 
 
