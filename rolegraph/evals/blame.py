@@ -376,12 +376,9 @@ def blame_command(
     and tokens spent, with a table, blame.json and blame.html. Resumable: run it again with the same --out."""
     import asyncio
 
-    from rolegraph.config import load_config
-
     if adaptive and not sweep:
         sweep = True  # --adaptive alone keeps meaning the adaptive sweep
-    traces = load_config(config).traces
-    store = TraceStore(runs if runs is not None else traces.dir, snapshot_every=traces.snapshot_every)
+    store = TraceStore.configured(runs, config=config)
     trace = store.load(run)
     where = out or Path("blame") / trace.run_id
     fn = load_scorer(scorer) if scorer else None

@@ -31,10 +31,7 @@ out = Console()
 
 
 def _store(runs: Path | None) -> TraceStore:
-    from rolegraph.config import load_config
-
-    config = load_config().traces
-    return TraceStore(runs if runs is not None else config.dir, snapshot_every=config.snapshot_every)
+    return TraceStore.configured(runs)
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:

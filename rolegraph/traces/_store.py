@@ -64,6 +64,15 @@ class TraceStore:
         """What the last rebuild of the index found and did, in one line, until someone shows it
         (`take_notice`)."""
 
+    @classmethod
+    def configured(cls, root: str | Path | None = None, *, config: str | Path | None = None) -> TraceStore:
+        """The store a configuration names (`[traces] dir`, `snapshot_every`; `config` as `load_config`
+        finds it), or `root` recorded with that configuration's settings."""
+        from rolegraph.config import load_config
+
+        traces = load_config(config).traces
+        return cls(root if root is not None else traces.dir, snapshot_every=traces.snapshot_every)
+
     def __repr__(self) -> str:
         return f"TraceStore({str(self.root)!r})"
 

@@ -17,11 +17,9 @@ out = Console()
 
 
 def _store(runs: Path | None) -> object:
-    from rolegraph.config import load_config
     from rolegraph.traces import TraceStore
 
-    config = load_config().traces
-    return TraceStore(runs if runs is not None else config.dir, snapshot_every=config.snapshot_every)
+    return TraceStore.configured(runs)
 
 
 @trace_app.command("list")
