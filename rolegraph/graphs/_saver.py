@@ -123,9 +123,7 @@ class _Tip:
     version: str
     body: bytes | None  # the encoded items, when the value is a msgpack array
     items: int
-    full: int  # bytes of the last full copy in the version's chain
-    since_full: int  # bytes of the appended parts written after it
-    chain: int  # appended parts since it
+    chain: int  # appended parts since the last full copy
 
 
 class DeltaSqliteSaver(BaseCheckpointSaver[float]):
@@ -272,7 +270,7 @@ class DeltaSqliteSaver(BaseCheckpointSaver[float]):
                                  "which its later versions extend")
             if len(chain) == 1:
                 values[channel] = self.serde.loads_typed((type_, head or b""))
-                self._remember(thread_id, ns, channel, version, type_, head or b"", len(head or b""), 0, 0)
+                self._remember(thread_id, ns, channel, version, type_, head or b"")
                 continue
             start = _array_header(head or b"")
             parts = [await self._written(thread, part or b"") if t == "writes" else part or b""
@@ -280,8 +278,7 @@ class DeltaSqliteSaver(BaseCheckpointSaver[float]):
             body = b"".join([(head or b"")[start:], *parts])
             items = chain[-1][3] or 0
             values[channel] = self.serde.loads_typed((type_, _array_of(items, body)))
-            tip = _Tip(version, body, items, len(head or b""), len(body) - len(head or b"") + start, len(chain) - 1)
-            self._keep((thread_id, ns, channel), tip)
+            self._keep((thread_id, ns, channel), _Tip(version, body, items, len(chain) - 1))
         return values
 
     async def _written(self, thread: int, refs: bytes) -> bytes:
@@ -339,7 +336,7 @@ class DeltaSqliteSaver(BaseCheckpointSaver[float]):
         if tip is not None and tip.version == version:
             return None
         if channel not in values:
-            self._keep(key, _Tip(version, None, 0, 0, 0, 0))
+            self._keep(key, _Tip(version, None, 0, 0))
             return (channel, version, "empty", None, None, None)
         type_, data = self.serde.dumps_typed(values[channel])
         start = _array_header(data) if type_ == "msgpack" else 0
@@ -348,21 +345,21 @@ class DeltaSqliteSaver(BaseCheckpointSaver[float]):
             part = data[start + len(tip.body):]
             items = _items(data)
             if tip.chain < self.full_every:  # (a full copy plus its parts is the value: no bytes are read twice)
-                self._keep(key, _Tip(version, data[start:], items, tip.full, tip.since_full + len(part), tip.chain + 1))
+                self._keep(key, _Tip(version, data[start:], items, tip.chain + 1))
                 mine = sorted(w for w in written if w[3] == channel)
                 if part and mine and all(w[4] == "msgpack" and _array_header(w[5]) for w in mine) and part == b"".join(
                         w[5][_array_header(w[5]):] for w in mine):
                     refs = ormsgpack.packb([parent, [[w[1], w[2]] for w in mine]])
                     return (channel, version, "writes", refs, tip.version, items)
                 return (channel, version, type_, part, tip.version, items)
-        self._remember(thread_id, ns, channel, version, type_, data, len(data), 0, 0)
+        self._remember(thread_id, ns, channel, version, type_, data)
         return (channel, version, type_, data, None, None)
 
-    def _remember(self, thread_id: str, ns: str, channel: str, version: str, type_: str, data: bytes,
-                  full: int, since_full: int, chain: int) -> None:
+    def _remember(self, thread_id: str, ns: str, channel: str, version: str, type_: str, data: bytes) -> None:
+        """A full copy of `channel` at `version`, as the tip the next version's items are appended to."""
         start = _array_header(data) if type_ == "msgpack" else 0
         items = _items(data) if start else 0
-        self._keep((thread_id, ns, channel), _Tip(version, data[start:] if start else None, items, full, since_full, chain))
+        self._keep((thread_id, ns, channel), _Tip(version, data[start:] if start else None, items, 0))
 
     def _keep(self, key: tuple[str, str, str], tip: _Tip) -> None:
         self._tips[key] = tip
