@@ -12,7 +12,7 @@ from rolegraph.errors import UserError
 from rolegraph.graphs._api import Graph
 from rolegraph.prompts import PromptLibrary
 from rolegraph.runtime import Runtime
-from rolegraph.traces import ForkOrigin, ImportedAnswers, Trace, TraceStore
+from rolegraph.traces import ForkOrigin, ImportedAnswers, ModelCall, Trace, TraceStore
 
 
 @dataclass
@@ -26,7 +26,7 @@ class ImportedReplay:
     tools_answered: int
     """Tool calls answered from them (the tools did not run)."""
     live_calls: int
-    """Model calls sent to a model: always 0."""
+    """Model calls of the new run not answered from the trace (0; as its trace records them)."""
     unused: list[str]
     """What the trace recorded that the app did not ask for."""
 
@@ -48,4 +48,7 @@ async def replay_imported(trace: Trace, graph: Graph[Any], *, store: TraceStore 
         result = await graph.run(value, runtime=runtime, tags={"replay_of_imported": trace.run_id})
     finally:
         await runtime.aclose()
-    return ImportedReplay(result, answers.answered, answers.tools_answered, answers.live_calls, answers.unused())
+    run_id = getattr(result, "run_id", None)
+    live = (sum(1 for c in store.load(run_id).of_kind(ModelCall) if not c.replayed)
+            if store is not None and run_id else 0)
+    return ImportedReplay(result, answers.answered, answers.tools_answered, live, answers.unused())

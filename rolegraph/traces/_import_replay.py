@@ -54,8 +54,8 @@ def same_as_imported(recorded: ChatRequest, now: ChatRequest) -> bool:
 
 
 class ImportedAnswers:
-    """A ChatModel and a tool source that answer from an imported run, in order (the module's rule).
-    `live_calls` is always 0: nothing is ever sent anywhere."""
+    """A ChatModel and a tool source that answer from an imported run, in order (the module's rule):
+    nothing is ever sent anywhere."""
 
     def __init__(self, trace: Trace) -> None:
         tags = trace.started.manifest.tags
@@ -72,7 +72,6 @@ class ImportedAnswers:
                             f"message content (recorded with content capture off), so there is nothing to answer "
                             f"the app's calls with. To replay such a run, {CAPTURE_HELP}")
         self.answered = 0
-        self.live_calls = 0
         self.tools_answered = 0
         self._used: dict[str, int] = {}
 
