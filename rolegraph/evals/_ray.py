@@ -128,11 +128,10 @@ class _Worker:
         from rolegraph.traces import TraceStore
 
         root = self.root = Path(tempfile.mkdtemp(prefix="rolegraph-ray-"))
-        self.store = (TraceStore(root / "runs", snapshot_every=spec["config"]["traces"].get("snapshot_every", 25))
-                      if spec["traces"] else None)
         prompts = PromptLibrary(*(_module_folder(name) for name in spec["prompt_dirs"]))
         config = RuntimeConfig.model_validate({**spec["config"], "traces": {**spec["config"]["traces"],
                                                                             "dir": str(root / "runs")}})
+        self.store = TraceStore(root / "runs", snapshot_every=config.traces.snapshot_every) if spec["traces"] else None
         self.runtime = Runtime(config, prompts=prompts, traces=self.store)
         self.benchmark = benchmark if build is None else replace(benchmark, solver=build(self.runtime))
         self.received: dict[str, str] = {}
