@@ -270,6 +270,18 @@ async def test_a_fork_compare_runs_across_both_nodes_and_resumes_with_nothing_ru
     _only_from_driver(tmp_path / "ev" / "fork-compare" / "runs", spied)
 
 
+def _running_on(node_tmp: Path) -> bool:
+    """Whether a worker on the node whose temp dir is `node_tmp` is in the middle of a case (a run it
+    records there has started and not finished)."""
+    for log in node_tmp.glob("rolegraph-ray-*/runs/*/events.jsonl"):
+        try:
+            if '"run_finished"' not in log.read_text():
+                return True
+        except OSError:  # removed as it was read
+            continue
+    return False
+
+
 async def test_a_node_killed_mid_run_loses_and_duplicates_nothing(
         nodes: Nodes, tmp_path: Path, user_graph: Path, spied: set[str]) -> None:
     async with LoadTestServer(delay_s=0.3, reply=reply) as server:
@@ -278,7 +290,7 @@ async def test_a_node_killed_mid_run_loses_and_duplicates_nothing(
         executor = _executor(nodes)
         task = asyncio.ensure_future(run_eval(_bench(user_graph, _cases(tmp_path, 12)), runtime, store=store,
                                               concurrency=4, progress=False, executor=executor))
-        while server.requests < 6 and not task.done():
+        while not task.done() and not (server.requests >= 6 and _running_on(nodes.extra_tmp)):
             await asyncio.sleep(0.05)
         nodes.cluster.remove_node(nodes.extra, allow_graceful=False)  # mid-case: its pairs never come back
         summary = await asyncio.wait_for(task, 120)
